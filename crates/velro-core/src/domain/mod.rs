@@ -1,0 +1,14 @@
+//! Domain types. Each one is parsed once from untrusted input and is valid from then on.
+
+mod email;
+mod password;
+mod profile;
+mod user;
+
+pub use email::Email;
+pub use password::{NewPassword, PasswordPolicy, PasswordViolation};
+pub use profile::{AvatarUrl, DisplayName};
+pub use user::{
+    AdminUserChange, Credentials, NewUser, PasswordHash, ProfileChange, Role, SessionId,
+    SessionRecord, User, UserCursor, UserId, UserPage, UserQuery,
+};

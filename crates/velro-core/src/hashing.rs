@@ -1,0 +1,329 @@
+//! Password hashing on its own bounded pool of threads, so that Argon2's CPU cost never lands on
+//! the async runtime and a flood of logins is refused at once instead of queued into time-outs.
+
+use std::sync::Arc;
+use std::thread;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use crossbeam_channel::{bounded, Sender, TrySendError};
+use rand::rngs::OsRng;
+use tokio::sync::oneshot;
+
+use crate::domain::PasswordHash;
+use crate::{AuthError, Secret};
+
+/// Argon2id parameters and the pool's size. The defaults are OWASP's (m=19456 KiB, t=2, p=1).
+#[derive(Debug, Clone)]
+pub struct HashingConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Worker threads; the number of cores is the sensible value.
+    pub threads: usize,
+    /// Jobs that may wait for a worker before new ones are refused as overloaded.
+    pub queue_capacity: usize,
+}
+
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            threads: thread::available_parallelism().map_or(2, usize::from),
+            queue_capacity: 64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashingConfigError {
+    #[error("invalid Argon2 parameters: {0}")]
+    Params(argon2::Error),
+    #[error("the hash pool needs at least one thread and a queue of at least one")]
+    EmptyPool,
+    #[error("could not start a hashing thread")]
+    Spawn(#[source] std::io::Error),
+    #[error("could not compute the dummy hash: {0}")]
+    Dummy(argon2::password_hash::Error),
+}
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    pub matches: bool,
+    /// The hash is bcrypt or uses other Argon2 parameters: store a fresh one.
+    pub needs_rehash: bool,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Cheap to clone; all clones share one pool. The pool's threads end when the last clone drops.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: Params,
+    jobs: Sender<Job>,
+    /// Verified against when an email is unknown, so that such a login costs the same time.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.inner.params)
+            .finish_non_exhaustive()
+    }
+}
+
+fn argon2id(params: Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_with(params: &Params, password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2id(params.clone())
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+}
+
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| hash.starts_with(prefix))
+}
+
+fn verify_with(params: &Params, password: &str, stored: &str) -> Verification {
+    if is_bcrypt(stored) {
+        let matches = bcrypt::verify(password, stored).unwrap_or(false);
+        return Verification {
+            matches,
+            needs_rehash: true,
+        };
+    }
+    let Ok(parsed) = argon2::PasswordHash::new(stored) else {
+        tracing::warn!("stored password hash is not a PHC string; treating as a mismatch");
+        return Verification {
+            matches: false,
+            needs_rehash: false,
+        };
+    };
+    // Any Argon2 variant verifies; only Argon2id with the current parameters is kept as is.
+    let matches = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    let current = parsed.algorithm.as_str() == "argon2id"
+        && parsed.version == Some(Version::V0x13.into())
+        && Params::try_from(&parsed).is_ok_and(|p| {
+            p.m_cost() == params.m_cost()
+                && p.t_cost() == params.t_cost()
+                && p.p_cost() == params.p_cost()
+        });
+    Verification {
+        matches,
+        needs_rehash: !current,
+    }
+}
+
+impl PasswordHasher {
+    /// Starts the pool's threads and computes the dummy hash (once, at start-up).
+    pub fn start(config: &HashingConfig) -> Result<Self, HashingConfigError> {
+        if config.threads == 0 || config.queue_capacity == 0 {
+            return Err(HashingConfigError::EmptyPool);
+        }
+        let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
+            .map_err(HashingConfigError::Params)?;
+        let dummy_hash = hash_with(&params, "velro dummy password, never a real one")
+            .map_err(HashingConfigError::Dummy)?;
+        let (jobs, queue) = bounded::<Job>(config.queue_capacity);
+        for index in 0..config.threads {
+            let queue = queue.clone();
+            thread::Builder::new()
+                .name(format!("velro-hash-{index}"))
+                .spawn(move || {
+                    for job in queue {
+                        job();
+                    }
+                })
+                .map_err(HashingConfigError::Spawn)?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                params,
+                jobs,
+                dummy_hash,
+            }),
+        })
+    }
+
+    /// Jobs waiting for a worker right now.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.jobs.len()
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let (reply, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have given up (deadline, disconnect) while this waited in line.
+            if !reply.is_closed() {
+                let _ = reply.send(work());
+            }
+        });
+        match self.inner.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(AuthError::Overloaded { retry_after_secs: 1 }),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(AuthError::internal(PoolGone));
+            }
+        }
+        result.await.map_err(|_| AuthError::internal(PoolGone))
+    }
+
+    pub async fn hash(&self, password: Secret<String>) -> Result<PasswordHash, AuthError> {
+        let params = self.inner.params.clone();
+        let hashed = self
+            .run(move || hash_with(&params, password.expose()))
+            .await?
+            .map_err(|error| AuthError::internal(HashFailed(error)))?;
+        Ok(PasswordHash::new(hashed))
+    }
+
+    /// Checks `password` against `stored`, or against the dummy hash when there is none, so that
+    /// both cost the same; with no stored hash the answer never matches.
+    pub async fn verify(
+        &self,
+        password: Secret<String>,
+        stored: Option<PasswordHash>,
+    ) -> Result<Verification, AuthError> {
+        let inner = Arc::clone(&self.inner);
+        self.run(move || match stored {
+            Some(hash) => verify_with(&inner.params, password.expose(), hash.as_str()),
+            None => {
+                let _ = verify_with(&inner.params, password.expose(), &inner.dummy_hash);
+                Verification {
+                    matches: false,
+                    needs_rehash: false,
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the password hashing pool has stopped")]
+struct PoolGone;
+
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+struct HashFailed(argon2::password_hash::Error);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> HashingConfig {
+        HashingConfig {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            threads: 1,
+            queue_capacity: 4,
+        }
+    }
+
+    fn secret(s: &str) -> Secret<String> {
+        Secret::new(s.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_only_its_own_password() {
+        let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+        let hash = hasher.hash(secret("correct horse")).await.expect("hashes");
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        let right = hasher.verify(secret("correct horse"), Some(hash.clone())).await;
+        assert_eq!(right.ok(), Some(Verification { matches: true, needs_rehash: false }));
+        let wrong = hasher.verify(secret("wrong horse"), Some(hash)).await;
+        assert_eq!(wrong.ok().map(|v| v.matches), Some(false));
+    }
+
+    #[tokio::test]
+    async fn unknown_users_verify_against_the_dummy_and_never_match() {
+        let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+        let outcome = hasher.verify(secret("anything"), None).await.expect("verifies");
+        assert!(!outcome.matches);
+    }
+
+    #[tokio::test]
+    async fn bcrypt_and_outdated_argon2_hashes_verify_and_ask_for_a_rehash() {
+        let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+        let bcrypt_hash = bcrypt::hash("imported pw", 4).expect("bcrypt hashes");
+        for prefix in ["$2a$", "$2y$", "$2b$"] {
+            let stored = format!("{prefix}{}", &bcrypt_hash[4..]);
+            let outcome = hasher
+                .verify(secret("imported pw"), Some(PasswordHash::new(stored)))
+                .await
+                .expect("verifies");
+            assert_eq!(outcome, Verification { matches: true, needs_rehash: true }, "{prefix}");
+        }
+        let old_params = Params::new(32, 1, 1, None).expect("valid");
+        let old = hash_with(&old_params, "older pw").expect("hashes");
+        let outcome = hasher
+            .verify(secret("older pw"), Some(PasswordHash::new(old)))
+            .await
+            .expect("verifies");
+        assert_eq!(outcome, Verification { matches: true, needs_rehash: true });
+    }
+
+    #[tokio::test]
+    async fn garbage_hashes_do_not_match() {
+        let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+        let outcome = hasher
+            .verify(secret("x"), Some(PasswordHash::new("not a hash".into())))
+            .await
+            .expect("verifies");
+        assert!(!outcome.matches);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+        let (started, worker_busy) = std::sync::mpsc::channel::<()>();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn(hasher.clone().run_owned(move || {
+            let _ = started.send(());
+            let _ = blocked.recv();
+        }));
+        tokio::task::spawn_blocking(move || worker_busy.recv())
+            .await
+            .expect("joins")
+            .expect("the worker starts the job");
+        let waiting: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(hasher.clone().run_owned(|| ())))
+            .collect();
+        while hasher.queue_depth() < 4 {
+            tokio::task::yield_now().await;
+        }
+        let refused = hasher.verify(secret("x"), None).await;
+        assert!(matches!(refused, Err(AuthError::Overloaded { retry_after_secs: 1 })));
+        release.send(()).expect("worker waits");
+        assert!(busy.await.expect("joins").is_ok());
+        for handle in waiting {
+            assert!(handle.await.expect("joins").is_ok());
+        }
+    }
+
+    impl PasswordHasher {
+        async fn run_owned(
+            self,
+            work: impl FnOnce() + Send + 'static,
+        ) -> Result<(), AuthError> {
+            self.run(work).await
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Velro's domain: types that are valid by construction, the use cases (services), and the ports
+//! (traits) that storage, mail and clocks plug into. No HTTP, SQL or Redis lives here.
+
+pub mod clock;
+pub mod domain;
+pub mod error;
+pub mod hashing;
+pub mod mail;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod tokens;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{AuthError, FieldError, StoreError};
+pub use secret::Secret;

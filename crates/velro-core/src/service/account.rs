@@ -1,0 +1,234 @@
+//! Accounts: registration, login, profile and password changes.
+
+use uuid::Uuid;
+
+use super::{AuthService, Authenticated, ClientInfo, IssuedSession};
+use crate::domain::{
+    DisplayName, Email, NewPassword, NewUser, ProfileChange, SessionId, User, UserId,
+};
+use crate::error::FieldError;
+use crate::mail::OutgoingMail;
+use crate::store::NewSession;
+use crate::tokens::{generate_opaque_token, hash_token};
+use crate::{AuthError, Secret, StoreError};
+
+/// A registration whose every field has been parsed.
+#[derive(Debug)]
+pub struct Registration {
+    pub email: Email,
+    pub password: NewPassword,
+    pub display_name: Option<DisplayName>,
+}
+
+impl AuthService {
+    pub async fn register(
+        &self,
+        registration: Registration,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let deps = self.deps();
+        let password_hash = deps.hasher.hash(registration.password.into_secret()).await?;
+        let now = deps.clock.now();
+        let user_id = UserId(Uuid::now_v7());
+        let refresh_token = generate_opaque_token();
+        let session = self.new_session(user_id, false, client, &refresh_token, now);
+        let session_id = session.id;
+        let user = NewUser {
+            id: user_id,
+            email: registration.email,
+            password_hash,
+            display_name: registration.display_name.map(DisplayName::into_inner),
+            credits_balance: deps.settings.initial_credits,
+            now,
+        };
+        let user = match deps.store.create_user(user, session).await {
+            Ok(user) => user,
+            Err(StoreError::Conflict("email")) => return Err(AuthError::EmailExists),
+            Err(other) => return Err(other.into()),
+        };
+        tracing::info!(user_id = %user.id, "user registered");
+        self.issue(user, session_id, refresh_token, now)
+    }
+
+    pub async fn login(
+        &self,
+        email: &Email,
+        password: Secret<String>,
+        remember_me: bool,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let deps = self.deps();
+        let credentials = deps.store.find_credentials_by_email(email).await?;
+        let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
+        let verification = deps.hasher.verify(password.clone(), stored_hash).await?;
+        let Some(credentials) = credentials.filter(|_| verification.matches) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let user = credentials.user;
+        // Only after the password is proven, so that disabled status does not leak.
+        if user.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        if verification.needs_rehash {
+            self.rehash(user.id, password).await;
+        }
+        let now = deps.clock.now();
+        let refresh_token = generate_opaque_token();
+        let session = self.new_session(user.id, remember_me, client, &refresh_token, now);
+        let session_id = session.id;
+        deps.store.create_session(session).await?;
+        self.issue(user, session_id, refresh_token, now)
+    }
+
+    /// Upgrades an outdated or imported hash. A failure here must not fail the login: the old
+    /// hash still works and the next login tries again.
+    async fn rehash(&self, user_id: UserId, password: Secret<String>) {
+        let deps = self.deps();
+        let outcome = match deps.hasher.hash(password).await {
+            Ok(hash) => deps
+                .store
+                .replace_password_hash(user_id, &hash, deps.clock.now())
+                .await
+                .map_err(AuthError::from),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => tracing::info!(%user_id, "password rehashed with current parameters"),
+            Err(error) => tracing::warn!(%user_id, error = %error, "password rehash skipped"),
+        }
+    }
+
+    pub(super) fn new_session(
+        &self,
+        user_id: UserId,
+        remember_me: bool,
+        client: ClientInfo,
+        refresh_token: &Secret<String>,
+        now: time::OffsetDateTime,
+    ) -> NewSession {
+        let lifetime = self.deps().settings.refresh.lifetime_for(remember_me);
+        NewSession {
+            id: SessionId(Uuid::now_v7()),
+            user_id,
+            remember_me,
+            user_agent: client.user_agent,
+            ip: client.ip,
+            refresh_token: hash_token(refresh_token.expose()),
+            refresh_expires_at: now + lifetime,
+            now,
+        }
+    }
+
+    pub async fn update_profile(
+        &self,
+        caller: &Authenticated,
+        change: ProfileChange,
+    ) -> Result<User, AuthError> {
+        let deps = self.deps();
+        deps.store
+            .update_profile(caller.user.id, &change, deps.clock.now())
+            .await?
+            .ok_or(AuthError::SessionRevoked)
+    }
+
+    /// Answers the same whether or not the account exists: the lookup, the token and the mail
+    /// happen after the answer, so neither the body nor the timing tells.
+    pub fn request_password_reset(&self, email: Email) {
+        let service = self.clone();
+        let task = async move {
+            if let Err(error) = service.send_reset_mail(&email).await {
+                tracing::warn!(error = %error, "password reset mail not sent");
+            }
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, tracing::Span::current()));
+    }
+
+    async fn send_reset_mail(&self, email: &Email) -> Result<(), AuthError> {
+        let deps = self.deps();
+        let Some(credentials) = deps.store.find_credentials_by_email(email).await? else {
+            return Ok(());
+        };
+        let now = deps.clock.now();
+        let token = generate_opaque_token();
+        let expires_at = now + deps.settings.reset_token_lifetime;
+        deps.store
+            .create_reset_token(credentials.user.id, hash_token(token.expose()), expires_at, now)
+            .await?;
+        let minutes = deps.settings.reset_token_lifetime.whole_minutes();
+        let mail = OutgoingMail {
+            to: credentials.user.email.clone(),
+            subject: "Reset your Velro password".into(),
+            body: format!(
+                "Someone asked to reset the password of your Velro account.\n\n\
+                 Your reset token (valid for {minutes} minutes, usable once):\n\n{}\n\n\
+                 If this was not you, ignore this message: your password stays as it is.\n",
+                token.expose()
+            ),
+        };
+        deps.mailer.send(mail).await.map_err(AuthError::internal)?;
+        tracing::info!(user_id = %credentials.user.id, "password reset mail sent");
+        Ok(())
+    }
+
+    pub async fn confirm_password_reset(
+        &self,
+        token: Secret<String>,
+        new_password: NewPassword,
+    ) -> Result<(), AuthError> {
+        let deps = self.deps();
+        let token_hash = hash_token(token.expose());
+        let Some(credentials) = deps
+            .store
+            .find_reset_token_user(token_hash, deps.clock.now())
+            .await?
+        else {
+            return Err(AuthError::ResetTokenInvalid);
+        };
+        if let Err(violation) = new_password.check_email(&credentials.user.email) {
+            return Err(AuthError::Validation(vec![FieldError::new(
+                "new_password",
+                violation.to_string(),
+            )]));
+        }
+        let hash = deps.hasher.hash(new_password.into_secret()).await?;
+        let outcome = deps
+            .store
+            .reset_password(token_hash, &hash, deps.clock.now())
+            .await?;
+        let Some((user_id, revoked)) = outcome else {
+            // Spent by a concurrent request between the lookup and now.
+            return Err(AuthError::ResetTokenInvalid);
+        };
+        tracing::info!(%user_id, sessions_revoked = revoked.len(), "password reset");
+        Ok(())
+    }
+
+    /// `new_password` has passed the whole policy, including the email check.
+    pub async fn change_password(
+        &self,
+        caller: &Authenticated,
+        current_password: Secret<String>,
+        new_password: NewPassword,
+    ) -> Result<(), AuthError> {
+        let deps = self.deps();
+        let credentials = deps
+            .store
+            .find_credentials(caller.user.id)
+            .await?
+            .ok_or(AuthError::SessionRevoked)?;
+        let verification = deps
+            .hasher
+            .verify(current_password, Some(credentials.password_hash))
+            .await?;
+        if !verification.matches {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let hash = deps.hasher.hash(new_password.into_secret()).await?;
+        let revoked = deps
+            .store
+            .change_password(caller.user.id, &hash, caller.session.id, deps.clock.now())
+            .await?;
+        tracing::info!(user_id = %caller.user.id, sessions_revoked = revoked.len(), "password changed");
+        Ok(())
+    }
+}

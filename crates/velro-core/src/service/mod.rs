@@ -1,0 +1,111 @@
+//! The use cases. Handlers call exactly one method here per request; these methods own the
+//! order of checks the contract prescribes.
+
+mod account;
+mod admin;
+mod session;
+
+use std::sync::Arc;
+
+use time::Duration;
+
+pub use account::Registration;
+pub use admin::AdminService;
+pub use session::{Authenticated, LogoutScope};
+
+use crate::domain::{PasswordPolicy, SessionId, User};
+use crate::hashing::PasswordHasher;
+use crate::mail::Mailer;
+use crate::store::{RefreshPolicy, Store};
+use crate::tokens::{AccessTokens, RefreshTokens};
+use crate::{Clock, Secret};
+
+/// The lifetimes and grants the contract leaves to configuration.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub refresh: RefreshPolicy,
+    pub reset_token_lifetime: Duration,
+    pub initial_credits: i64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            refresh: RefreshPolicy {
+                lifetime: Duration::days(7),
+                remember_me_lifetime: Duration::days(30),
+                reuse_grace: Duration::seconds(10),
+            },
+            reset_token_lifetime: Duration::hours(1),
+            initial_credits: 1000,
+        }
+    }
+}
+
+/// Where a request came from, as recorded on the sessions it creates.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A signed-in session as register, login and refresh return it.
+#[derive(Debug)]
+pub struct IssuedSession {
+    pub access_token: Secret<String>,
+    pub expires_in: i64,
+    pub expires_at: i64,
+    pub refresh_token: Secret<String>,
+    pub session_id: SessionId,
+    pub user: User,
+}
+
+/// Everything the services need, built once at start-up.
+pub struct Dependencies {
+    pub store: Arc<dyn Store>,
+    pub hasher: PasswordHasher,
+    pub access_tokens: AccessTokens,
+    pub refresh_tokens: RefreshTokens,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: AuthSettings,
+}
+
+/// The account and session use cases. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    deps: Dependencies,
+    policy: PasswordPolicy,
+}
+
+impl AuthService {
+    pub fn new(deps: Dependencies) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                deps,
+                policy: PasswordPolicy::new(),
+            }),
+        }
+    }
+
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.inner.policy
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.inner.deps.hasher
+    }
+
+    fn deps(&self) -> &Dependencies {
+        &self.inner.deps
+    }
+
+    /// A database round trip, for readiness checks.
+    pub async fn check_store(&self) -> Result<(), crate::StoreError> {
+        self.deps().store.ping().await
+    }
+}

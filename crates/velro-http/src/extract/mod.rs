@@ -1,0 +1,10 @@
+//! Extractors: turn the parts of a request into domain values, refusing bad input with the
+//! contract's errors.
+
+mod auth;
+mod body;
+mod params;
+
+pub(crate) use auth::{AdminCaller, Caller};
+pub(crate) use body::{Fields, FromFields, ValidJson};
+pub(crate) use params::{Client, PathId, QueryParams};

@@ -1,0 +1,13 @@
+//! The HTTP surface of Velro: routers, extractors, middleware, wire types and the one place that
+//! turns errors into responses. It knows the services of velro-core and nothing about storage.
+
+mod error;
+mod extract;
+mod middleware;
+mod routes;
+mod state;
+mod wire;
+
+pub use error::ApiError;
+pub use routes::router;
+pub use state::{AppState, HttpSettings};

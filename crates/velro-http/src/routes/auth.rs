@@ -1,0 +1,298 @@
+//! `/api/v1/auth`: the user-facing endpoints. Each handler parses, calls one service method, and
+//! shapes the answer.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put};
+use axum::{middleware, Json, Router};
+use velro_core::domain::{AvatarUrl, DisplayName, Email, NewPassword, ProfileChange, SessionId};
+use velro_core::service::{LogoutScope, Registration};
+use velro_core::Secret;
+
+use crate::extract::{Caller, Client, Fields, FromFields, PathId, QueryParams, ValidJson};
+use crate::wire::{MessageResponse, SessionInfo, SessionListResponse, SessionResponse, UserResponse};
+use crate::{ApiError, AppState};
+
+pub(super) fn router() -> Router<AppState> {
+    let with_bearer = Router::new()
+        .route("/me", get(get_me))
+        .route("/profile", put(update_profile))
+        .route("/logout", post(logout))
+        .route("/change-password", post(change_password))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", delete(revoke_session))
+        .route_layer(middleware::from_fn(crate::middleware::bearer_challenge));
+    Router::new()
+        .route("/register", post(register))
+        .route("/login", post(login))
+        .route("/refresh", post(refresh))
+        .route("/password-reset", post(request_password_reset))
+        .route("/password-reset-confirm", post(confirm_password_reset))
+        .merge(with_bearer)
+}
+
+fn email(fields: &mut Fields) -> Option<Email> {
+    let raw = fields.string("email");
+    fields.parse("email", raw, Email::parse)
+}
+
+/// A non-empty secret string (passwords and tokens presented for checking).
+fn secret(fields: &mut Fields, field: &str) -> Option<Secret<String>> {
+    let raw = fields.string(field);
+    fields.parse(field, raw, |s| {
+        if s.is_empty() {
+            Err("must not be empty")
+        } else {
+            Ok(Secret::new(s.to_string()))
+        }
+    })
+}
+
+/// A new password under the policy, and its confirmation when one was sent.
+fn new_password(fields: &mut Fields, state: &AppState, field: &str, email: Option<&Email>) -> Option<NewPassword> {
+    let raw = fields.string(field);
+    let confirm = fields.optional_string("confirm_password");
+    if let (Some(password), Some(confirm)) = (&raw, &confirm) {
+        if password != confirm {
+            fields.report("confirm_password", format!("must equal {field}"));
+        }
+    }
+    let policy = state.auth.password_policy();
+    fields.parse(field, raw, |password| match email {
+        Some(email) => policy.check_for(password, email),
+        None => policy.check(password),
+    })
+}
+
+struct RegisterRequest(Registration);
+
+impl FromFields for RegisterRequest {
+    fn from_fields(fields: &mut Fields, state: &AppState) -> Option<Self> {
+        let email = email(fields);
+        let password = new_password(fields, state, "password", email.as_ref());
+        let full_name = fields.optional_string("full_name");
+        let display_name = match full_name {
+            Some(raw) => Some(fields.parse("full_name", Some(raw), DisplayName::parse)?),
+            None => None,
+        };
+        Some(Self(Registration {
+            email: email?,
+            password: password?,
+            display_name,
+        }))
+    }
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ValidJson(RegisterRequest(registration)): ValidJson<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let session = state.auth.register(registration, client).await?;
+    Ok((StatusCode::CREATED, Json(SessionResponse::from(session))))
+}
+
+struct LoginRequest {
+    email: Email,
+    password: Secret<String>,
+    remember_me: bool,
+}
+
+impl FromFields for LoginRequest {
+    fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
+        let email = email(fields);
+        let password = secret(fields, "password");
+        let remember_me = fields.optional_bool("remember_me");
+        Some(Self {
+            email: email?,
+            password: password?,
+            remember_me: remember_me.unwrap_or(false),
+        })
+    }
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Client(client): Client,
+    ValidJson(request): ValidJson<LoginRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let session = state
+        .auth
+        .login(&request.email, request.password, request.remember_me, client)
+        .await?;
+    Ok(Json(session.into()))
+}
+
+async fn get_me(Caller(caller): Caller) -> Json<UserResponse> {
+    Json(caller.user.into())
+}
+
+struct ProfileRequest(ProfileChange);
+
+impl FromFields for ProfileRequest {
+    fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
+        let full_name = fields.nullable_string("full_name");
+        let avatar_url = fields.nullable_string("avatar_url");
+        let display_name = match full_name {
+            Some(Some(raw)) => Some(fields.parse("full_name", Some(raw), |s| DisplayName::parse(s).map(|n| Some(n.into_inner())))?),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let avatar_url = match avatar_url {
+            Some(Some(raw)) => Some(fields.parse("avatar_url", Some(raw), |s| AvatarUrl::parse(s).map(|u| Some(u.into_inner())))?),
+            Some(None) => Some(None),
+            None => None,
+        };
+        Some(Self(ProfileChange {
+            display_name,
+            avatar_url,
+        }))
+    }
+}
+
+async fn update_profile(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ValidJson(ProfileRequest(change)): ValidJson<ProfileRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let user = state.auth.update_profile(&caller, change).await?;
+    Ok(Json(user.into()))
+}
+
+struct RefreshRequest(Secret<String>);
+
+impl FromFields for RefreshRequest {
+    fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
+        secret(fields, "refresh_token").map(Self)
+    }
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    ValidJson(RefreshRequest(token)): ValidJson<RefreshRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    Ok(Json(state.auth.refresh(token).await?.into()))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    query: QueryParams,
+) -> Result<Json<MessageResponse>, ApiError> {
+    let scope = match query.get("scope")? {
+        None | Some("local") => LogoutScope::Local,
+        Some("global") => LogoutScope::Global,
+        Some("others") => LogoutScope::Others,
+        Some(_) => return Err(ApiError::field("scope", "must be one of local, global, others")),
+    };
+    state.auth.logout(&caller, scope).await?;
+    let message = match scope {
+        LogoutScope::Local => "Logged out",
+        LogoutScope::Global => "Logged out of every session",
+        LogoutScope::Others => "Logged out of every other session",
+    };
+    Ok(Json(MessageResponse::new(message)))
+}
+
+struct ResetRequest(Email);
+
+impl FromFields for ResetRequest {
+    fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
+        email(fields).map(Self)
+    }
+}
+
+async fn request_password_reset(
+    State(state): State<AppState>,
+    ValidJson(ResetRequest(email)): ValidJson<ResetRequest>,
+) -> impl IntoResponse {
+    state.auth.request_password_reset(email);
+    (
+        StatusCode::ACCEPTED,
+        Json(MessageResponse::new("If an account exists for this email, a reset message has been sent")),
+    )
+}
+
+struct ResetConfirmRequest {
+    token: Secret<String>,
+    new_password: NewPassword,
+}
+
+impl FromFields for ResetConfirmRequest {
+    fn from_fields(fields: &mut Fields, state: &AppState) -> Option<Self> {
+        let token = secret(fields, "token");
+        let new_password = new_password(fields, state, "new_password", None);
+        Some(Self {
+            token: token?,
+            new_password: new_password?,
+        })
+    }
+}
+
+async fn confirm_password_reset(
+    State(state): State<AppState>,
+    ValidJson(request): ValidJson<ResetConfirmRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    state
+        .auth
+        .confirm_password_reset(request.token, request.new_password)
+        .await?;
+    Ok(Json(MessageResponse::new("Password has been reset; sign in with the new password")))
+}
+
+struct ChangePasswordRequest {
+    current_password: Secret<String>,
+    new_password: NewPassword,
+}
+
+impl FromFields for ChangePasswordRequest {
+    fn from_fields(fields: &mut Fields, state: &AppState) -> Option<Self> {
+        let current_password = secret(fields, "current_password");
+        let new_password = new_password(fields, state, "new_password", None);
+        Some(Self {
+            current_password: current_password?,
+            new_password: new_password?,
+        })
+    }
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ValidJson(request): ValidJson<ChangePasswordRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    if let Err(violation) = request.new_password.check_email(&caller.user.email) {
+        return Err(ApiError::field("new_password", violation.to_string()));
+    }
+    state
+        .auth
+        .change_password(&caller, request.current_password, request.new_password)
+        .await?;
+    Ok(Json(MessageResponse::new("Password changed; other sessions have been signed out")))
+}
+
+async fn list_sessions(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<SessionListResponse>, ApiError> {
+    let current = caller.session.id;
+    let sessions = state.auth.list_sessions(&caller).await?;
+    let sessions = sessions
+        .into_iter()
+        .map(|session| {
+            let is_current = session.id == current;
+            SessionInfo::new(session, is_current)
+        })
+        .collect();
+    Ok(Json(SessionListResponse { sessions }))
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    state.auth.revoke_session(&caller, SessionId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

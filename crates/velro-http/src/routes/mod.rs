@@ -1,0 +1,27 @@
+//! The router: every API surface, the fallbacks, and the layers around them.
+
+mod admin;
+mod auth;
+mod health;
+
+use axum::extract::DefaultBodyLimit;
+use axum::{middleware, Router};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::{ApiError, AppState};
+
+/// The whole application, as `velro serve` runs it and the tests drive it.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    Router::new()
+        .nest("/api/v1/auth", auth::router())
+        .nest("/api/v1/admin", admin::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body))
+        // Refuses by Content-Length before reading, so a 10 MB body costs nothing.
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::middleware::observe))
+        .with_state(state)
+}

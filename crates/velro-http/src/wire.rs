@@ -1,0 +1,149 @@
+//! Response bodies as the contract spells them. Domain types are never serialised directly, so
+//! nothing (a password hash, say) can reach a client by accident.
+
+use serde::Serialize;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use velro_core::domain::{SessionRecord, User};
+use velro_core::service::IssuedSession;
+
+const RFC3339_UTC: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// RFC 3339 in UTC, whole seconds, as the contract's examples show.
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(RFC3339_UTC)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct UserResponse {
+    id: Uuid,
+    email: String,
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    credits_balance: i64,
+    role: &'static str,
+    email_confirmed: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.0,
+            email: user.email.as_str().to_string(),
+            display_name: user.display_name,
+            avatar_url: user.avatar_url,
+            credits_balance: user.credits_balance,
+            role: user.role.as_str(),
+            email_confirmed: user.email_confirmed,
+            created_at: rfc3339(user.created_at),
+            updated_at: rfc3339(user.updated_at),
+        }
+    }
+}
+
+/// A user as the admin API shows it: with `disabled`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AdminUserResponse {
+    #[serde(flatten)]
+    user: UserResponse,
+    disabled: bool,
+}
+
+impl From<User> for AdminUserResponse {
+    fn from(user: User) -> Self {
+        let disabled = user.disabled;
+        Self {
+            user: user.into(),
+            disabled,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct UserListResponse {
+    pub users: Vec<AdminUserResponse>,
+    pub next: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SessionResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    expires_at: i64,
+    refresh_token: String,
+    user: UserResponse,
+}
+
+impl From<IssuedSession> for SessionResponse {
+    fn from(issued: IssuedSession) -> Self {
+        Self {
+            access_token: issued.access_token.expose().clone(),
+            token_type: "bearer",
+            expires_in: issued.expires_in,
+            expires_at: issued.expires_at,
+            refresh_token: issued.refresh_token.expose().clone(),
+            user: issued.user.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SessionInfo {
+    id: Uuid,
+    created_at: String,
+    last_refreshed_at: Option<String>,
+    expires_at: String,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    current: bool,
+}
+
+impl SessionInfo {
+    pub(crate) fn new(session: SessionRecord, current: bool) -> Self {
+        Self {
+            id: session.id.0,
+            created_at: rfc3339(session.created_at),
+            last_refreshed_at: session.last_refreshed_at.map(rfc3339),
+            expires_at: rfc3339(session.expires_at),
+            user_agent: session.user_agent,
+            ip: session.ip,
+            current,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SessionListResponse {
+    pub sessions: Vec<SessionInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct MessageResponse {
+    message: &'static str,
+}
+
+impl MessageResponse {
+    pub(crate) fn new(message: &'static str) -> Self {
+        Self { message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn times_are_rfc3339_utc_whole_seconds() {
+        assert_eq!(rfc3339(datetime!(2026-11-28 10:00:00.123456 UTC)), "2026-11-28T10:00:00Z");
+        assert_eq!(rfc3339(datetime!(2026-11-28 12:00:00 +02:00)), "2026-11-28T10:00:00Z");
+    }
+}

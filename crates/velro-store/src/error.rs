@@ -1,0 +1,117 @@
+//! Maps sqlx errors onto the port's `StoreError`: which failures mean "unavailable", and which
+//! unique key a conflict hit. Nothing here decides HTTP statuses.
+
+use sqlx::error::DatabaseError;
+use velro_core::StoreError;
+
+/// The constraint name both migrations give the unique index on `users.email`.
+const USERS_EMAIL_KEY: &str = "users_email_key";
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+pub(crate) fn from_sqlite(error: sqlx::Error) -> StoreError {
+    classify(error, Dialect::Sqlite)
+}
+
+pub(crate) fn from_pg(error: sqlx::Error) -> StoreError {
+    classify(error, Dialect::Postgres)
+}
+
+pub(crate) fn from_migrate(error: sqlx::migrate::MigrateError, dialect: Dialect) -> StoreError {
+    match error {
+        sqlx::migrate::MigrateError::Execute(inner) => classify(inner, dialect),
+        other => StoreError::Other(Box::new(other)),
+    }
+}
+
+/// For stored values that cannot be turned back into domain values.
+pub(crate) fn corrupt(what: impl Into<String>) -> sqlx::Error {
+    sqlx::Error::Decode(what.into().into())
+}
+
+fn classify(error: sqlx::Error, dialect: Dialect) -> StoreError {
+    let unavailable = match &error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if is_email_conflict(db.as_ref()) {
+                return StoreError::Conflict("email");
+            }
+            is_transient(db.as_ref(), dialect)
+        }
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Other(Box::new(error))
+    }
+}
+
+fn is_email_conflict(db: &dyn DatabaseError) -> bool {
+    // PostgreSQL names the constraint; SQLite only says "UNIQUE constraint failed: users.email".
+    db.is_unique_violation()
+        && (db.constraint() == Some(USERS_EMAIL_KEY) || db.message().contains("users.email"))
+}
+
+/// Database errors that mean "could not be served in time" rather than "this request is wrong".
+fn is_transient(db: &dyn DatabaseError, dialect: Dialect) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    match dialect {
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes: the lock was not
+        // granted within busy_timeout, the embedded analogue of a statement timeout.
+        Dialect::Sqlite => code
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+        // 57014 query_canceled (statement_timeout), class 08 connection exceptions, 53300
+        // too_many_connections, 57P01..57P03 shutdown / cannot connect now.
+        Dialect::Postgres => {
+            code == "57014"
+                || code.starts_with("08")
+                || code == "53300"
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_and_connection_failures_are_unavailable() {
+        let cases = [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+            sqlx::Error::WorkerCrashed,
+        ];
+        for error in cases {
+            assert!(
+                matches!(from_pg(error), StoreError::Unavailable(_)),
+                "should be unavailable"
+            );
+        }
+    }
+
+    #[test]
+    fn everything_else_is_other() {
+        assert!(matches!(
+            from_sqlite(sqlx::Error::RowNotFound),
+            StoreError::Other(_)
+        ));
+        assert!(matches!(
+            from_pg(corrupt("bad role")),
+            StoreError::Other(_)
+        ));
+    }
+}

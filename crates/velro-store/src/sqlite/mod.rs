@@ -1,0 +1,163 @@
+//! The SQLite store: one file in WAL mode, a single-connection write pool (SQLite has one
+//! writer, and queueing in the pool avoids SQLITE_BUSY on lock upgrades) and a read-only pool
+//! for lookups, plus a background task that keeps the WAL file bounded.
+
+mod checkpoint;
+mod rows;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Transaction;
+use velro_core::StoreError;
+
+use crate::error::{from_migrate, from_sqlite, Dialect};
+use crate::PoolStats;
+use checkpoint::Checkpointer;
+
+/// After a checkpoint resets the WAL, SQLite truncates the file to this size.
+const JOURNAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+/// The background task forces a truncating checkpoint once the WAL file is larger than this.
+const WAL_CHECKPOINT_THRESHOLD: u64 = 32 * 1024 * 1024;
+const WAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file; it and its folder are created when missing.
+    pub path: PathBuf,
+    /// Read-only connections. Writes always go through one more, dedicated connection.
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// How long a statement waits for a lock held by another connection or process.
+    pub busy_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    wal_path: PathBuf,
+    checkpointer: Checkpointer,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database file. Does not migrate: see [`Self::migrate`].
+    pub async fn connect(cfg: &SqliteConfig) -> Result<Self, StoreError> {
+        create_parent_dir(&cfg.path).await?;
+        let common = SqliteConnectOptions::new()
+            .filename(&cfg.path)
+            .busy_timeout(cfg.busy_timeout)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Normal);
+
+        // The writer goes first: it creates the file and switches it to WAL (which persists),
+        // so the read-only connections find both in place.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(cfg.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_with(
+                common
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string()),
+            )
+            .await
+            .map_err(from_sqlite)?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(cfg.max_connections.max(1))
+            .acquire_timeout(cfg.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_with(common.read_only(true))
+            .await
+            .map_err(from_sqlite)?;
+
+        let wal_path = wal_path(&cfg.path);
+        let checkpointer = Checkpointer::spawn(
+            write.clone(),
+            wal_path.clone(),
+            WAL_CHECKPOINT_THRESHOLD,
+            WAL_CHECK_INTERVAL,
+        );
+        tracing::info!(path = %cfg.path.display(), readers = cfg.max_connections, "opened SQLite database");
+        Ok(Self {
+            write,
+            read,
+            wal_path,
+            checkpointer,
+        })
+    }
+
+    /// Applies the migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.write)
+            .await
+            .map_err(|e| from_migrate(e, Dialect::Sqlite))
+    }
+
+    /// Stops the WAL checkpointer and closes every connection; waits for checked-out ones.
+    pub async fn close(&self) {
+        self.checkpointer.stop();
+        self.read.close().await;
+        // Last, so that the final connection to close checkpoints and removes the WAL.
+        self.write.close().await;
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        let idle = self.write.num_idle() + self.read.num_idle();
+        PoolStats {
+            size: self.write.size() + self.read.size(),
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Runs `PRAGMA wal_checkpoint(TRUNCATE)` when the `-wal` file is larger than `bytes`.
+    /// True when a checkpoint ran. The background task calls this every second.
+    pub async fn checkpoint_if_wal_exceeds(&self, bytes: u64) -> Result<bool, StoreError> {
+        checkpoint::checkpoint_if_exceeds(&self.write, &self.wal_path, bytes)
+            .await
+            .map_err(from_sqlite)
+    }
+
+    /// Every write transaction: IMMEDIATE takes the write lock up front, so a transaction that
+    /// reads before it writes cannot fail on the upgrade when another process holds the lock.
+    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(from_sqlite)
+    }
+}
+
+async fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e))),
+        _ => Ok(()),
+    }
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// `?` for sqlx results inside the SQLite store.
+trait SqliteResultExt<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqliteResultExt<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(from_sqlite)
+    }
+}

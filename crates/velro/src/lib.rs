@@ -1,0 +1,9 @@
+//! The `velro` binary's library half: configuration, wiring and the server's life cycle, shared
+//! by `main` and the API tests.
+
+pub mod config;
+pub mod database;
+pub mod mailer;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,95 @@
+//! `velro`: the Velro auth service. Parses the command line, loads configuration, starts
+//! logging, and dispatches.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use velro::config::{Config, Overrides};
+use velro::database::Database;
+use velro::startup::{shutdown_signal, Application};
+use velro::telemetry;
+
+/// Velro's authentication service. Settings come from an optional TOML file, then VELRO_*
+/// environment variables and DATABASE_URL, then these flags; the README lists them all.
+#[derive(Parser)]
+#[command(name = "velro", version, about)]
+struct Cli {
+    /// A TOML file of settings (keys as in the README, lowercase, without VELRO_).
+    #[arg(long, global = true, env = "VELRO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default). Migrates the database first unless
+    /// VELRO_MIGRATE_ON_START=false.
+    Serve {
+        /// Address to listen on [env: VELRO_BIND] [default: 127.0.0.1:8000]
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        /// Folder for the SQLite database, the generated JWT secret and development mail
+        /// [env: VELRO_DATA_DIR] [default: ./velro-data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// Folder of the SQLite database [env: VELRO_DATA_DIR] [default: ./velro-data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (command, overrides) = match cli.command.unwrap_or(Command::Serve { bind: None, data_dir: None }) {
+        Command::Serve { bind, data_dir } => ("serve", Overrides { bind, data_dir }),
+        Command::Migrate { data_dir } => ("migrate", Overrides { bind: None, data_dir }),
+    };
+    let config = match Config::load(cli.config.as_deref(), overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format, &config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match command {
+            "migrate" => migrate(&config).await,
+            _ => serve(&config).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let database = Database::open(config).await?;
+    database.migrate().await?;
+    database.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Builds everything expensive once (store, hasher, keys, mailer, services) and runs the server
+//! until a shutdown signal, then drains within a bound and closes the pool.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use velro_core::hashing::{HashingConfig, PasswordHasher};
+use velro_core::mail::Mailer;
+use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
+use velro_core::store::RefreshPolicy;
+use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
+use velro_core::{Clock, SystemClock};
+use velro_http::{AppState, HttpSettings};
+
+use crate::config::Config;
+use crate::database::Database;
+use crate::mailer::{FileMailer, SmtpMailer};
+use crate::secrets;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    database: Database,
+    shutdown_grace: Duration,
+}
+
+fn seconds(secs: u64) -> time::Duration {
+    time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the clock tests move by hand.
+    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let database = Database::open(config).await?;
+        if config.migrate_on_start {
+            database.migrate().await?;
+        }
+        let state = build_state(config, &database, clock)?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("could not listen on {} (VELRO_BIND)", config.bind))?;
+        Ok(Self {
+            listener,
+            router: velro_http::router(state),
+            database,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, gives in-flight requests up to
+    /// the grace period, and closes the pool.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let address = self.local_addr()?;
+        tracing::info!(%address, "listening");
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; draining in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let grace = self.shutdown_grace;
+        let drain_bound = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server => served.context("server error")?,
+            () = drain_bound => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway"),
+        }
+        self.database.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn build_state(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    let secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
+    let access_tokens = AccessTokens::new(&AccessTokenConfig {
+        secret: secret.clone(),
+        issuer: config.jwt_issuer.clone(),
+        lifetime: seconds(config.access_token_ttl_secs),
+        leeway: seconds(config.jwt_leeway_secs),
+    })
+    .map_err(|why| anyhow::anyhow!("invalid configuration: VELRO_JWT_SECRET {why}"))?;
+    let refresh_tokens = RefreshTokens::new(&secret);
+    let service_key = match &config.service_key {
+        Some(raw) => Some(
+            ServiceKey::parse(raw)
+                .map_err(|why| anyhow::anyhow!("invalid configuration: VELRO_SERVICE_KEY {why}"))?,
+        ),
+        None => {
+            tracing::warn!("no VELRO_SERVICE_KEY configured: the admin API is off");
+            None
+        }
+    };
+    let mut hashing = HashingConfig {
+        memory_kib: config.argon2_memory_kib,
+        iterations: config.argon2_iterations,
+        parallelism: config.argon2_parallelism,
+        queue_capacity: config.hash_queue,
+        ..HashingConfig::default()
+    };
+    if let Some(threads) = config.hash_threads {
+        hashing.threads = threads;
+    }
+    let hasher = PasswordHasher::start(&hashing)
+        .map_err(|why| anyhow::anyhow!("invalid configuration: VELRO_ARGON2_*/VELRO_HASH_* {why}"))?;
+    tracing::info!(
+        memory_kib = hashing.memory_kib,
+        iterations = hashing.iterations,
+        parallelism = hashing.parallelism,
+        threads = hashing.threads,
+        queue = hashing.queue_capacity,
+        "password hashing pool started"
+    );
+    let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+        Some(url) => {
+            tracing::info!("mail goes out over SMTP");
+            Arc::new(SmtpMailer::new(url.expose(), &config.mail_from)?)
+        }
+        None => {
+            let dir = config.mail_dir();
+            tracing::info!(dir = %dir.display(), "no VELRO_SMTP_URL: the development mailer writes messages to files");
+            Arc::new(FileMailer::new(dir))
+        }
+    };
+    let store = database.store();
+    let auth = AuthService::new(Dependencies {
+        store: store.clone(),
+        hasher,
+        access_tokens,
+        refresh_tokens,
+        mailer,
+        clock: clock.clone(),
+        settings: AuthSettings {
+            refresh: RefreshPolicy {
+                lifetime: seconds(config.refresh_token_ttl_secs),
+                remember_me_lifetime: seconds(config.remember_me_refresh_token_ttl_secs),
+                reuse_grace: seconds(config.refresh_reuse_grace_secs),
+            },
+            reset_token_lifetime: seconds(config.reset_token_ttl_secs),
+            initial_credits: config.initial_credits,
+        },
+    });
+    let admin = AdminService::new(store, clock, auth.clone(), service_key);
+    let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    Ok(AppState {
+        auth,
+        admin,
+        settings: HttpSettings {
+            request_timeout,
+            readiness_timeout: request_timeout.min(Duration::from_millis(400)),
+            ..HttpSettings::default()
+        },
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
