@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 use velro_core::domain::UserId;
@@ -99,18 +99,22 @@ fn render_error_body(response: Response, request_id: &str) -> Response {
             errors: (status == StatusCode::UNPROCESSABLE_ENTITY).then(Vec::new),
         }
     });
-    let mut body = json!({
-        "detail": rendered.detail,
-        "code": rendered.code,
-        "status_code": status.as_u16(),
-        "request_id": request_id,
-    });
-    if let Some(errors) = rendered.errors {
-        body["errors"] = errors
-            .iter()
-            .map(|e| json!({"field": e.field, "message": e.message}))
-            .collect();
-    }
+    let body = WireError {
+        detail: rendered.detail,
+        code: rendered.code,
+        status_code: status.as_u16(),
+        request_id,
+        errors: rendered.errors.map(|errors| {
+            errors
+                .into_iter()
+                .map(|e| WireFieldError {
+                    field: e.field,
+                    message: e.message,
+                })
+                .collect()
+        }),
+    };
+    let body = serde_json::to_string(&body).unwrap_or_default();
     if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
         && !parts.headers.contains_key(header::RETRY_AFTER)
     {
@@ -118,7 +122,24 @@ fn render_error_body(response: Response, request_id: &str) -> Response {
     }
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(body.to_string()))
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The contract's error body, keys in the contract's order.
+#[derive(Serialize)]
+struct WireError<'a> {
+    detail: &'static str,
+    code: &'static str,
+    status_code: u16,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<WireFieldError>>,
+}
+
+#[derive(Serialize)]
+struct WireFieldError {
+    field: String,
+    message: String,
 }
 
 /// On endpoints that take a Bearer token, every 401 names the scheme.
