@@ -137,10 +137,16 @@ mod tests {
             ("sqlite://", "no file path"),
             ("sqlite::memory:", "in-memory"),
             ("sqlite://velro.db?mode=rwc", "query parameters"),
-            ("mysql://root:pw@db/velro", "unsupported database URL scheme `mysql`"),
+            (
+                "mysql://root:pw@db/velro",
+                "unsupported database URL scheme `mysql`",
+            ),
             ("postgres:velro", "must start with postgres://"),
             ("postgres://db:notaport/velro", "invalid PostgreSQL URL"),
-            ("postgres://db/velro?sslmode=sometimes", "invalid PostgreSQL URL"),
+            (
+                "postgres://db/velro?sslmode=sometimes",
+                "invalid PostgreSQL URL",
+            ),
         ];
         for (raw, expected) in cases {
             let error = DatabaseUrl::parse(raw).expect_err(raw);

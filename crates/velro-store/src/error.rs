@@ -109,9 +109,6 @@ mod tests {
             from_sqlite(sqlx::Error::RowNotFound),
             StoreError::Other(_)
         ));
-        assert!(matches!(
-            from_pg(corrupt("bad role")),
-            StoreError::Other(_)
-        ));
+        assert!(matches!(from_pg(corrupt("bad role")), StoreError::Other(_)));
     }
 }

@@ -27,7 +27,11 @@ pub(crate) enum Verdict {
     ReusedAfterGrace,
 }
 
-pub(crate) fn judge(token: &PresentedToken, policy: &RefreshPolicy, now: OffsetDateTime) -> Verdict {
+pub(crate) fn judge(
+    token: &PresentedToken,
+    policy: &RefreshPolicy,
+    now: OffsetDateTime,
+) -> Verdict {
     if token.session_revoked || token.user_disabled {
         return Verdict::Invalid;
     }
@@ -79,20 +83,76 @@ mod tests {
         let ago = |seconds: i64| Some(now - Duration::seconds(seconds));
         let cases = [
             (live, Verdict::Rotate),
-            (PresentedToken { expires_at: now, ..live }, Verdict::Invalid),
-            (PresentedToken { expires_at: now - Duration::seconds(1), ..live }, Verdict::Invalid),
-            (PresentedToken { session_revoked: true, ..live }, Verdict::Invalid),
-            (PresentedToken { user_disabled: true, ..live }, Verdict::Invalid),
-            (PresentedToken { spent_at: ago(0), ..live }, Verdict::ReusedWithinGrace),
-            (PresentedToken { spent_at: ago(10), ..live }, Verdict::ReusedWithinGrace),
-            (PresentedToken { spent_at: ago(-3), ..live }, Verdict::ReusedWithinGrace),
-            (PresentedToken { spent_at: ago(11), ..live }, Verdict::ReusedAfterGrace),
             (
-                PresentedToken { spent_at: ago(5), expires_at: now - Duration::days(1), ..live },
+                PresentedToken {
+                    expires_at: now,
+                    ..live
+                },
+                Verdict::Invalid,
+            ),
+            (
+                PresentedToken {
+                    expires_at: now - Duration::seconds(1),
+                    ..live
+                },
+                Verdict::Invalid,
+            ),
+            (
+                PresentedToken {
+                    session_revoked: true,
+                    ..live
+                },
+                Verdict::Invalid,
+            ),
+            (
+                PresentedToken {
+                    user_disabled: true,
+                    ..live
+                },
+                Verdict::Invalid,
+            ),
+            (
+                PresentedToken {
+                    spent_at: ago(0),
+                    ..live
+                },
                 Verdict::ReusedWithinGrace,
             ),
             (
-                PresentedToken { spent_at: ago(60), session_revoked: true, ..live },
+                PresentedToken {
+                    spent_at: ago(10),
+                    ..live
+                },
+                Verdict::ReusedWithinGrace,
+            ),
+            (
+                PresentedToken {
+                    spent_at: ago(-3),
+                    ..live
+                },
+                Verdict::ReusedWithinGrace,
+            ),
+            (
+                PresentedToken {
+                    spent_at: ago(11),
+                    ..live
+                },
+                Verdict::ReusedAfterGrace,
+            ),
+            (
+                PresentedToken {
+                    spent_at: ago(5),
+                    expires_at: now - Duration::days(1),
+                    ..live
+                },
+                Verdict::ReusedWithinGrace,
+            ),
+            (
+                PresentedToken {
+                    spent_at: ago(60),
+                    session_revoked: true,
+                    ..live
+                },
                 Verdict::Invalid,
             ),
         ];

@@ -102,7 +102,8 @@ pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (session_id, user_
      VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, NULL)";
 
 /// `$1`: hash, `$2`: session, `$3`: generation, `$4`: issued at, `$5`: expires at.
-pub(crate) const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (token_hash, session_id, \
+pub(crate) const INSERT_REFRESH_TOKEN: &str =
+    "INSERT INTO refresh_tokens (token_hash, session_id, \
      generation, issued_at, expires_at, spent_at) VALUES ($1, $2, $3, $4, $5, NULL)";
 
 pub(crate) const FIND_LIVE_SESSION: &str = concat!(
@@ -137,17 +138,30 @@ pub(crate) const REVOKE_USER_SESSIONS: &str = "UPDATE sessions SET revoked_at = 
 pub(crate) const REVOKE_OTHER_SESSIONS: &str = "UPDATE sessions SET revoked_at = $1 \
      WHERE user_id = $2 AND revoked_at IS NULL AND session_id <> $3 RETURNING session_id";
 
-/// The presented token with its session and user, for the rotation rules.
-pub(crate) const FIND_PRESENTED_TOKEN: &str = concat!(
-    "SELECT t.generation, t.expires_at AS token_expires_at, t.spent_at, s.revoked_at, ",
-    session_columns_s!(),
-    ", ",
-    user_columns_u!(),
-    " FROM refresh_tokens t \
-     JOIN sessions s ON s.session_id = t.session_id \
-     JOIN users u ON u.user_id = s.user_id \
-     WHERE t.token_hash = $1"
-);
+macro_rules! find_presented_token {
+    () => {
+        concat!(
+            "SELECT t.generation, t.expires_at AS token_expires_at, t.spent_at, s.revoked_at, ",
+            session_columns_s!(),
+            ", ",
+            user_columns_u!(),
+            " FROM refresh_tokens t \
+             JOIN sessions s ON s.session_id = t.session_id \
+             JOIN users u ON u.user_id = s.user_id \
+             WHERE t.token_hash = $1"
+        )
+    };
+}
+
+/// The presented token with its session and user, for the rotation rules. SQLite's write lock
+/// already serialises rotations.
+pub(crate) const FIND_PRESENTED_TOKEN: &str = find_presented_token!();
+
+/// PostgreSQL locks the session first, in the order deletes and revocations take their locks
+/// (user, session, token), so a rotation cannot deadlock with them; rotations of one session
+/// queue here.
+pub(crate) const FIND_PRESENTED_TOKEN_FOR_UPDATE: &str =
+    concat!(find_presented_token!(), " FOR UPDATE OF s");
 
 /// Conditional, so that of concurrent rotations exactly one spends the token.
 pub(crate) const SPEND_REFRESH_TOKEN: &str =

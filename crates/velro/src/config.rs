@@ -100,6 +100,23 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// One line naming the setting as an operator would set it, and where the bad value came from.
+fn describe(error: figment::Error) -> anyhow::Error {
+    let key = error.path.join(".");
+    let setting = match key.as_str() {
+        "" => String::from("a setting"),
+        "database_url" => format!("DATABASE_URL / VELRO_DATABASE_URL ({key})"),
+        _ => format!("VELRO_{} ({key})", key.to_uppercase()),
+    };
+    let source = error
+        .metadata
+        .as_ref()
+        .map(|metadata| format!(" (from {})", metadata.name))
+        .unwrap_or_default();
+    let why = error.kind.to_string().replace('\n', " ");
+    anyhow::anyhow!("invalid configuration: {setting}: {why}{source}")
+}
+
 impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Self> {
         let mut figment = Figment::new();
@@ -122,10 +139,7 @@ impl Config {
         if let Some(data_dir) = overrides.data_dir {
             figment = figment.merge(("data_dir", data_dir));
         }
-        let config: Self = figment.extract().map_err(|error| {
-            // figment's message names the key and where it came from; keep it to one line.
-            anyhow::anyhow!("invalid configuration: {}", error.to_string().replace('\n', " "))
-        })?;
+        let config: Self = figment.extract().map_err(describe)?;
         config.validate()?;
         Ok(config)
     }

@@ -20,7 +20,7 @@ impl Database {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         let url = match &config.database_url {
             Some(url) => DatabaseUrl::parse(url.expose())
-                .map_err(|why| anyhow::anyhow!("invalid configuration: DATABASE_URL {why}"))?,
+                .map_err(|why| anyhow::anyhow!("invalid configuration: DATABASE_URL: {why}"))?,
             None => DatabaseUrl::Sqlite(config.data_dir.join("velro.db")),
         };
         let acquire_timeout = Duration::from_millis(config.database_acquire_timeout_ms);

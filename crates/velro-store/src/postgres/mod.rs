@@ -23,7 +23,8 @@ pub struct PgConfig {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout: Duration,
-    /// Set on every connection; a statement running longer is cancelled (`Unavailable`).
+    /// Set on every connection; a statement running longer is cancelled and reported as
+    /// `Unavailable`. Zero disables it.
     pub statement_timeout: Duration,
 }
 
@@ -47,7 +48,8 @@ pub struct PgStore {
 impl PgStore {
     /// Builds the pool and opens its first connection. Does not migrate: see [`Self::migrate`].
     pub async fn connect(cfg: &PgConfig) -> Result<Self, StoreError> {
-        let statement_timeout_ms = cfg.statement_timeout.as_millis().max(1);
+        // Whole milliseconds; zero turns the limit off, as in PostgreSQL itself.
+        let statement_timeout_ms = cfg.statement_timeout.as_millis();
         let options = PgConnectOptions::from_str(&cfg.url)
             // The message names the faulty part; the URL itself is never repeated.
             .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL: {e}").into()))?
@@ -60,7 +62,7 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(from_pg)?;
-        tracing::info!(
+        tracing::debug!(
             max_connections = cfg.max_connections,
             "connected to PostgreSQL"
         );

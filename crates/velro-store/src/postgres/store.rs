@@ -9,9 +9,7 @@ use velro_core::domain::{
     AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, Role, SessionId,
     SessionRecord, User, UserId, UserPage, UserQuery,
 };
-use velro_core::store::{
-    NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
-};
+use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
 use velro_core::StoreError;
 
 use super::rows;
@@ -115,11 +113,12 @@ impl Store for PgStore {
         policy: RefreshPolicy,
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError> {
-                let mut tx = self.begin().await?;
-        // Twice at most: losing the race to spend the token means it is now spent, and the
-        // second reading judges it as such.
+        let mut tx = self.begin().await?;
+        // Twice at most. After waiting for the session lock, READ COMMITTED refreshes only the
+        // locked row, so the token may still look unspent; then the conditional spend matches
+        // nothing, and the second reading (a new snapshot) sees it spent.
         for _ in 0..2 {
-            let row = sqlx::query(sql::FIND_PRESENTED_TOKEN)
+            let row = sqlx::query(sql::FIND_PRESENTED_TOKEN_FOR_UPDATE)
                 .bind(presented.0.as_slice())
                 .fetch_optional(&mut *tx)
                 .await
@@ -166,7 +165,7 @@ impl Store for PgStore {
                         continue;
                     }
                     let expires_at = successor_expiry(&policy, &session, now).db()?;
-                                        sqlx::query(sql::INSERT_REFRESH_TOKEN)
+                    sqlx::query(sql::INSERT_REFRESH_TOKEN)
                         .bind(successor.0.as_slice())
                         .bind(session.id.0)
                         .bind(rows::to_stored_generation(next_generation(generation).db()?).db()?)
@@ -237,7 +236,11 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .db()?;
-        found.iter().map(rows::session).collect::<Result<_, _>>().db()
+        found
+            .iter()
+            .map(rows::session)
+            .collect::<Result<_, _>>()
+            .db()
     }
 
     async fn update_profile(
@@ -297,7 +300,7 @@ impl Store for PgStore {
         hash: &PasswordHash,
         now: OffsetDateTime,
     ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
-                let mut tx = self.begin().await?;
+        let mut tx = self.begin().await?;
         let owner: Option<uuid::Uuid> = sqlx::query_scalar(sql::SPEND_RESET_TOKEN)
             .bind(now)
             .bind(token.0.as_slice())
@@ -332,7 +335,7 @@ impl Store for PgStore {
         keep: SessionId,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError> {
-                let mut tx = self.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(sql::SET_PASSWORD_HASH)
             .bind(hash.as_str())
             .bind(now)
@@ -366,7 +369,11 @@ impl Store for PgStore {
             .push(sql::LIST_USERS_ORDER)
             .push_bind(i64::from(query.limit) + 1);
         let found = select.build().fetch_all(&self.pool).await.db()?;
-        let users = found.iter().map(rows::user).collect::<Result<_, _>>().db()?;
+        let users = found
+            .iter()
+            .map(rows::user)
+            .collect::<Result<_, _>>()
+            .db()?;
         Ok(page(users, query.limit))
     }
 
@@ -385,7 +392,7 @@ impl Store for PgStore {
         change: &AdminUserChange,
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError> {
-                let mut tx = self.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(sql::UPDATE_USER)
             .bind(change.disabled)
             .bind(change.role.map(Role::as_str))
@@ -467,7 +474,11 @@ async fn revoke_sessions(
         }
     }
     .db()?;
-    revoked.iter().map(rows::session_id).collect::<Result<_, _>>().db()
+    revoked
+        .iter()
+        .map(rows::session_id)
+        .collect::<Result<_, _>>()
+        .db()
 }
 
 type Presented = (PresentedToken, u32, SessionRecord, User);

@@ -69,7 +69,12 @@ pub(super) async fn checkpoint_if_exceeds(
             .fetch_one(write)
             .await?;
     if busy == 0 {
-        tracing::debug!(wal_bytes = size, log_frames, checkpointed, "truncated the WAL");
+        tracing::debug!(
+            wal_bytes = size,
+            log_frames,
+            checkpointed,
+            "truncated the WAL"
+        );
     } else {
         tracing::warn!(
             wal_bytes = size,

@@ -85,7 +85,7 @@ impl SqliteStore {
             WAL_CHECKPOINT_THRESHOLD,
             WAL_CHECK_INTERVAL,
         );
-        tracing::info!(path = %cfg.path.display(), readers = cfg.max_connections, "opened SQLite database");
+        tracing::debug!(path = %cfg.path.display(), readers = cfg.max_connections, "opened SQLite database");
         Ok(Self {
             write,
             read,

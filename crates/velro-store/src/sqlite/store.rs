@@ -8,9 +8,7 @@ use velro_core::domain::{
     AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, Role, SessionId,
     SessionRecord, User, UserId, UserPage, UserQuery,
 };
-use velro_core::store::{
-    NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
-};
+use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
 use velro_core::StoreError;
 
 use super::rows::{self, micros, time};
@@ -238,7 +236,11 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await
             .db()?;
-        found.iter().map(rows::session).collect::<Result<_, _>>().db()
+        found
+            .iter()
+            .map(rows::session)
+            .collect::<Result<_, _>>()
+            .db()
     }
 
     async fn update_profile(
@@ -370,7 +372,11 @@ impl Store for SqliteStore {
             .push(sql::LIST_USERS_ORDER)
             .push_bind(i64::from(query.limit) + 1);
         let found = select.build().fetch_all(&self.read).await.db()?;
-        let users = found.iter().map(rows::user).collect::<Result<_, _>>().db()?;
+        let users = found
+            .iter()
+            .map(rows::user)
+            .collect::<Result<_, _>>()
+            .db()?;
         Ok(page(users, query.limit))
     }
 
@@ -472,7 +478,11 @@ async fn revoke_sessions(
         }
     }
     .db()?;
-    revoked.iter().map(rows::session_id).collect::<Result<_, _>>().db()
+    revoked
+        .iter()
+        .map(rows::session_id)
+        .collect::<Result<_, _>>()
+        .db()
 }
 
 type Presented = (PresentedToken, u32, SessionRecord, User);

@@ -4,7 +4,7 @@ use velro_core::domain::{AdminUserChange, Role, User, UserId, UserQuery};
 use velro_core::store::Rotation;
 
 use crate::fixture::{
-    is_live, new_user, new_session, policy, register, secs, sign_in, t0, token, Fixture,
+    is_live, new_session, new_user, policy, register, secs, sign_in, t0, token, Fixture,
 };
 
 store_contract!(
@@ -30,7 +30,10 @@ async fn all_pages(fx: &Fixture, email_prefix: Option<&str>, limit: u32) -> Vec<
         match page.next {
             Some(next) => {
                 assert_eq!(count, limit as usize, "only full pages have a next cursor");
-                assert_eq!(next, velro_core::domain::UserCursor::after(&users[users.len() - 1]));
+                assert_eq!(
+                    next,
+                    velro_core::domain::UserCursor::after(&users[users.len() - 1])
+                );
                 query.after = Some(next);
             }
             None => return users,
@@ -43,10 +46,14 @@ async fn users_are_listed_newest_first_in_pages(fx: &Fixture) {
     let at = t0();
     let mut expected = Vec::new();
     for (i, offset) in [0, 5, 10, 10, 10, 20, 30].into_iter().enumerate() {
-        expected.push(register(store, &format!("user{i}@example.com"), at + secs(offset)).await.user);
+        expected.push(
+            register(store, &format!("user{i}@example.com"), at + secs(offset))
+                .await
+                .user,
+        );
     }
     // Newest first; users created at the same instant by descending id.
-    expected.sort_by(|a, b| (b.created_at, b.id.0).cmp(&(a.created_at, a.id.0)));
+    expected.sort_by_key(|user| std::cmp::Reverse((user.created_at, user.id.0)));
 
     for limit in [1, 2, 3, 7, 200] {
         assert_eq!(all_pages(fx, None, limit).await, expected, "limit {limit}");
@@ -89,7 +96,10 @@ async fn the_email_filter_is_a_literal_prefix_even_with_underscores_and_percents
     assert_eq!(emails(all_pages(fx, Some("a_b%"), 1).await), expected);
     assert_eq!(emails(all_pages(fx, Some("a_b%"), 2).await), expected);
     assert_eq!(emails(all_pages(fx, Some("a_b%"), 50).await), expected);
-    assert_eq!(emails(all_pages(fx, Some("a_b%c@"), 50).await), vec!["a_b%c@example.com"]);
+    assert_eq!(
+        emails(all_pages(fx, Some("a_b%c@"), 50).await),
+        vec!["a_b%c@example.com"]
+    );
     assert!(all_pages(fx, Some("%"), 50).await.is_empty());
     assert!(all_pages(fx, Some("_"), 50).await.is_empty());
     assert_eq!(all_pages(fx, Some(""), 50).await.len(), addresses.len());
@@ -130,7 +140,10 @@ async fn admin_changes_apply_only_the_given_fields(fx: &Fixture) {
     assert!(user.email_confirmed);
     assert_eq!(user.role, Role::Admin);
     assert_eq!(user.credits_balance, 25);
-    assert_eq!(store.find_user(ada.user.id).await.expect("find_user"), Some(user.clone()));
+    assert_eq!(
+        store.find_user(ada.user.id).await.expect("find_user"),
+        Some(user.clone())
+    );
 
     // Nothing to change, or values that are already so: updated_at stays.
     for unchanged in [
@@ -222,7 +235,11 @@ async fn deleting_a_user_removes_its_sessions_and_tokens(fx: &Fixture) {
         .expect("create_reset_token");
 
     assert!(store.delete_user(ada.user.id).await.expect("delete_user"));
-    assert!(store.find_user(ada.user.id).await.expect("find_user").is_none());
+    assert!(store
+        .find_user(ada.user.id)
+        .await
+        .expect("find_user")
+        .is_none());
     assert!(!is_live(store, ada.session).await);
     assert!(!is_live(store, second).await);
     let sessions = "SELECT count(*) FROM sessions WHERE user_id = $1";

@@ -115,7 +115,8 @@ impl Fixture {
         }
     }
 
-    pub async fn close(self) {
+    /// Closes the store; it answers `Unavailable` from then on.
+    pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite { store, .. } => store.close().await,
             Backend::Postgres { store, .. } => store.close().await,
@@ -190,10 +191,7 @@ pub async fn register(store: &dyn Store, address: &str, at: OffsetDateTime) -> R
     let user = new_user(address, at);
     let session = new_session(user.id, at, false);
     let (session_id, refresh) = (session.id, session.refresh_token);
-    let user = store
-        .create_user(user, session)
-        .await
-        .expect("create_user");
+    let user = store.create_user(user, session).await.expect("create_user");
     Registered {
         user,
         session: session_id,

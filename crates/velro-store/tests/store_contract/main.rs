@@ -37,5 +37,6 @@ mod fixture;
 mod resets;
 mod rotation;
 mod sessions;
+mod unavailable;
 mod users;
 mod wal;

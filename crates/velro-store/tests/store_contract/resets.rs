@@ -34,7 +34,10 @@ async fn a_reset_token_finds_its_user_until_it_is_used_or_expires(fx: &Fixture) 
         .expect("lookup")
         .expect("an unused, unexpired token");
     assert_eq!(found.user, ada.user);
-    assert_eq!(found.password_hash.as_str(), hash("ada@example.com").as_str());
+    assert_eq!(
+        found.password_hash.as_str(),
+        hash("ada@example.com").as_str()
+    );
     assert!(store
         .find_reset_token_user(reset, at + secs(3600))
         .await
@@ -65,7 +68,11 @@ async fn resetting_spends_every_reset_token_and_revokes_every_session(fx: &Fixtu
     let grace = register(store, "grace@example.com", at).await;
     let (second, second_refresh) = sign_in(store, ada.user.id, at + secs(1)).await;
     let (used, other, graces) = (token(), token(), token());
-    for (user, reset) in [(ada.user.id, used), (ada.user.id, other), (grace.user.id, graces)] {
+    for (user, reset) in [
+        (ada.user.id, used),
+        (ada.user.id, other),
+        (grace.user.id, graces),
+    ] {
         store
             .create_reset_token(user, reset, at + secs(3600), at)
             .await
@@ -148,7 +155,10 @@ async fn an_expired_or_unknown_reset_token_changes_nothing(fx: &Fixture) {
         .await
         .expect("lookup")
         .expect("the user");
-    assert_eq!(found.password_hash.as_str(), hash("ada@example.com").as_str());
+    assert_eq!(
+        found.password_hash.as_str(),
+        hash("ada@example.com").as_str()
+    );
     assert_eq!(found.user.updated_at, at);
     assert!(is_live(store, ada.session).await);
 }

@@ -41,7 +41,9 @@ async fn a_live_refresh_token_rotates_to_its_successor(fx: &Fixture) {
     assert!(!session.remember_me);
     assert_eq!(user, ada.user);
 
-    let SessionWithUser { session: stored, .. } = store
+    let SessionWithUser {
+        session: stored, ..
+    } = store
         .find_live_session(ada.session)
         .await
         .expect("find_live_session")
@@ -73,7 +75,10 @@ async fn a_remember_me_session_rotates_with_the_longer_lifetime(fx: &Fixture) {
     let ada = register(store, "ada@example.com", at).await;
     let remembered = new_session(ada.user.id, at, true);
     let presented = remembered.refresh_token;
-    store.create_session(remembered).await.expect("create_session");
+    store
+        .create_session(remembered)
+        .await
+        .expect("create_session");
 
     let later = at + secs(3600);
     let rotation = store
@@ -162,7 +167,10 @@ async fn a_token_reused_after_grace_revokes_the_session(fx: &Fixture) {
         .rotate_refresh_token(ada.refresh, token(), policy(), at + secs(12))
         .await
         .expect("replay after grace");
-    assert!(matches!(rotation, Rotation::ReusedAfterGrace), "{rotation:?}");
+    assert!(
+        matches!(rotation, Rotation::ReusedAfterGrace),
+        "{rotation:?}"
+    );
     assert!(!is_live(store, ada.session).await);
     assert!(store
         .list_live_sessions(ada.user.id, at + secs(12))

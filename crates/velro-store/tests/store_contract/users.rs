@@ -55,7 +55,10 @@ async fn registering_stores_the_user_and_its_first_session_as_given(fx: &Fixture
         .expect("the user by id");
     assert_eq!(by_id.user, user);
     assert_eq!(by_id.password_hash.as_str(), new.password_hash.as_str());
-    assert_eq!(store.find_user(user.id).await.expect("find_user"), Some(user.clone()));
+    assert_eq!(
+        store.find_user(user.id).await.expect("find_user"),
+        Some(user.clone())
+    );
 
     let live = store
         .find_live_session(expected_session.id)
@@ -88,7 +91,11 @@ async fn a_taken_email_conflicts_and_leaves_no_partial_rows(fx: &Fixture) {
         "{outcome:?}"
     );
 
-    assert!(store.find_credentials(second_id).await.expect("lookup").is_none());
+    assert!(store
+        .find_credentials(second_id)
+        .await
+        .expect("lookup")
+        .is_none());
     assert!(!is_live(store, second_session_id).await);
     let rotation = store
         .rotate_refresh_token(second_token, token(), policy(), at + secs(2))
@@ -121,7 +128,11 @@ async fn unknown_users_emails_and_sessions_are_none(fx: &Fixture) {
         .await
         .expect("by email")
         .is_none());
-    assert!(store.find_credentials(nobody).await.expect("by id").is_none());
+    assert!(store
+        .find_credentials(nobody)
+        .await
+        .expect("by id")
+        .is_none());
     assert!(store.find_user(nobody).await.expect("user").is_none());
     assert!(!is_live(store, SessionId(Uuid::new_v4())).await);
     let change = ProfileChange {
@@ -198,7 +209,10 @@ async fn profile_changes_leave_absent_fields_alone_and_clear_nulls(fx: &Fixture)
     assert_eq!(user.avatar_url, None);
     assert_eq!(user.updated_at, at + secs(3));
     assert_eq!(user.created_at, at);
-    assert_eq!(store.find_user(ada.user.id).await.expect("find_user"), Some(user));
+    assert_eq!(
+        store.find_user(ada.user.id).await.expect("find_user"),
+        Some(user)
+    );
 }
 
 async fn the_store_answers_a_ping(fx: &Fixture) {

@@ -5,5 +5,8 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod concurrency;
 mod http_rules;
+mod passwords;
+mod process;
 mod sessions;
