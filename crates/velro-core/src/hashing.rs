@@ -92,7 +92,9 @@ fn hash_with(params: &Params, password: &str) -> Result<String, argon2::password
 }
 
 fn is_bcrypt(hash: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| hash.starts_with(prefix))
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|prefix| hash.starts_with(prefix))
 }
 
 fn verify_with(params: &Params, password: &str, stored: &str) -> Verification {
@@ -133,8 +135,13 @@ impl PasswordHasher {
         if config.threads == 0 || config.queue_capacity == 0 {
             return Err(HashingConfigError::EmptyPool);
         }
-        let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
-            .map_err(HashingConfigError::Params)?;
+        let params = Params::new(
+            config.memory_kib,
+            config.iterations,
+            config.parallelism,
+            None,
+        )
+        .map_err(HashingConfigError::Params)?;
         let dummy_hash = hash_with(&params, "velro dummy password, never a real one")
             .map_err(HashingConfigError::Dummy)?;
         let (jobs, queue) = bounded::<Job>(config.queue_capacity);
@@ -176,7 +183,11 @@ impl PasswordHasher {
         });
         match self.inner.jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(AuthError::Overloaded { retry_after_secs: 1 }),
+            Err(TrySendError::Full(_)) => {
+                return Err(AuthError::Overloaded {
+                    retry_after_secs: 1,
+                })
+            }
             Err(TrySendError::Disconnected(_)) => {
                 return Err(AuthError::internal(PoolGone));
             }
@@ -246,8 +257,16 @@ mod tests {
         let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
         let hash = hasher.hash(secret("correct horse")).await.expect("hashes");
         assert!(hash.as_str().starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        let right = hasher.verify(secret("correct horse"), Some(hash.clone())).await;
-        assert_eq!(right.ok(), Some(Verification { matches: true, needs_rehash: false }));
+        let right = hasher
+            .verify(secret("correct horse"), Some(hash.clone()))
+            .await;
+        assert_eq!(
+            right.ok(),
+            Some(Verification {
+                matches: true,
+                needs_rehash: false
+            })
+        );
         let wrong = hasher.verify(secret("wrong horse"), Some(hash)).await;
         assert_eq!(wrong.ok().map(|v| v.matches), Some(false));
     }
@@ -255,7 +274,10 @@ mod tests {
     #[tokio::test]
     async fn unknown_users_verify_against_the_dummy_and_never_match() {
         let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
-        let outcome = hasher.verify(secret("anything"), None).await.expect("verifies");
+        let outcome = hasher
+            .verify(secret("anything"), None)
+            .await
+            .expect("verifies");
         assert!(!outcome.matches);
     }
 
@@ -269,7 +291,14 @@ mod tests {
                 .verify(secret("imported pw"), Some(PasswordHash::new(stored)))
                 .await
                 .expect("verifies");
-            assert_eq!(outcome, Verification { matches: true, needs_rehash: true }, "{prefix}");
+            assert_eq!(
+                outcome,
+                Verification {
+                    matches: true,
+                    needs_rehash: true
+                },
+                "{prefix}"
+            );
         }
         let old_params = Params::new(32, 1, 1, None).expect("valid");
         let old = hash_with(&old_params, "older pw").expect("hashes");
@@ -277,7 +306,13 @@ mod tests {
             .verify(secret("older pw"), Some(PasswordHash::new(old)))
             .await
             .expect("verifies");
-        assert_eq!(outcome, Verification { matches: true, needs_rehash: true });
+        assert_eq!(
+            outcome,
+            Verification {
+                matches: true,
+                needs_rehash: true
+            }
+        );
     }
 
     #[tokio::test]
@@ -310,7 +345,12 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let refused = hasher.verify(secret("x"), None).await;
-        assert!(matches!(refused, Err(AuthError::Overloaded { retry_after_secs: 1 })));
+        assert!(matches!(
+            refused,
+            Err(AuthError::Overloaded {
+                retry_after_secs: 1
+            })
+        ));
         release.send(()).expect("worker waits");
         assert!(busy.await.expect("joins").is_ok());
         for handle in waiting {
@@ -319,10 +359,7 @@ mod tests {
     }
 
     impl PasswordHasher {
-        async fn run_owned(
-            self,
-            work: impl FnOnce() + Send + 'static,
-        ) -> Result<(), AuthError> {
+        async fn run_owned(self, work: impl FnOnce() + Send + 'static) -> Result<(), AuthError> {
             self.run(work).await
         }
     }

@@ -1,6 +1,7 @@
 //! Velro's domain: types that are valid by construction, the use cases (services), and the ports
 //! (traits) that storage, mail and clocks plug into. No HTTP, SQL or Redis lives here.
 
+pub mod cache;
 pub mod clock;
 pub mod domain;
 pub mod error;

@@ -58,7 +58,7 @@ pub enum Rotation {
         newest_generation: u32,
     },
     /// The token was spent longer ago than the grace window: the session is now revoked.
-    ReusedAfterGrace,
+    ReusedAfterGrace { session_id: SessionId },
     /// Unknown, expired, or its session is revoked or its user disabled.
     Invalid,
 }

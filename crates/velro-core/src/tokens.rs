@@ -270,7 +270,10 @@ mod tests {
         let verified = tokens.verify(issued.token.expose(), now).expect("verifies");
         assert_eq!(verified.session_id, session);
         let later = now + Duration::seconds(3600);
-        assert!(matches!(tokens.verify(issued.token.expose(), later), Err(AuthError::TokenExpired)));
+        assert!(matches!(
+            tokens.verify(issued.token.expose(), later),
+            Err(AuthError::TokenExpired)
+        ));
     }
 
     #[test]
@@ -284,20 +287,41 @@ mod tests {
         let session = SessionId(Uuid::new_v4());
         for issuer in [&theirs, &other_issuer] {
             let token = issuer.issue(&user(), session, now).expect("issues");
-            assert!(matches!(ours.verify(token.token.expose(), now), Err(AuthError::TokenInvalid)));
+            assert!(matches!(
+                ours.verify(token.token.expose(), now),
+                Err(AuthError::TokenInvalid)
+            ));
         }
         let token = ours.issue(&user(), session, now).expect("issues");
-        let payload = token.token.expose().split('.').nth(1).expect("three parts").to_string();
-        let unsigned = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#));
-        let hs512 = format!("{}.{payload}.x", URL_SAFE_NO_PAD.encode(r#"{"alg":"HS512","typ":"JWT"}"#));
+        let payload = token
+            .token
+            .expose()
+            .split('.')
+            .nth(1)
+            .expect("three parts")
+            .to_string();
+        let unsigned = format!(
+            "{}.{payload}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+        );
+        let hs512 = format!(
+            "{}.{payload}.x",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS512","typ":"JWT"}"#)
+        );
         for forged in [unsigned.as_str(), hs512.as_str(), "garbage", ""] {
-            assert!(matches!(ours.verify(forged, now), Err(AuthError::TokenInvalid)), "{forged}");
+            assert!(
+                matches!(ours.verify(forged, now), Err(AuthError::TokenInvalid)),
+                "{forged}"
+            );
         }
     }
 
     #[test]
     fn short_secrets_are_refused() {
-        assert!(matches!(AccessTokens::new(&config(&[1; 31])), Err(KeyError::TooShort)));
+        assert!(matches!(
+            AccessTokens::new(&config(&[1; 31])),
+            Err(KeyError::TooShort)
+        ));
     }
 
     #[test]

@@ -105,7 +105,11 @@ impl PasswordPolicy {
     }
 
     /// The whole policy, for when the account's email is known.
-    pub fn check_for(&self, password: &str, email: &Email) -> Result<NewPassword, PasswordViolation> {
+    pub fn check_for(
+        &self,
+        password: &str,
+        email: &Email,
+    ) -> Result<NewPassword, PasswordViolation> {
         let checked = self.check(password)?;
         checked.check_email(email)?;
         Ok(checked)
@@ -131,7 +135,10 @@ mod tests {
             ("password", Err(PasswordViolation::TooCommon)),
             ("PassWord", Err(PasswordViolation::TooCommon)),
             ("12345678", Err(PasswordViolation::TooCommon)),
-            ("ada.lovelace@example.com", Err(PasswordViolation::ContainsEmail)),
+            (
+                "ada.lovelace@example.com",
+                Err(PasswordViolation::ContainsEmail),
+            ),
             ("ADA.LOVELACE", Err(PasswordViolation::ContainsEmail)),
             ("correct horse battery staple", Ok(())),
             ("ada.lovelace is my name", Ok(())),
@@ -146,8 +153,14 @@ mod tests {
     fn length_counts_characters_not_bytes() {
         let policy = PasswordPolicy::new();
         assert!(policy.check(&"é".repeat(128)).is_ok());
-        assert_eq!(policy.check(&"é".repeat(129)).err(), Some(PasswordViolation::TooLong));
-        assert_eq!(policy.check(&"x".repeat(129)).err(), Some(PasswordViolation::TooLong));
+        assert_eq!(
+            policy.check(&"é".repeat(129)).err(),
+            Some(PasswordViolation::TooLong)
+        );
+        assert_eq!(
+            policy.check(&"x".repeat(129)).err(),
+            Some(PasswordViolation::TooLong)
+        );
     }
 
     #[test]
@@ -157,7 +170,9 @@ mod tests {
 
     #[test]
     fn messages_name_the_reason() {
-        assert!(PasswordViolation::TooCommon.to_string().starts_with("too_common"));
+        assert!(PasswordViolation::TooCommon
+            .to_string()
+            .starts_with("too_common"));
     }
 
     proptest! {

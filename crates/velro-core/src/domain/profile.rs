@@ -59,7 +59,10 @@ mod tests {
 
     #[test]
     fn display_names_are_trimmed_and_bounded() {
-        assert_eq!(DisplayName::parse("  Ada  ").map(DisplayName::into_inner), Ok("Ada".into()));
+        assert_eq!(
+            DisplayName::parse("  Ada  ").map(DisplayName::into_inner),
+            Ok("Ada".into())
+        );
         assert!(DisplayName::parse(" \u{3000} ").is_err());
         assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(101)).is_err());
@@ -68,13 +71,24 @@ mod tests {
 
     #[test]
     fn avatar_urls_must_be_absolute_https_with_a_host() {
-        for ok in ["https://cdn.example.com/a.png", "https://example.com", "https://[::1]/x"] {
+        for ok in [
+            "https://cdn.example.com/a.png",
+            "https://example.com",
+            "https://[::1]/x",
+        ] {
             assert!(AvatarUrl::parse(ok).is_ok(), "{ok}");
         }
         let long = format!("https://example.com/{}", "a".repeat(2040));
         for bad in [
-            "", "http://example.com/a.png", "/a.png", "example.com/a.png", "https://",
-            "javascript:alert(1)", "https://example.com/\0", "data:image/png;base64,AAAA", long.as_str(),
+            "",
+            "http://example.com/a.png",
+            "/a.png",
+            "example.com/a.png",
+            "https://",
+            "javascript:alert(1)",
+            "https://example.com/\0",
+            "data:image/png;base64,AAAA",
+            long.as_str(),
         ] {
             assert!(AvatarUrl::parse(bad).is_err(), "{bad}");
         }

@@ -161,7 +161,8 @@ impl UserCursor {
         let text = String::from_utf8(bytes).ok()?;
         let (micros, id) = text.split_once(':')?;
         let micros: i128 = micros.parse().ok()?;
-        let created_at = OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1_000)?).ok()?;
+        let created_at =
+            OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1_000)?).ok()?;
         let id = Uuid::parse_str(id).ok()?;
         Some(Self {
             created_at,
@@ -196,7 +197,12 @@ mod tests {
             id: UserId(Uuid::new_v4()),
         };
         assert_eq!(UserCursor::decode(&cursor.encode()), Some(cursor));
-        for bad in ["", "!!", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("1:not-a-uuid")] {
+        for bad in [
+            "",
+            "!!",
+            "bm90LWEtY3Vyc29y",
+            &URL_SAFE_NO_PAD.encode("1:not-a-uuid"),
+        ] {
             assert_eq!(UserCursor::decode(bad), None, "{bad}");
         }
     }

@@ -27,7 +27,10 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
         let deps = self.deps();
-        let password_hash = deps.hasher.hash(registration.password.into_secret()).await?;
+        let password_hash = deps
+            .hasher
+            .hash(registration.password.into_secret())
+            .await?;
         let now = deps.clock.now();
         let user_id = UserId(Uuid::now_v7());
         let refresh_token = generate_opaque_token();
@@ -140,7 +143,10 @@ impl AuthService {
                 tracing::warn!(error = %error, "password reset mail not sent");
             }
         };
-        tokio::spawn(tracing::Instrument::instrument(task, tracing::Span::current()));
+        tokio::spawn(tracing::Instrument::instrument(
+            task,
+            tracing::Span::current(),
+        ));
     }
 
     async fn send_reset_mail(&self, email: &Email) -> Result<(), AuthError> {
@@ -152,7 +158,12 @@ impl AuthService {
         let token = generate_opaque_token();
         let expires_at = now + deps.settings.reset_token_lifetime;
         deps.store
-            .create_reset_token(credentials.user.id, hash_token(token.expose()), expires_at, now)
+            .create_reset_token(
+                credentials.user.id,
+                hash_token(token.expose()),
+                expires_at,
+                now,
+            )
             .await?;
         let minutes = deps.settings.reset_token_lifetime.whole_minutes();
         let mail = OutgoingMail {

@@ -57,7 +57,10 @@ impl AdminService {
     }
 
     pub async fn get_user(&self, user_id: UserId) -> Result<User, AuthError> {
-        self.store.find_user(user_id).await?.ok_or(AuthError::NotFound)
+        self.store
+            .find_user(user_id)
+            .await?
+            .ok_or(AuthError::NotFound)
     }
 
     pub async fn update_user(

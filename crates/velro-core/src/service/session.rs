@@ -93,21 +93,27 @@ impl AuthService {
                 }
                 self.issue(user, session.id, newest, now)
             }
-            Rotation::ReusedAfterGrace => {
-                tracing::warn!("refresh token reused after the grace window; session revoked");
+            Rotation::ReusedAfterGrace { session_id } => {
+                tracing::warn!(%session_id, "refresh token reused after the grace window; session revoked");
                 Err(AuthError::RefreshTokenReused)
             }
             Rotation::Invalid => Err(AuthError::RefreshTokenInvalid),
         }
     }
 
-    pub async fn logout(&self, caller: &Authenticated, scope: LogoutScope) -> Result<(), AuthError> {
+    pub async fn logout(
+        &self,
+        caller: &Authenticated,
+        scope: LogoutScope,
+    ) -> Result<(), AuthError> {
         let deps = self.deps();
         let now = deps.clock.now();
         let user_id = caller.user.id;
         match scope {
             LogoutScope::Local => {
-                deps.store.revoke_session(user_id, caller.session.id, now).await?;
+                deps.store
+                    .revoke_session(user_id, caller.session.id, now)
+                    .await?;
             }
             LogoutScope::Global => {
                 deps.store.revoke_sessions(user_id, None, now).await?;
@@ -121,7 +127,10 @@ impl AuthService {
         Ok(())
     }
 
-    pub async fn list_sessions(&self, caller: &Authenticated) -> Result<Vec<SessionRecord>, AuthError> {
+    pub async fn list_sessions(
+        &self,
+        caller: &Authenticated,
+    ) -> Result<Vec<SessionRecord>, AuthError> {
         let deps = self.deps();
         Ok(deps
             .store

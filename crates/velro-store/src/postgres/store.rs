@@ -152,7 +152,9 @@ impl Store for PgStore {
                         .await
                         .db()?;
                     tx.commit().await.db()?;
-                    return Ok(Rotation::ReusedAfterGrace);
+                    return Ok(Rotation::ReusedAfterGrace {
+                        session_id: session.id,
+                    });
                 }
                 Verdict::Rotate => {
                     let spent = sqlx::query(sql::SPEND_REFRESH_TOKEN)

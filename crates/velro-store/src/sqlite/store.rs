@@ -151,7 +151,9 @@ impl Store for SqliteStore {
                         .await
                         .db()?;
                     tx.commit().await.db()?;
-                    return Ok(Rotation::ReusedAfterGrace);
+                    return Ok(Rotation::ReusedAfterGrace {
+                        session_id: session.id,
+                    });
                 }
                 Verdict::Rotate => {
                     let spent = sqlx::query(sql::SPEND_REFRESH_TOKEN)

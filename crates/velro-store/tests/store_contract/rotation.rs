@@ -168,7 +168,7 @@ async fn a_token_reused_after_grace_revokes_the_session(fx: &Fixture) {
         .await
         .expect("replay after grace");
     assert!(
-        matches!(rotation, Rotation::ReusedAfterGrace),
+        matches!(rotation, Rotation::ReusedAfterGrace { .. }),
         "{rotation:?}"
     );
     assert!(!is_live(store, ada.session).await);
@@ -189,7 +189,10 @@ async fn a_token_reused_after_grace_revokes_the_session(fx: &Fixture) {
         .await
         .expect("replay again");
     assert!(
-        matches!(rotation, Rotation::Invalid | Rotation::ReusedAfterGrace),
+        matches!(
+            rotation,
+            Rotation::Invalid | Rotation::ReusedAfterGrace { .. }
+        ),
         "{rotation:?}"
     );
 }

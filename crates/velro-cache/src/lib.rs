@@ -1,0 +1,1 @@
+//! The two-layer cache (in-process and Redis) around any Store.
