@@ -178,12 +178,16 @@ impl PasswordHasher {
         let job: Job = Box::new(move || {
             // The caller may have given up (deadline, disconnect) while this waited in line.
             if !reply.is_closed() {
-                let _ = reply.send(work());
+                let started = std::time::Instant::now();
+                let result = work();
+                metrics::histogram!("velro_hash_duration_seconds").record(started.elapsed().as_secs_f64());
+                let _ = reply.send(result);
             }
         });
         match self.inner.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                metrics::counter!("velro_hash_rejections_total").increment(1);
                 return Err(AuthError::Overloaded {
                     retry_after_secs: 1,
                 })

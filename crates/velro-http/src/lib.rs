@@ -10,4 +10,4 @@ mod wire;
 
 pub use error::ApiError;
 pub use routes::router;
-pub use state::{AppState, HttpSettings};
+pub use state::{AppState, HttpSettings, MetricsRenderer};

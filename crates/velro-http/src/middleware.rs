@@ -61,7 +61,15 @@ pub(crate) async fn observe(State(state): State<AppState>, mut request: Request,
     }
 
     let status = response.status().as_u16();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let duration_ms = elapsed * 1000.0;
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.clone()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("velro_http_requests_total", &labels).increment(1);
+    metrics::histogram!("velro_http_request_duration_seconds", &labels).record(elapsed);
     let user_id = user.0.get().map(ToString::to_string);
     span.in_scope(|| {
         tracing::info!(

@@ -1,7 +1,9 @@
 //! What every handler can reach: the services and the HTTP settings, built once at start-up.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use velro_core::cache::CacheControl;
 use velro_core::service::{AdminService, AuthService};
 
 #[derive(Debug, Clone)]
@@ -26,9 +28,14 @@ impl Default for HttpSettings {
     }
 }
 
+/// Renders the Prometheus text exposition; the binary owns the recorder.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
 #[derive(Clone)]
 pub struct AppState {
     pub auth: AuthService,
     pub admin: AdminService,
+    pub cache: Arc<dyn CacheControl>,
+    pub metrics: MetricsRenderer,
     pub settings: HttpSettings,
 }

@@ -68,6 +68,13 @@ impl Database {
         }
     }
 
+    pub fn pool_stats(&self) -> velro_store::PoolStats {
+        match self {
+            Self::Sqlite(store) => store.pool_stats(),
+            Self::Postgres(store) => store.pool_stats(),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Self::Sqlite(store) => store.close().await,

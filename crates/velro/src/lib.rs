@@ -7,3 +7,4 @@ pub mod mailer;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
+pub mod telemetry_metrics;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use velro_core::cache::{CacheControl, NoCache};
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::mail::Mailer;
 use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
@@ -144,6 +145,8 @@ fn build_state(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> a
         }
     };
     let store = database.store();
+    let cache: Arc<dyn CacheControl> = Arc::new(NoCache);
+    let metrics = crate::telemetry_metrics::renderer(database.clone(), hasher.clone());
     let auth = AuthService::new(Dependencies {
         store: store.clone(),
         hasher,
@@ -161,11 +164,13 @@ fn build_state(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> a
             initial_credits: config.initial_credits,
         },
     });
-    let admin = AdminService::new(store, clock, auth.clone(), service_key);
+    let admin = AdminService::new(store, clock, auth.clone(), service_key, cache.clone());
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     Ok(AppState {
         auth,
         admin,
+        cache,
+        metrics,
         settings: HttpSettings {
             request_timeout,
             readiness_timeout: request_timeout.min(Duration::from_millis(400)),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::AuthService;
 use crate::domain::{AdminUserChange, User, UserId, UserPage, UserQuery};
+use crate::cache::CacheControl;
 use crate::store::Store;
 use crate::tokens::ServiceKey;
 use crate::{AuthError, Clock};
@@ -15,6 +16,7 @@ pub struct AdminService {
     auth: AuthService,
     /// `None`: the admin API is off and every call is refused.
     key: Option<ServiceKey>,
+    cache: Arc<dyn CacheControl>,
 }
 
 impl AdminService {
@@ -23,13 +25,24 @@ impl AdminService {
         clock: Arc<dyn Clock>,
         auth: AuthService,
         key: Option<ServiceKey>,
+        cache: Arc<dyn CacheControl>,
     ) -> Self {
         Self {
             store,
             clock,
             auth,
             key,
+            cache,
         }
+    }
+
+    pub fn cache_enabled(&self) -> bool {
+        self.cache.enabled()
+    }
+
+    pub fn set_cache_enabled(&self, enabled: bool) {
+        self.cache.set_enabled(enabled);
+        tracing::warn!(enabled, "cache switched by admin");
     }
 
     pub fn enabled(&self) -> bool {

@@ -17,6 +17,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list_users))
         .route("/users/{id}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/flags", get(get_flags).put(put_flags))
         .route_layer(middleware::from_fn(crate::middleware::bearer_challenge))
 }
 
@@ -89,11 +90,10 @@ impl FromFields for UpdateUserRequest {
     fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
         let disabled = fields.optional_bool("disabled");
         let email_confirmed = fields.optional_bool("email_confirmed");
+        // No early return on a bad role: it is reported, and credits_balance must still be
+        // checked so that every bad field is named.
         let role = fields.optional_string("role");
-        let role = match role {
-            Some(raw) => Some(fields.parse("role", Some(raw), |s| s.parse::<Role>())?),
-            None => None,
-        };
+        let role = fields.parse("role", role, |s| s.parse::<Role>());
         let credits = fields.optional_i64("credits_balance");
         let credits_balance = match credits {
             Some(n) if n < 0 => {
@@ -127,4 +127,40 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     state.admin.delete_user(UserId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Serialize)]
+struct FlagsResponse {
+    cache: bool,
+}
+
+struct FlagsRequest {
+    cache: Option<bool>,
+}
+
+impl FromFields for FlagsRequest {
+    fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
+        Some(Self {
+            cache: fields.optional_bool("cache"),
+        })
+    }
+}
+
+async fn get_flags(State(state): State<AppState>, _: AdminCaller) -> Json<FlagsResponse> {
+    Json(FlagsResponse {
+        cache: state.admin.cache_enabled(),
+    })
+}
+
+async fn put_flags(
+    State(state): State<AppState>,
+    _: AdminCaller,
+    ValidJson(request): ValidJson<FlagsRequest>,
+) -> Json<FlagsResponse> {
+    if let Some(enabled) = request.cache {
+        state.admin.set_cache_enabled(enabled);
+    }
+    Json(FlagsResponse {
+        cache: state.admin.cache_enabled(),
+    })
 }

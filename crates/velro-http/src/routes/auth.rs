@@ -134,13 +134,20 @@ impl FromFields for ProfileRequest {
     fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
         let full_name = fields.nullable_string("full_name");
         let avatar_url = fields.nullable_string("avatar_url");
+        // A bad value reads as absent instead of ending the parse: it has been reported, so the
+        // request is refused anyway, and the other field still gets checked (one entry per bad
+        // field, per the contract).
         let display_name = match full_name {
-            Some(Some(raw)) => Some(fields.parse("full_name", Some(raw), |s| DisplayName::parse(s).map(|n| Some(n.into_inner())))?),
+            Some(Some(raw)) => fields.parse("full_name", Some(raw), |s| {
+                DisplayName::parse(s).map(|n| Some(n.into_inner()))
+            }),
             Some(None) => Some(None),
             None => None,
         };
         let avatar_url = match avatar_url {
-            Some(Some(raw)) => Some(fields.parse("avatar_url", Some(raw), |s| AvatarUrl::parse(s).map(|u| Some(u.into_inner())))?),
+            Some(Some(raw)) => fields.parse("avatar_url", Some(raw), |s| {
+                AvatarUrl::parse(s).map(|u| Some(u.into_inner()))
+            }),
             Some(None) => Some(None),
             None => None,
         };

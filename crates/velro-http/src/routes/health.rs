@@ -16,6 +16,16 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = (state.metrics)();
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Liveness: no I/O at all.
@@ -23,8 +33,8 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": state.settings.version}))
 }
 
-/// Readiness: the database within a bound. There is no shared cache yet, so it reports as
-/// disabled and never degrades the answer.
+/// Readiness: the database within a bound, and the cache's state (known without I/O). A failing
+/// cache degrades the answer but keeps it 200: requests are served from the database.
 async fn ready(State(state): State<AppState>) -> Response {
     let started = Instant::now();
     let database = tokio::time::timeout(state.settings.readiness_timeout, state.auth.check_store()).await;
@@ -40,6 +50,22 @@ async fn ready(State(state): State<AppState>) -> Response {
             ("unavailable", json!({"status": "timeout", "latency_ms": latency_ms}))
         }
     };
+    let cache_health = state.cache.health();
+    let mut cache = json!({"status": cache_health.status()});
+    if let velro_core::cache::CacheHealth::Degraded(reason) = &cache_health {
+        cache["reason"] = json!(reason);
+    }
+    let layers = match cache_health {
+        velro_core::cache::CacheHealth::Disabled => "none",
+        velro_core::cache::CacheHealth::LocalOnly => "l1",
+        _ => "l1+l2",
+    };
+    cache["layers"] = json!(layers);
+    let status = if status == "ok" && cache_health.status() == "degraded" {
+        "degraded"
+    } else {
+        status
+    };
     let code = if status == "unavailable" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -47,7 +73,7 @@ async fn ready(State(state): State<AppState>) -> Response {
     };
     let body = json!({
         "status": status,
-        "checks": {"database": database, "cache": {"status": "disabled"}},
+        "checks": {"database": database, "cache": cache},
     });
     let mut response = (code, Json(body)).into_response();
     response.extensions_mut().insert(BodyIsFinal);
