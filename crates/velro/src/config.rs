@@ -55,6 +55,21 @@ pub struct Config {
     pub hash_queue: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
+    /// The cache at start-up; switchable at run time through the admin flags endpoint.
+    pub cache: Switch,
+    pub cache_l1_ttl_ms: u64,
+    pub cache_l1_capacity: u64,
+    /// `redis://host:6379`: the shared cache layer and cross-instance invalidation.
+    pub redis_url: Option<Secret<String>>,
+    pub cache_l2_ttl_secs: u64,
+    pub redis_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    On,
+    Off,
 }
 
 impl Default for Config {
@@ -89,6 +104,12 @@ impl Default for Config {
             hash_queue: 64,
             request_timeout_ms: 5_000,
             shutdown_grace_secs: 10,
+            cache: Switch::On,
+            cache_l1_ttl_ms: 10_000,
+            cache_l1_capacity: 100_000,
+            redis_url: None,
+            cache_l2_ttl_secs: 60,
+            redis_timeout_ms: 50,
         }
     }
 }
@@ -106,6 +127,7 @@ fn describe(error: figment::Error) -> anyhow::Error {
     let setting = match key.as_str() {
         "" => String::from("a setting"),
         "database_url" => format!("DATABASE_URL / VELRO_DATABASE_URL ({key})"),
+        "redis_url" => format!("REDIS_URL / VELRO_REDIS_URL ({key})"),
         _ => format!("VELRO_{} ({key})", key.to_uppercase()),
     };
     let source = error
@@ -127,7 +149,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment = figment
-            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
             .merge(
                 // VELRO_CONFIG names the file; VELRO_TEST_* belong to the test suite.
                 Env::prefixed("VELRO_")
@@ -155,6 +177,10 @@ impl Config {
             ("VELRO_DATABASE_STATEMENT_TIMEOUT_MS", self.database_statement_timeout_ms),
             ("VELRO_REQUEST_TIMEOUT_MS", self.request_timeout_ms),
             ("VELRO_HASH_QUEUE", self.hash_queue as u64),
+            ("VELRO_CACHE_L1_TTL_MS", self.cache_l1_ttl_ms),
+            ("VELRO_CACHE_L1_CAPACITY", self.cache_l1_capacity),
+            ("VELRO_CACHE_L2_TTL_SECS", self.cache_l2_ttl_secs),
+            ("VELRO_REDIS_TIMEOUT_MS", self.redis_timeout_ms),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -170,6 +196,9 @@ impl Config {
         // The inner waits must end before the request's deadline does.
         if self.database_acquire_timeout_ms >= self.request_timeout_ms {
             bail!("invalid configuration: VELRO_DATABASE_ACQUIRE_TIMEOUT_MS must be less than VELRO_REQUEST_TIMEOUT_MS");
+        }
+        if self.redis_timeout_ms >= self.request_timeout_ms {
+            bail!("invalid configuration: VELRO_REDIS_TIMEOUT_MS must be less than VELRO_REQUEST_TIMEOUT_MS");
         }
         if self.database_statement_timeout_ms >= self.request_timeout_ms {
             bail!("invalid configuration: VELRO_DATABASE_STATEMENT_TIMEOUT_MS must be less than VELRO_REQUEST_TIMEOUT_MS");

@@ -13,8 +13,22 @@ use velro::telemetry;
 
 /// Velro's authentication service. Settings come from an optional TOML file, then VELRO_*
 /// environment variables and DATABASE_URL, then these flags; the README lists them all.
+const SETTINGS_HELP: &str = "\
+Settings (environment; TOML keys are the same names, lowercase, without VELRO_):
+  VELRO_BIND, VELRO_DATA_DIR, DATABASE_URL, VELRO_DATABASE_MAX_CONNECTIONS,
+  VELRO_DATABASE_ACQUIRE_TIMEOUT_MS, VELRO_DATABASE_STATEMENT_TIMEOUT_MS, VELRO_MIGRATE_ON_START,
+  VELRO_JWT_SECRET, VELRO_JWT_ISSUER, VELRO_JWT_LEEWAY_SECS, VELRO_ACCESS_TOKEN_TTL_SECS,
+  VELRO_REFRESH_TOKEN_TTL_SECS, VELRO_REMEMBER_ME_REFRESH_TOKEN_TTL_SECS,
+  VELRO_REFRESH_REUSE_GRACE_SECS, VELRO_RESET_TOKEN_TTL_SECS, VELRO_INITIAL_CREDITS,
+  VELRO_SERVICE_KEY, VELRO_LOG_FORMAT (human|json), VELRO_LOG_LEVEL, VELRO_SMTP_URL,
+  VELRO_MAIL_FROM, VELRO_MAIL_DIR, VELRO_ARGON2_MEMORY_KIB, VELRO_ARGON2_ITERATIONS,
+  VELRO_ARGON2_PARALLELISM, VELRO_HASH_THREADS, VELRO_HASH_QUEUE, VELRO_REQUEST_TIMEOUT_MS,
+  VELRO_SHUTDOWN_GRACE_SECS, VELRO_CACHE (on|off), VELRO_CACHE_L1_TTL_MS,
+  VELRO_CACHE_L1_CAPACITY, REDIS_URL, VELRO_CACHE_L2_TTL_SECS, VELRO_REDIS_TIMEOUT_MS.
+The README describes each one with its default.";
+
 #[derive(Parser)]
-#[command(name = "velro", version, about)]
+#[command(name = "velro", version, about, after_help = SETTINGS_HELP)]
 struct Cli {
     /// A TOML file of settings (keys as in the README, lowercase, without VELRO_).
     #[arg(long, global = true, env = "VELRO_CONFIG")]
@@ -27,6 +41,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP service (the default). Migrates the database first unless
     /// VELRO_MIGRATE_ON_START=false.
+    #[command(after_help = SETTINGS_HELP)]
     Serve {
         /// Address to listen on [env: VELRO_BIND] [default: 127.0.0.1:8000]
         #[arg(long)]
