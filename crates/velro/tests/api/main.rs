@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 mod concurrency;
 mod http_rules;
+mod overload;
 mod passwords;
 mod process;
 mod sessions;
