@@ -63,6 +63,8 @@ pub struct Config {
     pub redis_url: Option<Secret<String>>,
     pub cache_l2_ttl_secs: u64,
     pub redis_timeout_ms: u64,
+    /// Prefix of Redis keys and channels, so that several deployments can share one Redis.
+    pub cache_namespace: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -110,6 +112,7 @@ impl Default for Config {
             redis_url: None,
             cache_l2_ttl_secs: 60,
             redis_timeout_ms: 50,
+            cache_namespace: "velro".into(),
         }
     }
 }

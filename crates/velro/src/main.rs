@@ -24,7 +24,7 @@ Settings (environment; TOML keys are the same names, lowercase, without VELRO_):
   VELRO_MAIL_FROM, VELRO_MAIL_DIR, VELRO_ARGON2_MEMORY_KIB, VELRO_ARGON2_ITERATIONS,
   VELRO_ARGON2_PARALLELISM, VELRO_HASH_THREADS, VELRO_HASH_QUEUE, VELRO_REQUEST_TIMEOUT_MS,
   VELRO_SHUTDOWN_GRACE_SECS, VELRO_CACHE (on|off), VELRO_CACHE_L1_TTL_MS,
-  VELRO_CACHE_L1_CAPACITY, REDIS_URL, VELRO_CACHE_L2_TTL_SECS, VELRO_REDIS_TIMEOUT_MS.
+  VELRO_CACHE_L1_CAPACITY, REDIS_URL, VELRO_CACHE_L2_TTL_SECS, VELRO_REDIS_TIMEOUT_MS, VELRO_CACHE_NAMESPACE.
 The README describes each one with its default.";
 
 #[derive(Parser)]
@@ -97,8 +97,9 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let app = Application::build(config).await?;
-    app.run_until_stopped(shutdown_signal()).await
+    app.run_until_stopped(shutdown).await
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use velro_core::cache::{CacheControl, NoCache};
+use velro_cache::{Cache, CacheConfig, CachedStore};
+use velro_core::cache::CacheControl;
+use velro_core::store::Store;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::mail::Mailer;
 use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
@@ -17,7 +19,7 @@ use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, Service
 use velro_core::{Clock, SystemClock};
 use velro_http::{AppState, HttpSettings};
 
-use crate::config::Config;
+use crate::config::{Config, Switch};
 use crate::database::Database;
 use crate::mailer::{FileMailer, SmtpMailer};
 use crate::secrets;
@@ -26,6 +28,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     database: Database,
+    cache: Arc<CachedStore>,
     shutdown_grace: Duration,
 }
 
@@ -44,7 +47,8 @@ impl Application {
         if config.migrate_on_start {
             database.migrate().await?;
         }
-        let state = build_state(config, &database, clock)?;
+        let cache = velro_cache::build(database.store(), cache_config(config)).await;
+        let state = build_state(config, &database, &cache, clock)?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("could not listen on {} (VELRO_BIND)", config.bind))?;
@@ -52,6 +56,7 @@ impl Application {
             listener,
             router: velro_http::router(state),
             database,
+            cache: cache.store,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
@@ -87,13 +92,32 @@ impl Application {
             served = server => served.context("server error")?,
             () = drain_bound => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway"),
         }
+        self.cache.shutdown().await;
         self.database.close().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-fn build_state(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+fn cache_config(config: &Config) -> CacheConfig {
+    CacheConfig {
+        enabled: config.cache == Switch::On,
+        l1_ttl: Duration::from_millis(config.cache_l1_ttl_ms),
+        l1_capacity: config.cache_l1_capacity,
+        redis_url: config.redis_url.as_ref().map(|url| url.expose().clone()),
+        l2_ttl: Duration::from_secs(config.cache_l2_ttl_secs),
+        redis_timeout: Duration::from_millis(config.redis_timeout_ms),
+        namespace: config.cache_namespace.clone(),
+        ..CacheConfig::default()
+    }
+}
+
+fn build_state(
+    config: &Config,
+    database: &Database,
+    cache: &Cache,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<AppState> {
     let secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
     let access_tokens = AccessTokens::new(&AccessTokenConfig {
         secret: secret.clone(),
@@ -144,8 +168,10 @@ fn build_state(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> a
             Arc::new(FileMailer::new(dir))
         }
     };
-    let store = database.store();
-    let cache: Arc<dyn CacheControl> = Arc::new(NoCache);
+    // Every service reads through the cache; only start-up, migrations and pool metrics see
+    // the database directly.
+    let store: Arc<dyn Store> = cache.store.clone();
+    let cache: Arc<dyn CacheControl> = cache.control.clone();
     let metrics = crate::telemetry_metrics::renderer(database.clone(), hasher.clone());
     let auth = AuthService::new(Dependencies {
         store: store.clone(),
@@ -179,26 +205,25 @@ fn build_state(config: &Config, database: &Database, clock: Arc<dyn Clock>) -> a
     })
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Installs the SIGTERM and SIGINT handlers now (a signal that arrives before the server is
+/// ready must not kill it ungracefully) and returns a future that resolves on either.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).context("could not handle SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("could not handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

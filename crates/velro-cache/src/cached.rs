@@ -1,0 +1,360 @@
+//! `CachedStore`: the `Store` decorator. Caches `find_live_session` (L1, then L2, then the
+//! store); every write that can make a cached session stale invalidates it in both layers and
+//! tells the other instances before it returns. Everything else passes through.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use velro_core::domain::{
+    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, SessionId,
+    SessionRecord, User, UserId, UserPage, UserQuery,
+};
+use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
+use velro_core::StoreError;
+
+use crate::l2::{stopped_during, Lookup};
+use crate::Shared;
+
+/// A second round of L2 deletes and messages this long after each invalidation: it removes an
+/// entry that a concurrent lookup on another instance read from the store before the write and
+/// stored in L2 after the first round (see the crate docs).
+const SECOND_ROUND_DELAY: Duration = Duration::from_secs(1);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("enabled", &self.shared.enabled.load(Ordering::Relaxed))
+            .field("l2", &self.shared.redis.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedStore {
+    pub(crate) fn new(
+        inner: Arc<dyn Store>,
+        shared: Arc<Shared>,
+        shutdown: watch::Sender<bool>,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> Self {
+        Self {
+            inner,
+            shared,
+            shutdown,
+            tasks: Mutex::new(tasks),
+        }
+    }
+
+    /// Stops the background tasks (connection, invalidation feed, retries). Lookups keep
+    /// working afterwards, from L1 and the store.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.shared.enabled.load(Ordering::SeqCst)
+    }
+
+    async fn lookup(&self, session_id: SessionId) -> Result<Option<SessionWithUser>, StoreError> {
+        let local = &self.shared.local;
+        if let Some(hit) = local.get(session_id.0).await {
+            count_lookup("l1", "hit");
+            return Ok(Some(SessionWithUser::clone(&hit)));
+        }
+        count_lookup("l1", "miss");
+        // Before any read below: a fill is skipped if an invalidation ran since.
+        let epoch = local.epoch();
+        let still_on = || self.enabled();
+        if let Some(redis) = &self.shared.redis {
+            match redis.get_session(session_id.0).await {
+                Lookup::Hit(live) => {
+                    count_lookup("l2", "hit");
+                    local.fill(epoch, live.clone(), still_on).await;
+                    return Ok(Some(SessionWithUser::clone(&live)));
+                }
+                Lookup::Miss => count_lookup("l2", "miss"),
+                Lookup::Unavailable => {}
+            }
+        }
+        let Some(live) = self.inner.find_live_session(session_id).await? else {
+            return Ok(None);
+        };
+        let live = Arc::new(live);
+        let current = local.fill(epoch, live.clone(), still_on).await;
+        if let Some(redis) = &self.shared.redis {
+            // Without the feed, a peer's invalidation would not reach the epoch, and this write
+            // could land after the peer's delete.
+            if current && redis.subscribed() {
+                redis.put_session(&live).await;
+            }
+        }
+        Ok(Some(SessionWithUser::clone(&live)))
+    }
+
+    /// Drops the entries everywhere: L1 here at once, then L2 and the other instances' L1.
+    /// Runs whether or not the cache is switched on, so that switching on never serves an entry
+    /// that missed an invalidation.
+    async fn invalidate(&self, sessions: &[SessionId], users: &[UserId]) {
+        if sessions.is_empty() && users.is_empty() {
+            return;
+        }
+        let sessions: Vec<Uuid> = sessions.iter().map(|id| id.0).collect();
+        let users: Vec<Uuid> = users.iter().map(|id| id.0).collect();
+        self.shared.local.drop_entries(&sessions, &users).await;
+        metrics::counter!("velro_cache_invalidations_total", "kind" => "session")
+            .increment(sessions.len() as u64);
+        metrics::counter!("velro_cache_invalidations_total", "kind" => "user")
+            .increment(users.len() as u64);
+        let Some(redis) = &self.shared.redis else {
+            return;
+        };
+        if !redis.invalidate(&sessions, &users).await {
+            redis.keep_pending(&sessions, &users);
+        }
+        let redis = redis.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            if stopped_during(&mut shutdown, SECOND_ROUND_DELAY).await {
+                return;
+            }
+            if !redis.invalidate(&sessions, &users).await {
+                redis.keep_pending(&sessions, &users);
+            }
+        });
+    }
+
+    async fn invalidate_user(&self, user_id: UserId) {
+        self.invalidate(&[], &[user_id]).await;
+    }
+}
+
+fn count_lookup(layer: &'static str, result: &'static str) {
+    metrics::counter!("velro_cache_lookups_total", "layer" => layer, "result" => result)
+        .increment(1);
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    async fn create_user(&self, user: NewUser, session: NewSession) -> Result<User, StoreError> {
+        self.inner.create_user(user, session).await
+    }
+
+    async fn find_credentials_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<Credentials>, StoreError> {
+        self.inner.find_credentials_by_email(email).await
+    }
+
+    async fn find_credentials(&self, user_id: UserId) -> Result<Option<Credentials>, StoreError> {
+        self.inner.find_credentials(user_id).await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        user_id: UserId,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let result = self.inner.replace_password_hash(user_id, hash, now).await;
+        // Also on error: the write may have committed before the error (a lost reply).
+        self.invalidate_user(user_id).await;
+        result
+    }
+
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        self.inner.create_session(session).await
+    }
+
+    async fn find_live_session(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<SessionWithUser>, StoreError> {
+        if !self.enabled() {
+            return self.inner.find_live_session(session_id).await;
+        }
+        self.lookup(session_id).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: TokenHash,
+        successor: TokenHash,
+        policy: RefreshPolicy,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        let rotation = self
+            .inner
+            .rotate_refresh_token(presented, successor, policy, now)
+            .await?;
+        let changed = match &rotation {
+            Rotation::Rotated { session, .. } | Rotation::ReusedWithinGrace { session, .. } => {
+                Some(session.id)
+            }
+            Rotation::ReusedAfterGrace { session_id } => Some(*session_id),
+            Rotation::Invalid => None,
+        };
+        if let Some(session_id) = changed {
+            self.invalidate(&[session_id], &[]).await;
+        }
+        Ok(rotation)
+    }
+
+    async fn revoke_session(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let result = self.inner.revoke_session(user_id, session_id, now).await;
+        // Nothing changed on Ok(false); on error the revocation may still have committed.
+        if !matches!(result, Ok(false)) {
+            self.invalidate(&[session_id], &[]).await;
+        }
+        result
+    }
+
+    async fn revoke_sessions(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        match self.inner.revoke_sessions(user_id, keep, now).await {
+            Ok(revoked) => {
+                self.invalidate(&revoked, &[]).await;
+                Ok(revoked)
+            }
+            Err(e) => {
+                self.invalidate_user(user_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn list_live_sessions(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.inner.list_live_sessions(user_id, now).await
+    }
+
+    async fn update_profile(
+        &self,
+        user_id: UserId,
+        change: &ProfileChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        let result = self.inner.update_profile(user_id, change, now).await;
+        if !matches!(result, Ok(None)) {
+            self.invalidate_user(user_id).await;
+        }
+        result
+    }
+
+    async fn create_reset_token(
+        &self,
+        user_id: UserId,
+        token: TokenHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .create_reset_token(user_id, token, expires_at, now)
+            .await
+    }
+
+    async fn find_reset_token_user(
+        &self,
+        token: TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Credentials>, StoreError> {
+        self.inner.find_reset_token_user(token, now).await
+    }
+
+    async fn reset_password(
+        &self,
+        token: TokenHash,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
+        let result = self.inner.reset_password(token, hash, now).await?;
+        if let Some((user_id, revoked)) = &result {
+            self.invalidate(revoked, &[*user_id]).await;
+        }
+        Ok(result)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: UserId,
+        hash: &PasswordHash,
+        keep: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let result = self.inner.change_password(user_id, hash, keep, now).await;
+        // The kept session is cached too, with the user's old `updated_at`: drop the user.
+        let revoked = result.as_deref().unwrap_or_default();
+        self.invalidate(revoked, &[user_id]).await;
+        result
+    }
+
+    async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        self.inner.list_users(query).await
+    }
+
+    async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
+        self.inner.find_user(user_id).await
+    }
+
+    async fn update_user(
+        &self,
+        user_id: UserId,
+        change: &AdminUserChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        let result = self.inner.update_user(user_id, change, now).await;
+        if !matches!(result, Ok(None)) {
+            self.invalidate_user(user_id).await;
+        }
+        result
+    }
+
+    async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError> {
+        let result = self.inner.delete_user(user_id).await;
+        if !matches!(result, Ok(false)) {
+            self.invalidate_user(user_id).await;
+        }
+        result
+    }
+}

@@ -1,0 +1,354 @@
+//! What every case starts from: a migrated SQLite store in a temporary folder behind a counting
+//! decorator, cache instances with a unique namespace, and users with sessions.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tempfile::TempDir;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use velro_cache::{build, Cache, CacheConfig};
+use velro_core::cache::{CacheControl, CacheHealth};
+use velro_core::domain::{
+    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, SessionId,
+    SessionRecord, User, UserId, UserPage, UserQuery,
+};
+use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
+use velro_core::{Clock, StoreError, SystemClock};
+use velro_store::{SqliteConfig, SqliteStore};
+
+/// One SQLite database, shared by the instances of a test as PostgreSQL would be.
+pub struct Db {
+    pub store: Arc<SqliteStore>,
+    _dir: TempDir,
+}
+
+impl Db {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::connect(&SqliteConfig {
+            path: dir.path().join("velro.db"),
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("open SQLite");
+        store.migrate().await.expect("migrate SQLite");
+        Self {
+            store: Arc::new(store),
+            _dir: dir,
+        }
+    }
+
+    /// A store for one instance, counting that instance's `find_live_session` calls.
+    pub fn counted(&self) -> Arc<Counting> {
+        Arc::new(Counting {
+            inner: self.store.clone(),
+            lookups: AtomicUsize::new(0),
+        })
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
+
+pub fn namespace() -> String {
+    format!("test-{}", Uuid::new_v4().simple())
+}
+
+pub fn config(namespace: &str, redis_url: Option<String>) -> CacheConfig {
+    CacheConfig {
+        redis_url,
+        namespace: namespace.to_owned(),
+        ..CacheConfig::default()
+    }
+}
+
+/// One "instance": a cache over its own counting view of the shared store.
+pub struct Instance {
+    pub cache: Cache,
+    pub counted: Arc<Counting>,
+}
+
+impl Instance {
+    pub async fn start(db: &Db, config: CacheConfig) -> Self {
+        let counted = db.counted();
+        let cache = build(counted.clone(), config).await;
+        Self { cache, counted }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.cache.store.as_ref()
+    }
+
+    pub async fn live(&self, session: SessionId) -> Option<SessionWithUser> {
+        self.store()
+            .find_live_session(session)
+            .await
+            .expect("find_live_session")
+    }
+
+    pub fn store_lookups(&self) -> usize {
+        self.counted.lookups.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded) until the cache reports Ok: connected and subscribed.
+    pub async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.cache.control.health() != CacheHealth::Ok {
+            assert!(
+                Instant::now() < deadline,
+                "not ready: {:?}",
+                self.cache.control.health()
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub async fn stop(&self) {
+        self.cache.store.shutdown().await;
+    }
+}
+
+pub fn now() -> OffsetDateTime {
+    SystemClock.now()
+}
+
+pub fn token() -> TokenHash {
+    let mut hash = [0_u8; 32];
+    hash[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    hash[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    TokenHash(hash)
+}
+
+fn new_session(user_id: UserId) -> NewSession {
+    let at = now();
+    NewSession {
+        id: SessionId(Uuid::new_v4()),
+        user_id,
+        remember_me: false,
+        user_agent: Some("Mozilla/5.0 (test)".into()),
+        ip: Some("203.0.113.7".into()),
+        refresh_token: token(),
+        refresh_expires_at: at + time::Duration::days(7),
+        now: at,
+    }
+}
+
+/// A user with its first session, created through `store` (any instance: creation does not
+/// touch the cache).
+pub async fn register(store: &dyn Store) -> (UserId, SessionId) {
+    let id = UserId(Uuid::new_v4());
+    let address = format!("u{}@example.com", id.0.simple());
+    let session = new_session(id);
+    let session_id = session.id;
+    store
+        .create_user(
+            NewUser {
+                id,
+                email: Email::parse(&address).expect("valid address"),
+                password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$test".into()),
+                display_name: Some("Ada".into()),
+                credits_balance: 10,
+                now: now(),
+            },
+            session,
+        )
+        .await
+        .expect("create_user");
+    (id, session_id)
+}
+
+/// Another session for the user: its id and its refresh token.
+pub async fn sign_in(store: &dyn Store, user_id: UserId) -> (SessionId, TokenHash) {
+    let session = new_session(user_id);
+    let ids = (session.id, session.refresh_token);
+    store.create_session(session).await.expect("create_session");
+    ids
+}
+
+/// Polls `done` every millisecond for up to two seconds; the time it took.
+pub async fn within_two_seconds<F, Fut>(mut done: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "not within two seconds"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    start.elapsed()
+}
+
+/// The Redis URL, or None after saying why this test is skipped.
+pub fn redis() -> Option<String> {
+    let url = velro_redistest::redis_url();
+    if url.is_none() {
+        let _ = writeln!(std::io::stderr(), "skipped: no Redis for velro-cache");
+    }
+    url
+}
+
+/// A raw Redis connection for looking behind the cache's back.
+pub async fn raw_redis(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw Redis connection")
+}
+
+pub async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<i64>(conn)
+        .await
+        .expect("EXISTS")
+        == 1
+}
+
+/// Passes everything through to the store and counts `find_live_session` calls.
+pub struct Counting {
+    inner: Arc<SqliteStore>,
+    lookups: AtomicUsize,
+}
+
+#[async_trait]
+impl Store for Counting {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn create_user(&self, user: NewUser, session: NewSession) -> Result<User, StoreError> {
+        self.inner.create_user(user, session).await
+    }
+    async fn find_credentials_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<Credentials>, StoreError> {
+        self.inner.find_credentials_by_email(email).await
+    }
+    async fn find_credentials(&self, user_id: UserId) -> Result<Option<Credentials>, StoreError> {
+        self.inner.find_credentials(user_id).await
+    }
+    async fn replace_password_hash(
+        &self,
+        user_id: UserId,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.replace_password_hash(user_id, hash, now).await
+    }
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+        self.inner.create_session(session).await
+    }
+    async fn find_live_session(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<SessionWithUser>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_live_session(session_id).await
+    }
+    async fn rotate_refresh_token(
+        &self,
+        presented: TokenHash,
+        successor: TokenHash,
+        policy: RefreshPolicy,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        self.inner
+            .rotate_refresh_token(presented, successor, policy, now)
+            .await
+    }
+    async fn revoke_session(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.revoke_session(user_id, session_id, now).await
+    }
+    async fn revoke_sessions(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.inner.revoke_sessions(user_id, keep, now).await
+    }
+    async fn list_live_sessions(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.inner.list_live_sessions(user_id, now).await
+    }
+    async fn update_profile(
+        &self,
+        user_id: UserId,
+        change: &ProfileChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        self.inner.update_profile(user_id, change, now).await
+    }
+    async fn create_reset_token(
+        &self,
+        user_id: UserId,
+        token: TokenHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .create_reset_token(user_id, token, expires_at, now)
+            .await
+    }
+    async fn find_reset_token_user(
+        &self,
+        token: TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Credentials>, StoreError> {
+        self.inner.find_reset_token_user(token, now).await
+    }
+    async fn reset_password(
+        &self,
+        token: TokenHash,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
+        self.inner.reset_password(token, hash, now).await
+    }
+    async fn change_password(
+        &self,
+        user_id: UserId,
+        hash: &PasswordHash,
+        keep: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.inner.change_password(user_id, hash, keep, now).await
+    }
+    async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        self.inner.list_users(query).await
+    }
+    async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
+        self.inner.find_user(user_id).await
+    }
+    async fn update_user(
+        &self,
+        user_id: UserId,
+        change: &AdminUserChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        self.inner.update_user(user_id, change, now).await
+    }
+    async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError> {
+        self.inner.delete_user(user_id).await
+    }
+}
