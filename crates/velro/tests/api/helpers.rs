@@ -91,9 +91,18 @@ impl TestApp {
         Self::spawn(None, |_| {}).await
     }
 
+    /// PostgreSQL with the shared Redis cache layer, as production runs (when a Redis is
+    /// available; otherwise the in-process layer only).
     pub async fn postgres() -> Option<Self> {
         let url = velro_pgtest::fresh_database().await?;
-        Some(Self::spawn(Some(url), |_| {}).await)
+        let redis = velro_redistest::redis_url();
+        Some(
+            Self::spawn(Some(url), |config| {
+                config.redis_url = redis.map(velro_core::Secret::new);
+                config.cache_namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+            })
+            .await,
+        )
     }
 
     /// A test app with some settings changed.

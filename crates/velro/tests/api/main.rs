@@ -11,3 +11,4 @@ mod overload;
 mod passwords;
 mod process;
 mod sessions;
+mod two_instances;

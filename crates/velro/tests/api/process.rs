@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn velro() -> Command {
+pub(crate) fn velro() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_velro"));
     // The tests' own environment must not leak into the child's configuration.
     for (key, _) in std::env::vars() {
@@ -86,7 +86,7 @@ fn migrate_creates_the_database_and_exits() {
 }
 
 /// Reads the child's log until the `listening` line, returning the address.
-fn wait_for_address(child: &mut Child) -> String {
+pub(crate) fn wait_for_address(child: &mut Child) -> String {
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
     let started = Instant::now();
