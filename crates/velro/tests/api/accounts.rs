@@ -29,7 +29,7 @@ both_stores!(
     login_refuses_a_disabled_account_only_after_the_password,
     login_with_remember_me_keeps_the_session_for_thirty_days,
     login_validates_its_body,
-    login_verifies_imported_bcrypt_hashes_and_rehashes_them,
+    login_verifies_bcrypt_and_outdated_argon2_hashes_and_rehashes_them,
     profile_changes_show_on_the_next_me,
     profile_leaves_absent_fields_and_clears_null_ones,
     profile_refuses_avatar_urls_that_are_not_absolute_https,
@@ -424,7 +424,7 @@ async fn login_validates_its_body(app: TestApp) {
     expect_invalid(login(remember).await, &["remember_me"]).await;
 }
 
-async fn login_verifies_imported_bcrypt_hashes_and_rehashes_them(app: TestApp) {
+async fn login_verifies_bcrypt_and_outdated_argon2_hashes_and_rehashes_them(app: TestApp) {
     let bcrypt = |version| {
         let hash = bcrypt::hash_with_result(PASSWORD, 4).expect("bcrypt hashes");
         hash.format_for_version(version)

@@ -62,7 +62,9 @@ async fn every_bearer_endpoint_challenges_a_missing_or_invalid_token(app: TestAp
                 .await;
             expect_challenge(response, "token_missing", "Bearer").await;
         }
-        let garbage = app.request(method.clone(), &path, Some("garbage"), None).await;
+        let garbage = app
+            .request(method.clone(), &path, Some("garbage"), None)
+            .await;
         expect_rejected_token(garbage, "token_invalid").await;
     }
 }
