@@ -45,6 +45,8 @@ pub(crate) struct Redis {
     session_prefix: String,
     user_prefix: String,
     channel: String,
+    /// `{ns}:`, for keys other modules own (the rate limiter's).
+    namespace_prefix: String,
     subscribed: AtomicBool,
     pending: Mutex<Pending>,
 }
@@ -80,6 +82,7 @@ impl Redis {
             session_prefix: format!("{ns}:session:"),
             user_prefix: format!("{ns}:user-sessions:"),
             channel: format!("{ns}:invalidate"),
+            namespace_prefix: format!("{ns}:"),
             subscribed: AtomicBool::new(false),
             pending: Mutex::new(Pending::default()),
         }
@@ -91,6 +94,10 @@ impl Redis {
 
     pub(crate) fn channel(&self) -> &str {
         &self.channel
+    }
+
+    pub(crate) fn namespace_prefix(&self) -> &str {
+        &self.namespace_prefix
     }
 
     pub(crate) fn connect_timeout(&self) -> Duration {
@@ -117,7 +124,7 @@ impl Redis {
 
     /// Runs one Redis operation within the timeout, if there is a connection and the breaker
     /// lets it through. None means "no answer": the caller falls through.
-    async fn call<T, F, Fut>(&self, op: F) -> Option<T>
+    pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,

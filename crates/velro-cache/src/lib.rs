@@ -2,8 +2,8 @@
 //! Redis (optional, shared by instances), with invalidation across instances over Redis
 //! pub/sub. Only `find_live_session`, the lookup behind every authenticated request, is cached;
 //! every other method passes through. The cache is an optimisation only: switched off, or with
-//! Redis slow or gone, every answer is the same, only slower. Rate limiting does not live here
-//! (yet).
+//! Redis slow or gone, every answer is the same, only slower. The rate limiters (`limiter`) share
+//! its Redis connection, timeout and circuit breaker.
 //!
 //! # Consistency
 //! - A write that makes a cached session stale drops it from L1 and L2 before it returns, then
@@ -36,6 +36,7 @@ mod breaker;
 mod cached;
 mod feed;
 mod l2;
+mod limiter;
 mod local;
 mod message;
 mod wire;
@@ -46,9 +47,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use velro_core::cache::{CacheControl, CacheHealth};
+use velro_core::limits::{LimitSettings, RateLimiter};
 use velro_core::store::Store;
 
 pub use cached::CachedStore;
+pub use limiter::{LocalLimiter, SharedLimiter};
 
 use l2::Redis;
 use local::Local;
@@ -112,6 +115,17 @@ impl fmt::Debug for CacheConfig {
 pub struct Cache {
     pub store: Arc<CachedStore>,
     pub control: Arc<CacheSwitch>,
+}
+
+impl Cache {
+    /// The rate limiter for these settings: shared through this cache's Redis when it has one
+    /// (falling back to in-process counting whenever Redis does not answer), else in process.
+    pub fn rate_limiter(&self, settings: &LimitSettings) -> Arc<dyn RateLimiter> {
+        match &self.control.shared.redis {
+            Some(redis) => Arc::new(SharedLimiter::new(redis.clone(), settings)),
+            None => Arc::new(LocalLimiter::new(settings)),
+        }
+    }
 }
 
 /// State shared by the decorator, the switch and the background tasks.

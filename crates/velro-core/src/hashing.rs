@@ -180,7 +180,8 @@ impl PasswordHasher {
             if !reply.is_closed() {
                 let started = std::time::Instant::now();
                 let result = work();
-                metrics::histogram!("velro_hash_duration_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("velro_hash_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 let _ = reply.send(result);
             }
         });
@@ -190,7 +191,7 @@ impl PasswordHasher {
                 metrics::counter!("velro_hash_rejections_total").increment(1);
                 return Err(AuthError::Overloaded {
                     retry_after_secs: 1,
-                })
+                });
             }
             Err(TrySendError::Disconnected(_)) => {
                 return Err(AuthError::internal(PoolGone));

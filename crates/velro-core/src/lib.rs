@@ -6,6 +6,7 @@ pub mod clock;
 pub mod domain;
 pub mod error;
 pub mod hashing;
+pub mod limits;
 pub mod mail;
 pub mod secret;
 pub mod service;

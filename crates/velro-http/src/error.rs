@@ -49,23 +49,83 @@ pub(crate) const RETRY_AFTER_SECS: u64 = 1;
 fn describe(error: &AuthError) -> (StatusCode, &'static str, &'static str) {
     use AuthError as E;
     match error {
-        E::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Request validation failed"),
-        E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials", "Invalid email or password"),
-        E::AccountDisabled => (StatusCode::FORBIDDEN, "account_disabled", "This account is disabled"),
-        E::EmailExists => (StatusCode::CONFLICT, "email_exists", "An account with this email already exists"),
-        E::TokenMissing => (StatusCode::UNAUTHORIZED, "token_missing", "A bearer token is required"),
-        E::TokenInvalid => (StatusCode::UNAUTHORIZED, "token_invalid", "The access token is invalid"),
-        E::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired", "The access token has expired"),
-        E::SessionRevoked => (StatusCode::UNAUTHORIZED, "session_revoked", "The session has ended"),
-        E::RefreshTokenInvalid => (StatusCode::UNAUTHORIZED, "refresh_token_invalid", "The refresh token is invalid"),
-        E::RefreshTokenReused => (StatusCode::UNAUTHORIZED, "refresh_token_reused", "The refresh token was already used; the session has been revoked"),
-        E::ResetTokenInvalid => (StatusCode::BAD_REQUEST, "reset_token_invalid", "The reset token is invalid, used or expired"),
-        E::InvalidServiceKey => (StatusCode::UNAUTHORIZED, "invalid_service_key", "A valid service key is required"),
+        E::Validation(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Request validation failed",
+        ),
+        E::InvalidCredentials => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "Invalid email or password",
+        ),
+        E::AccountDisabled => (
+            StatusCode::FORBIDDEN,
+            "account_disabled",
+            "This account is disabled",
+        ),
+        E::EmailExists => (
+            StatusCode::CONFLICT,
+            "email_exists",
+            "An account with this email already exists",
+        ),
+        E::TokenMissing => (
+            StatusCode::UNAUTHORIZED,
+            "token_missing",
+            "A bearer token is required",
+        ),
+        E::TokenInvalid => (
+            StatusCode::UNAUTHORIZED,
+            "token_invalid",
+            "The access token is invalid",
+        ),
+        E::TokenExpired => (
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "The access token has expired",
+        ),
+        E::SessionRevoked => (
+            StatusCode::UNAUTHORIZED,
+            "session_revoked",
+            "The session has ended",
+        ),
+        E::RefreshTokenInvalid => (
+            StatusCode::UNAUTHORIZED,
+            "refresh_token_invalid",
+            "The refresh token is invalid",
+        ),
+        E::RefreshTokenReused => (
+            StatusCode::UNAUTHORIZED,
+            "refresh_token_reused",
+            "The refresh token was already used; the session has been revoked",
+        ),
+        E::ResetTokenInvalid => (
+            StatusCode::BAD_REQUEST,
+            "reset_token_invalid",
+            "The reset token is invalid, used or expired",
+        ),
+        E::InvalidServiceKey => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_service_key",
+            "A valid service key is required",
+        ),
         E::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "You may not do this"),
         E::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found"),
-        E::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests; retry later"),
-        E::Overloaded { .. } | E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", "The service is busy; retry shortly"),
-        E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error"),
+        E::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests; retry later",
+        ),
+        E::Overloaded { .. } | E::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "The service is busy; retry shortly",
+        ),
+        E::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error",
+        ),
     }
 }
 
@@ -76,6 +136,9 @@ pub(crate) fn describe_status(status: StatusCode) -> (&'static str, &'static str
         StatusCode::NOT_FOUND => ("not_found", "Not found"),
         StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The request body is too large"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "The request headers are too large")
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "The body must be JSON"),
         StatusCode::UNPROCESSABLE_ENTITY => ("validation_failed", "Request validation failed"),
         StatusCode::UNAUTHORIZED => ("unauthorized", "Authentication required"),
@@ -113,11 +176,31 @@ impl IntoResponse for ApiError {
                 };
                 (status, code, detail, errors)
             }
-            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large (limit 16 KiB)", None),
-            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be JSON (application/json)", None),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large (limit 16 KiB)",
+                None,
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "The body must be JSON (application/json)",
+                None,
+            ),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "Not found", None),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", None),
-            Self::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", "The request took too long; retry shortly", None),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+                None,
+            ),
+            Self::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long; retry shortly",
+                None,
+            ),
         };
         let mut response = status.into_response();
         let headers = response.headers_mut();
@@ -131,7 +214,9 @@ impl IntoResponse for ApiError {
         }
         if matches!(
             &self,
-            Self::Auth(AuthError::TokenInvalid | AuthError::TokenExpired | AuthError::SessionRevoked)
+            Self::Auth(
+                AuthError::TokenInvalid | AuthError::TokenExpired | AuthError::SessionRevoked
+            )
         ) {
             headers.insert(
                 header::WWW_AUTHENTICATE,

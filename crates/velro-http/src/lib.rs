@@ -4,10 +4,13 @@
 mod error;
 mod extract;
 mod middleware;
+mod proxies;
 mod routes;
+mod security;
 mod state;
 mod wire;
 
 pub use error::ApiError;
+pub use proxies::TrustedProxies;
 pub use routes::router;
 pub use state::{AppState, HttpSettings, MetricsRenderer};

@@ -38,7 +38,11 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_string)
 }
 
-pub(crate) async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let request_id = request_id(request.headers());
     let user = UserSlot::default();
@@ -51,10 +55,11 @@ pub(crate) async fn observe(State(state): State<AppState>, mut request: Request,
     let span = tracing::info_span!("request", %request_id);
 
     let deadline = state.settings.request_timeout;
-    let response = match tokio::time::timeout(deadline, next.run(request).instrument(span.clone())).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
-    };
+    let response =
+        match tokio::time::timeout(deadline, next.run(request).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => ApiError::Timeout.into_response(),
+        };
     let mut response = render_error_body(response, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -123,29 +128,45 @@ fn render_error_body(response: Response, request_id: &str) -> Response {
         }),
     };
     let body = serde_json::to_string(&body).unwrap_or_default();
-    if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
-        && !parts.headers.contains_key(header::RETRY_AFTER)
+    if matches!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) && !parts.headers.contains_key(header::RETRY_AFTER)
     {
-        parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        parts
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }
 
 /// The contract's error body, keys in the contract's order.
-#[derive(Serialize)]
-struct WireError<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorResponse)]
+pub(crate) struct WireError<'a> {
+    /// For humans.
     detail: &'static str,
+    /// The stable snake_case machine code that clients branch on.
     code: &'static str,
+    /// The HTTP status, repeated.
     status_code: u16,
+    /// The response's `x-request-id`.
     request_id: &'a str,
+    /// Only on 422 `validation_failed`: one entry per bad or missing field.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     errors: Option<Vec<WireFieldError>>,
 }
 
-#[derive(Serialize)]
-struct WireFieldError {
+/// One bad or missing field of a 422.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = FieldError)]
+pub(crate) struct WireFieldError {
     field: String,
     message: String,
 }
@@ -173,7 +194,10 @@ mod tests {
         headers.insert(REQUEST_ID, HeaderValue::from_static("abc-123_XYZ"));
         assert_eq!(request_id(&headers), "abc-123_XYZ");
         for bad in ["", "has space", &"x".repeat(129)] {
-            headers.insert(REQUEST_ID, HeaderValue::from_str(bad).expect("valid header"));
+            headers.insert(
+                REQUEST_ID,
+                HeaderValue::from_str(bad).expect("valid header"),
+            );
             let id = request_id(&headers);
             assert_ne!(id, bad);
             assert!(Uuid::parse_str(&id).is_ok());

@@ -6,6 +6,8 @@ use std::time::Duration;
 use velro_core::cache::CacheControl;
 use velro_core::service::{AdminService, AuthService};
 
+use crate::TrustedProxies;
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// The one deadline of every request; inner waits are shorter.
@@ -14,6 +16,13 @@ pub struct HttpSettings {
     pub readiness_timeout: Duration,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest accepted request target plus headers (431 beyond it).
+    pub max_header_bytes: usize,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client; nobody else's are read.
+    pub trusted_proxies: TrustedProxies,
+    /// Origins allowed by CORS; empty: no CORS headers at all. `*` only without credentials.
+    pub cors_allowed_origins: Vec<String>,
+    pub cors_allow_credentials: bool,
     pub version: &'static str,
 }
 
@@ -23,6 +32,10 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(5),
             readiness_timeout: Duration::from_millis(400),
             max_body_bytes: 16 * 1024,
+            max_header_bytes: 16 * 1024,
+            trusted_proxies: TrustedProxies::default(),
+            cors_allowed_origins: Vec::new(),
+            cors_allow_credentials: false,
             version: env!("CARGO_PKG_VERSION"),
         }
     }

@@ -19,16 +19,21 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = User)]
 pub(crate) struct UserResponse {
     id: Uuid,
+    #[schema(example = "ada@example.com")]
     email: String,
     display_name: Option<String>,
     avatar_url: Option<String>,
     credits_balance: i64,
+    #[schema(value_type = crate::routes::openapi::RoleName)]
     role: &'static str,
     email_confirmed: bool,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -49,7 +54,8 @@ impl From<User> for UserResponse {
 }
 
 /// A user as the admin API shows it: with `disabled`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AdminUser)]
 pub(crate) struct AdminUserResponse {
     #[serde(flatten)]
     user: UserResponse,
@@ -66,17 +72,24 @@ impl From<User> for AdminUserResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = UserList)]
 pub(crate) struct UserListResponse {
     pub users: Vec<AdminUserResponse>,
+    /// The `after` cursor of the next page, or null on the last one.
     pub next: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Session)]
 pub(crate) struct SessionResponse {
+    /// A JWT; send it as `Authorization: Bearer <access_token>`.
     access_token: String,
+    #[schema(example = "bearer")]
     token_type: &'static str,
+    /// The access token's lifetime in seconds.
     expires_in: i64,
+    /// The access token's expiry in unix seconds.
     expires_at: i64,
     refresh_token: String,
     user: UserResponse,
@@ -95,11 +108,15 @@ impl From<IssuedSession> for SessionResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct SessionInfo {
     id: Uuid,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     last_refreshed_at: Option<String>,
+    /// The current refresh token's expiry.
+    #[schema(format = DateTime)]
     expires_at: String,
     user_agent: Option<String>,
     ip: Option<String>,
@@ -120,12 +137,14 @@ impl SessionInfo {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SessionList)]
 pub(crate) struct SessionListResponse {
     pub sessions: Vec<SessionInfo>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Message)]
 pub(crate) struct MessageResponse {
     message: &'static str,
 }
@@ -143,7 +162,13 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_utc_whole_seconds() {
-        assert_eq!(rfc3339(datetime!(2026-11-28 10:00:00.123456 UTC)), "2026-11-28T10:00:00Z");
-        assert_eq!(rfc3339(datetime!(2026-11-28 12:00:00 +02:00)), "2026-11-28T10:00:00Z");
+        assert_eq!(
+            rfc3339(datetime!(2026-11-28 10:00:00.123456 UTC)),
+            "2026-11-28T10:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(datetime!(2026-11-28 12:00:00 +02:00)),
+            "2026-11-28T10:00:00Z"
+        );
     }
 }

@@ -8,7 +8,10 @@ use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
+use velro_core::limits::{LimitSettings, LoginProtection, Policy, Quota};
+use velro_core::tokens::SigningAlgorithm;
 use velro_core::Secret;
+use velro_http::TrustedProxies;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -28,8 +31,10 @@ pub struct Config {
     pub database_acquire_timeout_ms: u64,
     pub database_statement_timeout_ms: u64,
     pub migrate_on_start: bool,
-    /// At least 32 bytes; default: generated once into `<data_dir>/jwt-secret`.
+    /// An HS256 secret of at least 32 bytes; default: the key file `<data_dir>/jwt-keys.json`.
     pub jwt_secret: Option<Secret<String>>,
+    /// `HS256` (default) or `EdDSA`; tokens with any other `alg` are refused.
+    pub jwt_algorithm: SigningAlgorithm,
     pub jwt_issuer: String,
     pub jwt_leeway_secs: u64,
     pub access_token_ttl_secs: u64,
@@ -65,6 +70,38 @@ pub struct Config {
     pub redis_timeout_ms: u64,
     /// Prefix of Redis keys and channels, so that several deployments can share one Redis.
     pub cache_namespace: String,
+    /// Rate limits and failed-login back-off; `off` only for load tests (logged at WARN).
+    pub rate_limits: Switch,
+    /// Multiplies every rate limit and failed-login threshold (load tests); 1 in production.
+    pub rate_limit_scale: u32,
+    pub rate_limit_login_ip: Quota,
+    pub rate_limit_login_account: Quota,
+    pub rate_limit_login_account_slow: Quota,
+    pub rate_limit_login_account_slower: Quota,
+    pub rate_limit_register_ip: Quota,
+    pub rate_limit_register_account: Quota,
+    pub rate_limit_refresh_ip: Quota,
+    pub rate_limit_password_reset_ip: Quota,
+    pub rate_limit_password_reset_account: Quota,
+    pub rate_limit_change_password_ip: Quota,
+    pub rate_limit_change_password_account: Quota,
+    /// Failures of one (account, IP) pair before exponential back-off.
+    pub login_backoff_after: u32,
+    pub login_backoff_max_secs: u64,
+    /// Account-wide failures (all IPs) before unknown IPs share the slow / slower budgets.
+    pub login_account_slow_after: u32,
+    pub login_account_slower_after: u32,
+    pub login_failure_window_secs: u64,
+    pub login_known_ip_days: u64,
+    /// Addresses or CIDR ranges of proxies whose `Forwarded` / `X-Forwarded-For` are believed.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Origins allowed by CORS (`https://app.example.com`); empty: no CORS.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_allowed_origins: Vec<String>,
+    pub cors_allow_credentials: bool,
+    /// Largest request target plus headers, in bytes (431 beyond it).
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -85,6 +122,7 @@ impl Default for Config {
             database_statement_timeout_ms: 4_000,
             migrate_on_start: true,
             jwt_secret: None,
+            jwt_algorithm: SigningAlgorithm::Hs256,
             jwt_issuer: "velro".into(),
             jwt_leeway_secs: 5,
             access_token_ttl_secs: 3_600,
@@ -113,8 +151,50 @@ impl Default for Config {
             cache_l2_ttl_secs: 60,
             redis_timeout_ms: 50,
             cache_namespace: "velro".into(),
+            rate_limits: Switch::On,
+            rate_limit_scale: 1,
+            rate_limit_login_ip: Policy::LoginIp.default_quota(),
+            rate_limit_login_account: Policy::LoginAccount.default_quota(),
+            rate_limit_login_account_slow: Policy::LoginAccountSlow.default_quota(),
+            rate_limit_login_account_slower: Policy::LoginAccountSlower.default_quota(),
+            rate_limit_register_ip: Policy::RegisterIp.default_quota(),
+            rate_limit_register_account: Policy::RegisterAccount.default_quota(),
+            rate_limit_refresh_ip: Policy::RefreshIp.default_quota(),
+            rate_limit_password_reset_ip: Policy::PasswordResetIp.default_quota(),
+            rate_limit_password_reset_account: Policy::PasswordResetAccount.default_quota(),
+            rate_limit_change_password_ip: Policy::ChangePasswordIp.default_quota(),
+            rate_limit_change_password_account: Policy::ChangePasswordAccount.default_quota(),
+            login_backoff_after: 5,
+            login_backoff_max_secs: 900,
+            login_account_slow_after: 20,
+            login_account_slower_after: 100,
+            login_failure_window_secs: 3_600,
+            login_known_ip_days: 30,
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            cors_allow_credentials: false,
+            max_header_bytes: 16 * 1024,
         }
     }
+}
+
+/// A list as a TOML array or as one comma-separated string (the environment's form).
+fn string_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Many(Vec<String>),
+        One(String),
+    }
+    let items = match List::deserialize(deserializer)? {
+        List::Many(items) => items,
+        List::One(joined) => joined.split(',').map(str::to_string).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect())
 }
 
 /// Flags that override the file and the environment.
@@ -173,11 +253,23 @@ impl Config {
         let positive = [
             ("VELRO_ACCESS_TOKEN_TTL_SECS", self.access_token_ttl_secs),
             ("VELRO_REFRESH_TOKEN_TTL_SECS", self.refresh_token_ttl_secs),
-            ("VELRO_REMEMBER_ME_REFRESH_TOKEN_TTL_SECS", self.remember_me_refresh_token_ttl_secs),
+            (
+                "VELRO_REMEMBER_ME_REFRESH_TOKEN_TTL_SECS",
+                self.remember_me_refresh_token_ttl_secs,
+            ),
             ("VELRO_RESET_TOKEN_TTL_SECS", self.reset_token_ttl_secs),
-            ("VELRO_DATABASE_MAX_CONNECTIONS", u64::from(self.database_max_connections)),
-            ("VELRO_DATABASE_ACQUIRE_TIMEOUT_MS", self.database_acquire_timeout_ms),
-            ("VELRO_DATABASE_STATEMENT_TIMEOUT_MS", self.database_statement_timeout_ms),
+            (
+                "VELRO_DATABASE_MAX_CONNECTIONS",
+                u64::from(self.database_max_connections),
+            ),
+            (
+                "VELRO_DATABASE_ACQUIRE_TIMEOUT_MS",
+                self.database_acquire_timeout_ms,
+            ),
+            (
+                "VELRO_DATABASE_STATEMENT_TIMEOUT_MS",
+                self.database_statement_timeout_ms,
+            ),
             ("VELRO_REQUEST_TIMEOUT_MS", self.request_timeout_ms),
             ("VELRO_HASH_QUEUE", self.hash_queue as u64),
             ("VELRO_CACHE_L1_TTL_MS", self.cache_l1_ttl_ms),
@@ -206,6 +298,11 @@ impl Config {
         if self.database_statement_timeout_ms >= self.request_timeout_ms {
             bail!("invalid configuration: VELRO_DATABASE_STATEMENT_TIMEOUT_MS must be less than VELRO_REQUEST_TIMEOUT_MS");
         }
+        // A small tolerance for clock skew, not a way to keep expired tokens alive.
+        if self.jwt_leeway_secs > 300 {
+            bail!("invalid configuration: VELRO_JWT_LEEWAY_SECS must be at most 300");
+        }
+        self.validate_abuse_settings()?;
         if self.jwt_issuer.trim().is_empty() {
             bail!("invalid configuration: VELRO_JWT_ISSUER must not be empty");
         }
@@ -214,7 +311,109 @@ impl Config {
         Ok(())
     }
 
+    fn validate_abuse_settings(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("VELRO_RATE_LIMIT_SCALE", u64::from(self.rate_limit_scale)),
+            (
+                "VELRO_LOGIN_BACKOFF_AFTER",
+                u64::from(self.login_backoff_after),
+            ),
+            ("VELRO_LOGIN_BACKOFF_MAX_SECS", self.login_backoff_max_secs),
+            (
+                "VELRO_LOGIN_ACCOUNT_SLOW_AFTER",
+                u64::from(self.login_account_slow_after),
+            ),
+            (
+                "VELRO_LOGIN_ACCOUNT_SLOWER_AFTER",
+                u64::from(self.login_account_slower_after),
+            ),
+            (
+                "VELRO_LOGIN_FAILURE_WINDOW_SECS",
+                self.login_failure_window_secs,
+            ),
+            ("VELRO_LOGIN_KNOWN_IP_DAYS", self.login_known_ip_days),
+            ("VELRO_MAX_HEADER_BYTES", self.max_header_bytes as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                bail!("invalid configuration: {name} must be greater than zero");
+            }
+        }
+        if self.login_account_slower_after < self.login_account_slow_after {
+            bail!("invalid configuration: VELRO_LOGIN_ACCOUNT_SLOWER_AFTER must be at least VELRO_LOGIN_ACCOUNT_SLOW_AFTER");
+        }
+        TrustedProxies::parse(&self.trusted_proxies).map_err(|why| {
+            anyhow::anyhow!("invalid configuration: VELRO_TRUSTED_PROXIES: {why}")
+        })?;
+        for origin in &self.cors_allowed_origins {
+            if origin == "*" {
+                if self.cors_allow_credentials {
+                    bail!("invalid configuration: VELRO_CORS_ALLOWED_ORIGINS may not be * when VELRO_CORS_ALLOW_CREDENTIALS is true");
+                }
+                continue;
+            }
+            let parsed = url::Url::parse(origin).ok().filter(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && !origin.ends_with('/')
+                    && url.query().is_none()
+                    && url.username().is_empty()
+            });
+            if parsed.is_none() {
+                bail!("invalid configuration: VELRO_CORS_ALLOWED_ORIGINS: {origin:?} is not an origin like https://app.example.com");
+            }
+        }
+        Ok(())
+    }
+
+    /// The rate limits as the services apply them.
+    pub fn limit_settings(&self) -> LimitSettings {
+        if self.rate_limits == Switch::Off {
+            return LimitSettings::off();
+        }
+        let mut settings = LimitSettings::default();
+        let quotas = [
+            (Policy::LoginIp, self.rate_limit_login_ip),
+            (Policy::LoginAccount, self.rate_limit_login_account),
+            (Policy::LoginAccountSlow, self.rate_limit_login_account_slow),
+            (
+                Policy::LoginAccountSlower,
+                self.rate_limit_login_account_slower,
+            ),
+            (Policy::RegisterIp, self.rate_limit_register_ip),
+            (Policy::RegisterAccount, self.rate_limit_register_account),
+            (Policy::RefreshIp, self.rate_limit_refresh_ip),
+            (Policy::PasswordResetIp, self.rate_limit_password_reset_ip),
+            (
+                Policy::PasswordResetAccount,
+                self.rate_limit_password_reset_account,
+            ),
+            (Policy::ChangePasswordIp, self.rate_limit_change_password_ip),
+            (
+                Policy::ChangePasswordAccount,
+                self.rate_limit_change_password_account,
+            ),
+        ];
+        for (policy, quota) in quotas {
+            settings.set(policy, quota);
+        }
+        settings.login = LoginProtection {
+            backoff_after: self.login_backoff_after,
+            max_backoff: std::time::Duration::from_secs(self.login_backoff_max_secs),
+            slow_after: self.login_account_slow_after,
+            slower_after: self.login_account_slower_after,
+            failure_window: std::time::Duration::from_secs(self.login_failure_window_secs),
+            known_ip_ttl: std::time::Duration::from_secs(
+                self.login_known_ip_days.saturating_mul(86_400),
+            ),
+        };
+        settings.scaled(self.rate_limit_scale)
+    }
+
     pub fn mail_dir(&self) -> PathBuf {
-        self.mail_dir.clone().unwrap_or_else(|| self.data_dir.join("mail"))
+        self.mail_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mail"))
     }
 }

@@ -33,7 +33,9 @@ impl Database {
                     busy_timeout: Duration::from_millis(config.database_statement_timeout_ms),
                 })
                 .await
-                .with_context(|| format!("could not open the SQLite database at {}", path.display()))?;
+                .with_context(|| {
+                    format!("could not open the SQLite database at {}", path.display())
+                })?;
                 tracing::info!(path = %path.display(), "using SQLite");
                 Ok(Self::Sqlite(Arc::new(store)))
             }

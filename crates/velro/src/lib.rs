@@ -3,8 +3,8 @@
 
 pub mod config;
 pub mod database;
+pub mod keys;
 pub mod mailer;
-pub mod secrets;
 pub mod startup;
 pub mod telemetry;
 pub mod telemetry_metrics;

@@ -28,7 +28,9 @@ impl Mailer for FileMailer {
     async fn send(&self, mail: OutgoingMail) -> Result<(), MailError> {
         tokio::fs::create_dir_all(&self.dir).await.map_err(boxed)?;
         let stamp = OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let path = self.dir.join(format!("{stamp}-{}.eml", uuid::Uuid::new_v4().simple()));
+        let path = self
+            .dir
+            .join(format!("{stamp}-{}.eml", uuid::Uuid::new_v4().simple()));
         let content = format!(
             "To: {}\nSubject: {}\nDate: {}\n\n{}",
             mail.to,
@@ -51,11 +53,15 @@ impl SmtpMailer {
     /// Parses the URL and sender once; connections are pooled by lettre.
     pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|_| anyhow::anyhow!("invalid configuration: VELRO_SMTP_URL is not a valid smtp:// or smtps:// URL"))?
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid configuration: VELRO_SMTP_URL is not a valid smtp:// or smtps:// URL"
+                )
+            })?
             .build();
-        let from = from
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid configuration: VELRO_MAIL_FROM is not a valid mailbox"))?;
+        let from = from.parse().map_err(|_| {
+            anyhow::anyhow!("invalid configuration: VELRO_MAIL_FROM is not a valid mailbox")
+        })?;
         Ok(Self { transport, from })
     }
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use velro::config::{Config, Overrides};
 use velro::database::Database;
+use velro::keys::KeysCommand;
 use velro::startup::{shutdown_signal, Application};
 use velro::telemetry;
 
@@ -17,14 +18,20 @@ const SETTINGS_HELP: &str = "\
 Settings (environment; TOML keys are the same names, lowercase, without VELRO_):
   VELRO_BIND, VELRO_DATA_DIR, DATABASE_URL, VELRO_DATABASE_MAX_CONNECTIONS,
   VELRO_DATABASE_ACQUIRE_TIMEOUT_MS, VELRO_DATABASE_STATEMENT_TIMEOUT_MS, VELRO_MIGRATE_ON_START,
-  VELRO_JWT_SECRET, VELRO_JWT_ISSUER, VELRO_JWT_LEEWAY_SECS, VELRO_ACCESS_TOKEN_TTL_SECS,
-  VELRO_REFRESH_TOKEN_TTL_SECS, VELRO_REMEMBER_ME_REFRESH_TOKEN_TTL_SECS,
+  VELRO_JWT_SECRET, VELRO_JWT_ALGORITHM (HS256|EdDSA), VELRO_JWT_ISSUER, VELRO_JWT_LEEWAY_SECS,
+  VELRO_ACCESS_TOKEN_TTL_SECS, VELRO_REFRESH_TOKEN_TTL_SECS, VELRO_REMEMBER_ME_REFRESH_TOKEN_TTL_SECS,
   VELRO_REFRESH_REUSE_GRACE_SECS, VELRO_RESET_TOKEN_TTL_SECS, VELRO_INITIAL_CREDITS,
   VELRO_SERVICE_KEY, VELRO_LOG_FORMAT (human|json), VELRO_LOG_LEVEL, VELRO_SMTP_URL,
   VELRO_MAIL_FROM, VELRO_MAIL_DIR, VELRO_ARGON2_MEMORY_KIB, VELRO_ARGON2_ITERATIONS,
   VELRO_ARGON2_PARALLELISM, VELRO_HASH_THREADS, VELRO_HASH_QUEUE, VELRO_REQUEST_TIMEOUT_MS,
   VELRO_SHUTDOWN_GRACE_SECS, VELRO_CACHE (on|off), VELRO_CACHE_L1_TTL_MS,
-  VELRO_CACHE_L1_CAPACITY, REDIS_URL, VELRO_CACHE_L2_TTL_SECS, VELRO_REDIS_TIMEOUT_MS, VELRO_CACHE_NAMESPACE.
+  VELRO_CACHE_L1_CAPACITY, REDIS_URL, VELRO_CACHE_L2_TTL_SECS, VELRO_REDIS_TIMEOUT_MS, VELRO_CACHE_NAMESPACE,
+  VELRO_RATE_LIMITS (on|off), VELRO_RATE_LIMIT_SCALE, VELRO_RATE_LIMIT_<POLICY> (e.g. 30/1m; policies
+  LOGIN_IP, LOGIN_ACCOUNT, LOGIN_ACCOUNT_SLOW, LOGIN_ACCOUNT_SLOWER, REGISTER_IP, REGISTER_ACCOUNT,
+  REFRESH_IP, PASSWORD_RESET_IP, PASSWORD_RESET_ACCOUNT, CHANGE_PASSWORD_IP, CHANGE_PASSWORD_ACCOUNT),
+  VELRO_LOGIN_BACKOFF_AFTER, VELRO_LOGIN_BACKOFF_MAX_SECS, VELRO_LOGIN_ACCOUNT_SLOW_AFTER,
+  VELRO_LOGIN_ACCOUNT_SLOWER_AFTER, VELRO_LOGIN_FAILURE_WINDOW_SECS, VELRO_LOGIN_KNOWN_IP_DAYS,
+  VELRO_TRUSTED_PROXIES, VELRO_CORS_ALLOWED_ORIGINS, VELRO_CORS_ALLOW_CREDENTIALS, VELRO_MAX_HEADER_BYTES.
 The README describes each one with its default.";
 
 #[derive(Parser)]
@@ -57,13 +64,42 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Manage the access-token signing keys in <data dir>/jwt-keys.json (list, rotate, add,
+    /// activate, prune). Running instances pick up changes on restart.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        /// Folder of the key file [env: VELRO_DATA_DIR] [default: ./velro-data]
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (command, overrides) = match cli.command.unwrap_or(Command::Serve { bind: None, data_dir: None }) {
+    let mut keys = None;
+    let (command, overrides) = match cli.command.unwrap_or(Command::Serve {
+        bind: None,
+        data_dir: None,
+    }) {
         Command::Serve { bind, data_dir } => ("serve", Overrides { bind, data_dir }),
-        Command::Migrate { data_dir } => ("migrate", Overrides { bind: None, data_dir }),
+        Command::Migrate { data_dir } => (
+            "migrate",
+            Overrides {
+                bind: None,
+                data_dir,
+            },
+        ),
+        Command::Keys { command, data_dir } => {
+            keys = Some(command);
+            (
+                "keys",
+                Overrides {
+                    bind: None,
+                    data_dir,
+                },
+            )
+        }
     };
     let config = match Config::load(cli.config.as_deref(), overrides) {
         Ok(config) => config,
@@ -73,7 +109,10 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format, &config.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: could not start the async runtime: {error}");
@@ -83,6 +122,9 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match command {
             "migrate" => migrate(&config).await,
+            "keys" => keys
+                .as_ref()
+                .map_or(Ok(()), |keys| velro::keys::run(&config, keys)),
             _ => serve(&config).await,
         }
     });

@@ -10,19 +10,20 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use velro_cache::{Cache, CacheConfig, CachedStore};
 use velro_core::cache::CacheControl;
-use velro_core::store::Store;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
+use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
 use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
 use velro_core::store::RefreshPolicy;
+use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
 use velro_core::{Clock, SystemClock};
-use velro_http::{AppState, HttpSettings};
+use velro_http::{AppState, HttpSettings, TrustedProxies};
 
 use crate::config::{Config, Switch};
 use crate::database::Database;
+use crate::keys;
 use crate::mailer::{FileMailer, SmtpMailer};
-use crate::secrets;
 
 pub struct Application {
     listener: TcpListener,
@@ -67,13 +68,17 @@ impl Application {
 
     /// Serves until `shutdown` resolves; then stops accepting, gives in-flight requests up to
     /// the grace period, and closes the pool.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let address = self.local_addr()?;
         tracing::info!(%address, "listening");
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -118,15 +123,19 @@ fn build_state(
     cache: &Cache,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AppState> {
-    let secret = secrets::jwt_secret(config.jwt_secret.as_ref(), &config.data_dir)?;
+    let signing = keys::load_or_create(config)?;
     let access_tokens = AccessTokens::new(&AccessTokenConfig {
-        secret: secret.clone(),
+        keys: signing.keys,
         issuer: config.jwt_issuer.clone(),
         lifetime: seconds(config.access_token_ttl_secs),
         leeway: seconds(config.jwt_leeway_secs),
-    })
-    .map_err(|why| anyhow::anyhow!("invalid configuration: VELRO_JWT_SECRET {why}"))?;
-    let refresh_tokens = RefreshTokens::new(&secret);
+    });
+    tracing::info!(
+        algorithm = %access_tokens.algorithm(),
+        kid = access_tokens.signing_kid(),
+        "access-token keys loaded (read at start-up only: restart to pick up rotated keys)"
+    );
+    let refresh_tokens = RefreshTokens::new(&signing.successor_secret);
     let service_key = match &config.service_key {
         Some(raw) => Some(
             ServiceKey::parse(raw)
@@ -147,8 +156,9 @@ fn build_state(
     if let Some(threads) = config.hash_threads {
         hashing.threads = threads;
     }
-    let hasher = PasswordHasher::start(&hashing)
-        .map_err(|why| anyhow::anyhow!("invalid configuration: VELRO_ARGON2_*/VELRO_HASH_* {why}"))?;
+    let hasher = PasswordHasher::start(&hashing).map_err(|why| {
+        anyhow::anyhow!("invalid configuration: VELRO_ARGON2_*/VELRO_HASH_* {why}")
+    })?;
     tracing::info!(
         memory_kib = hashing.memory_kib,
         iterations = hashing.iterations,
@@ -170,6 +180,7 @@ fn build_state(
     };
     // Every service reads through the cache; only start-up, migrations and pool metrics see
     // the database directly.
+    let limits = rate_limits(config, cache);
     let store: Arc<dyn Store> = cache.store.clone();
     let cache: Arc<dyn CacheControl> = cache.control.clone();
     let metrics = crate::telemetry_metrics::renderer(database.clone(), hasher.clone());
@@ -189,6 +200,7 @@ fn build_state(
             reset_token_lifetime: seconds(config.reset_token_ttl_secs),
             initial_credits: config.initial_credits,
         },
+        limits,
     });
     let admin = AdminService::new(store, clock, auth.clone(), service_key, cache.clone());
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
@@ -200,9 +212,43 @@ fn build_state(
         settings: HttpSettings {
             request_timeout,
             readiness_timeout: request_timeout.min(Duration::from_millis(400)),
+            max_header_bytes: config.max_header_bytes,
+            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(|why| {
+                anyhow::anyhow!("invalid configuration: VELRO_TRUSTED_PROXIES: {why}")
+            })?,
+            cors_allowed_origins: config.cors_allowed_origins.clone(),
+            cors_allow_credentials: config.cors_allow_credentials,
             ..HttpSettings::default()
         },
     })
+}
+
+/// The limits, shared through Redis when the cache has it. Anything short of the production
+/// defaults is said loudly: a load-test setting left in production is an open door.
+fn rate_limits(config: &Config, cache: &Cache) -> Limits {
+    let settings = config.limit_settings();
+    if !settings.enabled {
+        tracing::warn!("VELRO_RATE_LIMITS=off: RATE LIMITS AND BRUTE-FORCE PROTECTION ARE OFF (load tests only)");
+        return Limits::off();
+    }
+    if config.rate_limit_scale > 1 {
+        tracing::warn!(
+            scale = config.rate_limit_scale,
+            "VELRO_RATE_LIMIT_SCALE raises every rate limit and failed-login threshold (load tests only)"
+        );
+    }
+    let shared = config.redis_url.is_some();
+    tracing::info!(
+        shared,
+        login_ip = %settings.quota(Policy::LoginIp),
+        backoff_after = settings.login.backoff_after,
+        "rate limits on{}",
+        if shared { " (shared through Redis)" } else { " (this instance only)" }
+    );
+    if config.trusted_proxies.is_empty() {
+        tracing::info!("no VELRO_TRUSTED_PROXIES: the client address is the socket's peer");
+    }
+    Limits::new(cache.rate_limiter(&settings), settings)
 }
 
 /// Installs the SIGTERM and SIGINT handlers now (a signal that arrives before the server is

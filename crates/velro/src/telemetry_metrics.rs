@@ -41,6 +41,9 @@ pub fn renderer(database: Database, hasher: PasswordHasher) -> MetricsRenderer {
         metrics::gauge!("velro_db_pool_connections", "state" => "in_use")
             .set(f64::from(stats.size.saturating_sub(stats.idle)));
         metrics::gauge!("velro_hash_queue_depth").set(hasher.queue_depth() as f64);
-        handle.as_ref().map(PrometheusHandle::render).unwrap_or_default()
+        handle
+            .as_ref()
+            .map(PrometheusHandle::render)
+            .unwrap_or_default()
     })
 }

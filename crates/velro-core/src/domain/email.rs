@@ -172,4 +172,45 @@ mod tests {
             prop_assert_eq!(Email::parse(&mixed), Email::parse(&lower));
         }
     }
+
+    proptest! {
+        #[test]
+        fn whatever_is_accepted_is_ascii_with_one_dotted_dns_domain(raw in "\\PC{0,80}") {
+            if let Ok(email) = Email::parse(&raw) {
+                let (local, domain) = email.as_str().rsplit_once('@').expect("an @");
+                prop_assert!(email.as_str().is_ascii());
+                prop_assert!(!local.is_empty() && !local.contains('@'));
+                prop_assert!(!local.starts_with('.') && !local.ends_with('.') && !local.contains(".."));
+                prop_assert!(domain.contains('.') && !domain.contains(".."));
+            }
+        }
+
+        #[test]
+        fn unicode_white_space_around_is_trimmed(
+            local in "[a-z0-9]{1,20}", domain in "[a-z]{1,20}\\.[a-z]{2,6}",
+            pad in "[ \\t\\n\\u{a0}\\u{2003}\\u{3000}\\u{feff}]{0,3}"
+        ) {
+            let lower = format!("{local}@{domain}");
+            let padded = format!("{pad}{lower}{pad}");
+            // U+FEFF is not White_Space, so it must be refused rather than kept.
+            if pad.contains('\u{feff}') {
+                prop_assert!(Email::parse(&padded).is_err());
+            } else {
+                prop_assert_eq!(Email::parse(&padded), Email::parse(&lower));
+            }
+        }
+
+        #[test]
+        fn a_lookalike_letter_anywhere_is_refused(
+            local in "[a-z]{2,20}", domain in "[a-z]{2,20}\\.[a-z]{2,6}",
+            lookalike in "[\\u{430}\\u{435}\\u{43e}\\u{440}\\u{441}\\u{ff41}-\\u{ff5a}\\u{200b}\\u{301}]",
+            at in 0usize..40
+        ) {
+            let mut email: Vec<char> = format!("{local}@{domain}").chars().collect();
+            let at = at % (email.len() + 1);
+            email.insert(at, lookalike.chars().next().expect("one char"));
+            let email: String = email.into_iter().collect();
+            prop_assert!(Email::parse(&email).is_err(), "{}", email);
+        }
+    }
 }

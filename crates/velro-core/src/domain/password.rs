@@ -188,4 +188,52 @@ mod tests {
             }
         }
     }
+
+    static POLICY: std::sync::LazyLock<PasswordPolicy> =
+        std::sync::LazyLock::new(PasswordPolicy::new);
+
+    proptest! {
+        #[test]
+        fn length_counts_scalar_values_in_any_script(password in "[\\u{3b1}-\\u{3c9}\\u{4e00}-\\u{4e80}\\u{1f600}-\\u{1f64f}]{1,140}") {
+            let n = password.chars().count();
+            let verdict = POLICY.check(&password).err();
+            if n < 8 {
+                prop_assert_eq!(verdict, Some(PasswordViolation::TooShort));
+            } else if n > 128 {
+                prop_assert_eq!(verdict, Some(PasswordViolation::TooLong));
+            } else {
+                prop_assert_eq!(verdict, None);
+            }
+        }
+
+        #[test]
+        fn the_email_or_its_local_part_in_any_case_is_refused(
+            local in "[a-z0-9]{8,20}", domain in "[a-z]{2,10}\\.[a-z]{2,6}", upper in proptest::collection::vec(any::<bool>(), 40)
+        ) {
+            let email = Email::parse(&format!("{local}@{domain}")).expect("valid");
+            for candidate in [email.as_str().to_string(), local.clone()] {
+                let recased: String = candidate
+                    .chars()
+                    .zip(upper.iter().cycle())
+                    .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+                    .collect();
+                prop_assert_eq!(POLICY.check_for(&recased, &email).err(), Some(PasswordViolation::ContainsEmail));
+            }
+        }
+
+        #[test]
+        fn common_passwords_are_refused_in_any_case(index in 0usize..10_000, upper in any::<bool>()) {
+            let common: Vec<&str> = COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let password = common[index % common.len()];
+            prop_assume!(password.is_ascii());
+            let password = if upper { password.to_uppercase() } else { password.to_string() };
+            let n = password.chars().count();
+            let verdict = POLICY.check(&password).err();
+            if (8..=128).contains(&n) {
+                prop_assert_eq!(verdict, Some(PasswordViolation::TooCommon));
+            } else {
+                prop_assert!(verdict.is_some());
+            }
+        }
+    }
 }

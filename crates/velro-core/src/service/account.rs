@@ -7,6 +7,7 @@ use crate::domain::{
     DisplayName, Email, NewPassword, NewUser, ProfileChange, SessionId, User, UserId,
 };
 use crate::error::FieldError;
+use crate::limits::Policy;
 use crate::mail::OutgoingMail;
 use crate::store::NewSession;
 use crate::tokens::{generate_opaque_token, hash_token};
@@ -27,6 +28,12 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
         let deps = self.deps();
+        deps.limits
+            .check_ip(Policy::RegisterIp, client.ip())
+            .await?;
+        deps.limits
+            .check(Policy::RegisterAccount, registration.email.as_str())
+            .await?;
         let password_hash = deps
             .hasher
             .hash(registration.password.into_secret())
@@ -61,10 +68,18 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
         let deps = self.deps();
+        // Unknown and known emails are counted alike, so a refusal says nothing about either.
+        deps.limits.check_ip(Policy::LoginIp, client.ip()).await?;
+        deps.limits
+            .before_login(email.as_str(), client.ip())
+            .await?;
         let credentials = deps.store.find_credentials_by_email(email).await?;
         let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
         let verification = deps.hasher.verify(password.clone(), stored_hash).await?;
         let Some(credentials) = credentials.filter(|_| verification.matches) else {
+            deps.limits
+                .after_login(email.as_str(), client.ip(), false)
+                .await;
             return Err(AuthError::InvalidCredentials);
         };
         let user = credentials.user;
@@ -72,6 +87,9 @@ impl AuthService {
         if user.disabled {
             return Err(AuthError::AccountDisabled);
         }
+        deps.limits
+            .after_login(email.as_str(), client.ip(), true)
+            .await;
         if verification.needs_rehash {
             self.rehash(user.id, password).await;
         }
@@ -135,8 +153,20 @@ impl AuthService {
     }
 
     /// Answers the same whether or not the account exists: the lookup, the token and the mail
-    /// happen after the answer, so neither the body nor the timing tells.
-    pub fn request_password_reset(&self, email: Email) {
+    /// happen after the answer, so neither the body nor the timing tells. The limits count the
+    /// email as given, existing or not.
+    pub async fn request_password_reset(
+        &self,
+        email: Email,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        let limits = &self.deps().limits;
+        limits
+            .check_ip(Policy::PasswordResetIp, client.ip())
+            .await?;
+        limits
+            .check(Policy::PasswordResetAccount, email.as_str())
+            .await?;
         let service = self.clone();
         let task = async move {
             if let Err(error) = service.send_reset_mail(&email).await {
@@ -147,6 +177,7 @@ impl AuthService {
             task,
             tracing::Span::current(),
         ));
+        Ok(())
     }
 
     async fn send_reset_mail(&self, email: &Email) -> Result<(), AuthError> {
@@ -220,8 +251,15 @@ impl AuthService {
         caller: &Authenticated,
         current_password: Secret<String>,
         new_password: NewPassword,
+        client: ClientInfo,
     ) -> Result<(), AuthError> {
         let deps = self.deps();
+        deps.limits
+            .check_ip(Policy::ChangePasswordIp, client.ip())
+            .await?;
+        deps.limits
+            .check(Policy::ChangePasswordAccount, caller.user.email.as_str())
+            .await?;
         let credentials = deps
             .store
             .find_credentials(caller.user.id)

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::AuthService;
-use crate::domain::{AdminUserChange, User, UserId, UserPage, UserQuery};
 use crate::cache::CacheControl;
+use crate::domain::{AdminUserChange, User, UserId, UserPage, UserQuery};
 use crate::store::Store;
 use crate::tokens::ServiceKey;
 use crate::{AuthError, Clock};

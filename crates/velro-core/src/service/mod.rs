@@ -15,6 +15,7 @@ pub use session::{Authenticated, LogoutScope};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;
+use crate::limits::Limits;
 use crate::mail::Mailer;
 use crate::store::{RefreshPolicy, Store};
 use crate::tokens::{AccessTokens, RefreshTokens};
@@ -42,11 +43,18 @@ impl Default for AuthSettings {
     }
 }
 
-/// Where a request came from, as recorded on the sessions it creates.
+/// Where a request came from, as recorded on the sessions it creates and as rate limits key it.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
+    /// The client's address as the HTTP layer determines it (trusted proxies honoured).
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn ip(&self) -> Option<&str> {
+        self.ip.as_deref()
+    }
 }
 
 /// A signed-in session as register, login and refresh return it.
@@ -69,6 +77,8 @@ pub struct Dependencies {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub settings: AuthSettings,
+    /// Rate limits and failed-login back-off (`Limits::off()` for none).
+    pub limits: Limits,
 }
 
 /// The account and session use cases. Cheap to clone.
@@ -98,6 +108,15 @@ impl AuthService {
 
     pub fn hasher(&self) -> &PasswordHasher {
         &self.inner.deps.hasher
+    }
+
+    /// The access-token keys, for publishing the public ones (`/.well-known/jwks.json`).
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.inner.deps.access_tokens
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.deps.limits
     }
 
     fn deps(&self) -> &Dependencies {

@@ -2,8 +2,9 @@
 
 use time::OffsetDateTime;
 
-use super::{AuthService, IssuedSession};
+use super::{AuthService, ClientInfo, IssuedSession};
 use crate::domain::{SessionId, SessionRecord, User};
+use crate::limits::Policy;
 use crate::store::Rotation;
 use crate::tokens::hash_token;
 use crate::{AuthError, Secret};
@@ -62,8 +63,13 @@ impl AuthService {
         })
     }
 
-    pub async fn refresh(&self, presented: Secret<String>) -> Result<IssuedSession, AuthError> {
+    pub async fn refresh(
+        &self,
+        presented: Secret<String>,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
         let deps = self.deps();
+        deps.limits.check_ip(Policy::RefreshIp, client.ip()).await?;
         let successor = deps.refresh_tokens.successor(presented.expose());
         let now = deps.clock.now();
         let rotation = deps

@@ -12,7 +12,12 @@ use crate::{ApiError, AppState};
 /// The token of an `Authorization: Bearer <token>` header. The scheme is matched
 /// case-insensitively; a missing header, another scheme or an empty token are all `None`.
 pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -24,7 +29,10 @@ pub(crate) struct Caller(pub Authenticated);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or(AuthError::TokenMissing)?;
         let caller = state.auth.authenticate(token).await?;
         if let Some(slot) = parts.extensions.get::<UserSlot>() {
@@ -40,7 +48,10 @@ pub(crate) struct AdminCaller;
 impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         state.admin.authorize(bearer_token(parts)).await?;
         Ok(Self)
     }

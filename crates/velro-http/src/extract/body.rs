@@ -20,7 +20,12 @@ pub(crate) trait FromFields: Sized {
 pub(crate) struct ValidJson<T>(pub T);
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || essence
             .strip_prefix("application/")
@@ -33,18 +38,22 @@ impl<T: FromFields> FromRequest<AppState> for ValidJson<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         // No Content-Type at all is read as JSON, per the contract.
         if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            let content_type = content_type.to_str().map_err(|_| ApiError::UnsupportedMediaType)?;
+            let content_type = content_type
+                .to_str()
+                .map_err(|_| ApiError::UnsupportedMediaType)?;
             if !is_json(content_type) {
                 return Err(ApiError::UnsupportedMediaType);
             }
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::field("body", "could not be read")
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::field("body", "could not be read")
+                }
+            })?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::field("body", format!("is not valid JSON ({error})")))?;
         let Value::Object(map) = value else {
@@ -170,10 +179,19 @@ mod tests {
 
     #[test]
     fn json_media_types_are_recognised() {
-        for ok in ["application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"] {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
             assert!(is_json(ok), "{ok}");
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "json", "application/jsonx"] {
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "json",
+            "application/jsonx",
+        ] {
             assert!(!is_json(bad), "{bad}");
         }
     }

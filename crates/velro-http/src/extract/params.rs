@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use uuid::Uuid;
 use velro_core::service::ClientInfo;
 
-use crate::ApiError;
+use crate::{ApiError, AppState, TrustedProxies};
 
 const MAX_USER_AGENT_CHARS: usize = 512;
 
@@ -22,7 +22,9 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound)?;
-        Uuid::parse_str(&raw).map(Self).map_err(|_| ApiError::NotFound)
+        Uuid::parse_str(&raw)
+            .map(Self)
+            .map_err(|_| ApiError::NotFound)
     }
 }
 
@@ -51,27 +53,37 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
-/// Where the request came from, for the sessions it creates.
+/// Where the request came from, for the sessions it creates and the rate limits.
 pub(crate) struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_info(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_info(parts, &state.settings.trusted_proxies)))
     }
 }
 
-/// The socket's peer address (proxies are not trusted yet) and the user agent, bounded.
-fn client_info(parts: &Parts) -> ClientInfo {
+/// The client's address (the socket's peer, or whom a trusted proxy forwarded for) and the user
+/// agent, bounded.
+fn client_info(parts: &Parts, trusted: &TrustedProxies) -> ClientInfo {
     let ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
+        .map(|ConnectInfo(addr)| trusted.client_ip(addr.ip(), &parts.headers).to_string());
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
-        .map(|agent| agent.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect());
+        .map(|agent| {
+            agent
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT_CHARS)
+                .collect()
+        });
     ClientInfo { ip, user_agent }
 }

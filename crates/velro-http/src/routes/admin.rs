@@ -16,7 +16,10 @@ const MAX_LIMIT: u32 = 200;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list_users))
-        .route("/users/{id}", get(get_user).patch(update_user).delete(delete_user))
+        .route(
+            "/users/{id}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
         .route("/flags", get(get_flags).put(put_flags))
         .route_layer(middleware::from_fn(crate::middleware::bearer_challenge))
 }
@@ -28,7 +31,10 @@ fn user_query(query: &QueryParams) -> Result<UserQuery, ApiError> {
         Some(raw) => match raw.parse::<u32>() {
             Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
             _ => {
-                errors.push(velro_core::FieldError::new("limit", "must be an integer from 1 to 200"));
+                errors.push(velro_core::FieldError::new(
+                    "limit",
+                    "must be an integer from 1 to 200",
+                ));
                 DEFAULT_LIMIT
             }
         },
@@ -38,7 +44,10 @@ fn user_query(query: &QueryParams) -> Result<UserQuery, ApiError> {
         Some(raw) => {
             let cursor = UserCursor::decode(raw);
             if cursor.is_none() {
-                errors.push(velro_core::FieldError::new("after", "is not a cursor this API returned"));
+                errors.push(velro_core::FieldError::new(
+                    "after",
+                    "is not a cursor this API returned",
+                ));
             }
             cursor
         }
@@ -48,7 +57,10 @@ fn user_query(query: &QueryParams) -> Result<UserQuery, ApiError> {
         Some(raw) => {
             let prefix = raw.trim().to_lowercase();
             if prefix.is_empty() || prefix.chars().any(char::is_control) {
-                errors.push(velro_core::FieldError::new("email", "must be a non-empty prefix without control characters"));
+                errors.push(velro_core::FieldError::new(
+                    "email",
+                    "must be a non-empty prefix without control characters",
+                ));
             }
             Some(prefix)
         }
@@ -63,6 +75,19 @@ fn user_query(query: &QueryParams) -> Result<UserQuery, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page"), ("email" = Option<String>, Query, description = "A literal, case-insensitive email prefix")),
+    responses(
+        (status = 200, description = "A page of users, newest first", body = UserListResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+        (status = 422, description = "`validation_failed`: a bad `limit`, `after` or `email`, or an empty value", body = super::openapi::ErrorResponse),
+    ),
+    security(("service_key" = [])),
+)]
 async fn list_users(
     State(state): State<AppState>,
     _: AdminCaller,
@@ -76,6 +101,19 @@ async fn list_users(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, description = "The user", body = AdminUserResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = super::openapi::ErrorResponse),
+    ),
+    security(("service_key" = [])),
+)]
 async fn get_user(
     State(state): State<AppState>,
     _: AdminCaller,
@@ -111,15 +149,44 @@ impl FromFields for UpdateUserRequest {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    request_body = super::openapi::UpdateUserBody,
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, description = "The updated user", body = AdminUserResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = super::openapi::ErrorResponse),
+    ),
+    security(("service_key" = [])),
+)]
 async fn update_user(
     State(state): State<AppState>,
     _: AdminCaller,
     PathId(id): PathId,
     ValidJson(UpdateUserRequest(change)): ValidJson<UpdateUserRequest>,
 ) -> Result<Json<AdminUserResponse>, ApiError> {
-    Ok(Json(state.admin.update_user(UserId(id), &change).await?.into()))
+    Ok(Json(
+        state.admin.update_user(UserId(id), &change).await?.into(),
+    ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 204, description = "Deleted; every session revoked; the email can be registered again"),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = super::openapi::ErrorResponse),
+    ),
+    security(("service_key" = [])),
+)]
 async fn delete_user(
     State(state): State<AppState>,
     _: AdminCaller,
@@ -129,7 +196,8 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Flags)]
 struct FlagsResponse {
     cache: bool,
 }
@@ -146,12 +214,35 @@ impl FromFields for FlagsRequest {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/flags",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Run-time flags", body = FlagsResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+    ),
+    security(("service_key" = [])),
+)]
 async fn get_flags(State(state): State<AppState>, _: AdminCaller) -> Json<FlagsResponse> {
     Json(FlagsResponse {
         cache: state.admin.cache_enabled(),
     })
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/flags",
+    tag = "admin",
+    request_body = super::openapi::FlagsBody,
+    responses(
+        (status = 200, description = "The flags after the change", body = FlagsResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+    ),
+    security(("service_key" = [])),
+)]
 async fn put_flags(
     State(state): State<AppState>,
     _: AdminCaller,

@@ -11,7 +11,9 @@ use velro_core::service::{LogoutScope, Registration};
 use velro_core::Secret;
 
 use crate::extract::{Caller, Client, Fields, FromFields, PathId, QueryParams, ValidJson};
-use crate::wire::{MessageResponse, SessionInfo, SessionListResponse, SessionResponse, UserResponse};
+use crate::wire::{
+    MessageResponse, SessionInfo, SessionListResponse, SessionResponse, UserResponse,
+};
 use crate::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -50,7 +52,12 @@ fn secret(fields: &mut Fields, field: &str) -> Option<Secret<String>> {
 }
 
 /// A new password under the policy, and its confirmation when one was sent.
-fn new_password(fields: &mut Fields, state: &AppState, field: &str, email: Option<&Email>) -> Option<NewPassword> {
+fn new_password(
+    fields: &mut Fields,
+    state: &AppState,
+    field: &str,
+    email: Option<&Email>,
+) -> Option<NewPassword> {
     let raw = fields.string(field);
     let confirm = fields.optional_string("confirm_password");
     if let (Some(password), Some(confirm)) = (&raw, &confirm) {
@@ -84,6 +91,17 @@ impl FromFields for RegisterRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = super::openapi::RegisterBody,
+    responses(
+        (status = 201, description = "Registered and signed in", body = SessionResponse),
+        (status = 409, description = "`email_exists`", body = super::openapi::ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+    ),
+)]
 async fn register(
     State(state): State<AppState>,
     Client(client): Client,
@@ -112,6 +130,18 @@ impl FromFields for LoginRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = super::openapi::LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = SessionResponse),
+        (status = 401, description = "`invalid_credentials`: unknown email or wrong password (the same body either way)", body = super::openapi::ErrorResponse),
+        (status = 403, description = "`account_disabled` (only after the password was verified)", body = super::openapi::ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     Client(client): Client,
@@ -119,11 +149,26 @@ async fn login(
 ) -> Result<Json<SessionResponse>, ApiError> {
     let session = state
         .auth
-        .login(&request.email, request.password, request.remember_me, client)
+        .login(
+            &request.email,
+            request.password,
+            request.remember_me,
+            client,
+        )
         .await?;
     Ok(Json(session.into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller, as of now", body = UserResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn get_me(Caller(caller): Caller) -> Json<UserResponse> {
     Json(caller.user.into())
 }
@@ -158,6 +203,17 @@ impl FromFields for ProfileRequest {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/auth/profile",
+    tag = "auth",
+    request_body = super::openapi::ProfileBody,
+    responses(
+        (status = 200, description = "The updated user", body = UserResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn update_profile(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -175,13 +231,37 @@ impl FromFields for RefreshRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = super::openapi::RefreshBody,
+    responses(
+        (status = 200, description = "A new session pair; the same successor again within the reuse grace window", body = SessionResponse),
+        (status = 401, description = "`refresh_token_invalid` (unknown, expired or revoked) or `refresh_token_reused` (spent before the grace window: the session is revoked)", body = super::openapi::ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+    ),
+)]
 async fn refresh(
     State(state): State<AppState>,
+    Client(client): Client,
     ValidJson(RefreshRequest(token)): ValidJson<RefreshRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    Ok(Json(state.auth.refresh(token).await?.into()))
+    Ok(Json(state.auth.refresh(token, client).await?.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    params(("scope" = Option<super::openapi::LogoutScope>, Query, description = "`local` (default): this session; `global`: every session; `others`: every other one")),
+    responses(
+        (status = 200, description = "Logged out", body = MessageResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+        (status = 422, description = "`validation_failed`: an unknown or empty `scope`", body = super::openapi::ErrorResponse),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn logout(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -191,7 +271,12 @@ async fn logout(
         None | Some("local") => LogoutScope::Local,
         Some("global") => LogoutScope::Global,
         Some("others") => LogoutScope::Others,
-        Some(_) => return Err(ApiError::field("scope", "must be one of local, global, others")),
+        Some(_) => {
+            return Err(ApiError::field(
+                "scope",
+                "must be one of local, global, others",
+            ))
+        }
     };
     state.auth.logout(&caller, scope).await?;
     let message = match scope {
@@ -210,15 +295,28 @@ impl FromFields for ResetRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset",
+    tag = "auth",
+    request_body = super::openapi::PasswordResetBody,
+    responses(
+        (status = 202, description = "The same answer whether or not the account exists", body = MessageResponse),
+        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+    ),
+)]
 async fn request_password_reset(
     State(state): State<AppState>,
+    Client(client): Client,
     ValidJson(ResetRequest(email)): ValidJson<ResetRequest>,
-) -> impl IntoResponse {
-    state.auth.request_password_reset(email);
-    (
+) -> Result<impl IntoResponse, ApiError> {
+    state.auth.request_password_reset(email, client).await?;
+    Ok((
         StatusCode::ACCEPTED,
-        Json(MessageResponse::new("If an account exists for this email, a reset message has been sent")),
-    )
+        Json(MessageResponse::new(
+            "If an account exists for this email, a reset message has been sent",
+        )),
+    ))
 }
 
 struct ResetConfirmRequest {
@@ -237,6 +335,17 @@ impl FromFields for ResetConfirmRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset-confirm",
+    tag = "auth",
+    request_body = super::openapi::PasswordResetConfirmBody,
+    responses(
+        (status = 200, description = "Password set; every session revoked", body = MessageResponse),
+        (status = 400, description = "`reset_token_invalid`: used, expired or unknown", body = super::openapi::ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+    ),
+)]
 async fn confirm_password_reset(
     State(state): State<AppState>,
     ValidJson(request): ValidJson<ResetConfirmRequest>,
@@ -245,7 +354,9 @@ async fn confirm_password_reset(
         .auth
         .confirm_password_reset(request.token, request.new_password)
         .await?;
-    Ok(Json(MessageResponse::new("Password has been reset; sign in with the new password")))
+    Ok(Json(MessageResponse::new(
+        "Password has been reset; sign in with the new password",
+    )))
 }
 
 struct ChangePasswordRequest {
@@ -264,9 +375,22 @@ impl FromFields for ChangePasswordRequest {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/change-password",
+    tag = "auth",
+    request_body = super::openapi::ChangePasswordBody,
+    responses(
+        (status = 200, description = "Password changed; every other session revoked", body = MessageResponse),
+        (status = 401, description = "`invalid_credentials` (wrong current password; nothing changes), or a token code: `token_missing`, `token_invalid`, `token_expired`, `session_revoked`", body = super::openapi::ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn change_password(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
     ValidJson(request): ValidJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
     if let Err(violation) = request.new_password.check_email(&caller.user.email) {
@@ -274,11 +398,28 @@ async fn change_password(
     }
     state
         .auth
-        .change_password(&caller, request.current_password, request.new_password)
+        .change_password(
+            &caller,
+            request.current_password,
+            request.new_password,
+            client,
+        )
         .await?;
-    Ok(Json(MessageResponse::new("Password changed; other sessions have been signed out")))
+    Ok(Json(MessageResponse::new(
+        "Password changed; other sessions have been signed out",
+    )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller's live sessions, newest first", body = SessionListResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn list_sessions(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -295,6 +436,18 @@ async fn list_sessions(
     Ok(Json(SessionListResponse { sessions }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "auth",
+    params(("id" = uuid::Uuid, Path, description = "A session id from GET /sessions")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: not one of the caller's live sessions, or not a UUID", body = super::openapi::ErrorResponse),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn revoke_session(
     State(state): State<AppState>,
     Caller(caller): Caller,

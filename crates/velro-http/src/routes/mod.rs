@@ -3,6 +3,8 @@
 mod admin;
 mod auth;
 mod health;
+mod jwks;
+pub(crate) mod openapi;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{middleware, Router};
@@ -13,15 +15,32 @@ use crate::{ApiError, AppState};
 /// The whole application, as `velro serve` runs it and the tests drive it.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
-    Router::new()
+    let cors = crate::security::cors(&state.settings);
+    let router = Router::new()
         .nest("/api/v1/auth", auth::router())
         .nest("/api/v1/admin", admin::router())
         .merge(health::router())
+        .merge(jwks::router())
+        .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
         // Refuses by Content-Length before reading, so a 10 MB body costs nothing.
         .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::middleware::observe))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::security::limit_headers,
+        ));
+    // CORS answers preflights itself, inside the log line and the security headers.
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(middleware::from_fn(crate::security::security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::middleware::observe,
+        ))
         .with_state(state)
 }

@@ -105,15 +105,21 @@ impl TestApp {
         )
     }
 
-    /// A test app with some settings changed.
+    /// A test app with some settings changed: the same kind of store (and the same Redis, in
+    /// a namespace of its own), with a database of its own.
     pub async fn with_config(&self, change: impl FnOnce(&mut Config)) -> Self {
-        // The same kind of store, with a database of its own.
         let database_url = if self.is_postgres() {
             velro_pgtest::fresh_database().await
         } else {
             None
         };
-        Self::spawn(database_url, change).await
+        let redis = self.config.redis_url.clone();
+        Self::spawn(database_url, |config| {
+            config.redis_url = redis;
+            config.cache_namespace = format!("test-{}", uuid::Uuid::new_v4().simple());
+            change(config);
+        })
+        .await
     }
 
     /// The app's store, opened a second time, for what the API cannot do (importing a hash).
@@ -142,6 +148,8 @@ impl TestApp {
             hash_threads: Some(2),
             hash_queue: 256,
             shutdown_grace_secs: 1,
+            // Many tests sign in again and again from 127.0.0.1; the abuse tests switch it on.
+            rate_limits: velro::config::Switch::Off,
             ..Config::default()
         };
         change(&mut config);

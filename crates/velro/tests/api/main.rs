@@ -3,10 +3,13 @@
 
 mod helpers;
 
+mod abuse;
 mod accounts;
 mod admin;
+mod attacks;
 mod concurrency;
 mod http_rules;
+mod keys;
 mod overload;
 mod passwords;
 mod process;

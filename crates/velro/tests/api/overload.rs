@@ -21,8 +21,13 @@ impl Blocker {
     async fn lock(app: &TestApp) -> Self {
         match &app.config.database_url {
             Some(url) => {
-                let mut connection = sqlx::PgConnection::connect(url.expose()).await.expect("connects");
-                sqlx::query("BEGIN").execute(&mut connection).await.expect("begins");
+                let mut connection = sqlx::PgConnection::connect(url.expose())
+                    .await
+                    .expect("connects");
+                sqlx::query("BEGIN")
+                    .execute(&mut connection)
+                    .await
+                    .expect("begins");
                 sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
                     .execute(&mut connection)
                     .await
@@ -32,8 +37,13 @@ impl Blocker {
             None => {
                 let path = app.config.data_dir.join("velro.db");
                 let url = format!("sqlite://{}", path.display());
-                let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("connects");
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut connection).await.expect("locks");
+                let mut connection = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("connects");
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut connection)
+                    .await
+                    .expect("locks");
                 Self::Sqlite(connection)
             }
         }
@@ -42,10 +52,16 @@ impl Blocker {
     async fn release(self) {
         match self {
             Self::Sqlite(mut c) => {
-                sqlx::query("ROLLBACK").execute(&mut c).await.expect("rolls back");
+                sqlx::query("ROLLBACK")
+                    .execute(&mut c)
+                    .await
+                    .expect("rolls back");
             }
             Self::Postgres(mut c) => {
-                sqlx::query("ROLLBACK").execute(&mut c).await.expect("rolls back");
+                sqlx::query("ROLLBACK")
+                    .execute(&mut c)
+                    .await
+                    .expect("rolls back");
             }
         }
     }
@@ -68,17 +84,31 @@ async fn a_locked_database_is_refused_within_the_inner_timeouts(app: TestApp) {
             let url = app.url("/api/v1/auth/register");
             let email = unique_email("stuck");
             tokio::spawn(async move {
-                client.post(url).json(&json!({"email": email, "password": PASSWORD})).send().await
+                client
+                    .post(url)
+                    .json(&json!({"email": email, "password": PASSWORD}))
+                    .send()
+                    .await
             })
         })
         .collect();
     for attempt in attempts {
         let response = attempt.await.expect("joins").expect("answered");
-        assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
         expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
     }
     // Bounded by the inner waits, well before the request deadline (3 s): not a hang.
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     blocker.release().await;
     app.register(&unique_email("unstuck")).await;
 }

@@ -25,14 +25,22 @@ impl Drop for Instance {
     }
 }
 
-fn start(database_url: &str, redis_url: &str, namespace: &str, data_dir: &std::path::Path) -> Instance {
+fn start(
+    database_url: &str,
+    redis_url: &str,
+    namespace: &str,
+    data_dir: &std::path::Path,
+) -> Instance {
     let mut child = velro()
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("VELRO_DATA_DIR", data_dir)
         .env("DATABASE_URL", database_url)
         .env("REDIS_URL", redis_url)
         .env("VELRO_CACHE_NAMESPACE", namespace)
-        .env("VELRO_JWT_SECRET", "two-instances-shared-secret-0123456789abcdef")
+        .env(
+            "VELRO_JWT_SECRET",
+            "two-instances-shared-secret-0123456789abcdef",
+        )
         .env("VELRO_SERVICE_KEY", SERVICE_KEY)
         .env("VELRO_LOG_FORMAT", "json")
         .env("VELRO_LOG_LEVEL", "warn,velro::startup=info")
@@ -73,7 +81,10 @@ async fn lag_until(
         if done(status, &body) {
             return since.elapsed();
         }
-        assert!(since.elapsed() < PATIENCE, "not seen within {PATIENCE:?}: {status} {body}");
+        assert!(
+            since.elapsed() < PATIENCE,
+            "not seen within {PATIENCE:?}: {status} {body}"
+        );
     }
 }
 
@@ -103,7 +114,10 @@ async fn changes_through_one_instance_are_seen_through_the_other() {
         return;
     };
     let namespace = format!("two-{}", uuid::Uuid::new_v4().simple());
-    let (dir_a, dir_b) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     // B migrates after A has: the second `migrate` finds nothing to do.
     let a = start(&database_url, &redis_url, &namespace, dir_a.path());
     let b = start(&database_url, &redis_url, &namespace, dir_b.path());
@@ -122,7 +136,10 @@ async fn changes_through_one_instance_are_seen_through_the_other() {
     let user_id = registered["user"]["id"].as_str().expect("id").to_string();
 
     // Revocations: many rounds, each with B holding the session in its cache.
-    let rounds: usize = std::env::var("VELRO_LAG_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(20);
+    let rounds: usize = std::env::var("VELRO_LAG_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
     let mut lags = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let access = login(&client, &a.base, &email).await;
@@ -137,8 +154,17 @@ async fn changes_through_one_instance_are_seen_through_the_other() {
             .expect("answered");
         let since = Instant::now();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(me(&client, &a.base, &access).await.0, StatusCode::UNAUTHORIZED, "refused at once on A");
-        lags.push(lag_until(&client, &b.base, &access, since, |s, _| s == StatusCode::UNAUTHORIZED).await);
+        assert_eq!(
+            me(&client, &a.base, &access).await.0,
+            StatusCode::UNAUTHORIZED,
+            "refused at once on A"
+        );
+        lags.push(
+            lag_until(&client, &b.base, &access, since, |s, _| {
+                s == StatusCode::UNAUTHORIZED
+            })
+            .await,
+        );
     }
     lags.sort();
     eprintln!(

@@ -1,0 +1,607 @@
+//! Rate limits and brute-force protection: the `RateLimiter` port, the policy table with its
+//! defaults, and the failed-login rules the services apply. Counting itself (in process, or
+//! shared through Redis) lives in velro-cache; which HTTP answer a refusal becomes, in velro-http.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::AuthError;
+
+/// A named limit. Keys are a client IP (`*Ip`) or a normalised email (`*Account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Policy {
+    LoginIp,
+    /// Login attempts for one account from IPs it has not signed in from lately.
+    LoginAccount,
+    /// The shared budget of unknown IPs once an account has `slow_after` recent failures.
+    LoginAccountSlow,
+    /// The same once it has `slower_after` recent failures.
+    LoginAccountSlower,
+    RegisterIp,
+    RegisterAccount,
+    RefreshIp,
+    PasswordResetIp,
+    PasswordResetAccount,
+    ChangePasswordIp,
+    ChangePasswordAccount,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 11] = [
+        Policy::LoginIp,
+        Policy::LoginAccount,
+        Policy::LoginAccountSlow,
+        Policy::LoginAccountSlower,
+        Policy::RegisterIp,
+        Policy::RegisterAccount,
+        Policy::RefreshIp,
+        Policy::PasswordResetIp,
+        Policy::PasswordResetAccount,
+        Policy::ChangePasswordIp,
+        Policy::ChangePasswordAccount,
+    ];
+
+    /// The metric label and the key prefix in the shared store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LoginIp => "login_ip",
+            Self::LoginAccount => "login_account",
+            Self::LoginAccountSlow => "login_account_slow",
+            Self::LoginAccountSlower => "login_account_slower",
+            Self::RegisterIp => "register_ip",
+            Self::RegisterAccount => "register_account",
+            Self::RefreshIp => "refresh_ip",
+            Self::PasswordResetIp => "password_reset_ip",
+            Self::PasswordResetAccount => "password_reset_account",
+            Self::ChangePasswordIp => "change_password_ip",
+            Self::ChangePasswordAccount => "change_password_account",
+        }
+    }
+
+    /// The documented default.
+    pub fn default_quota(self) -> Quota {
+        let (max, secs) = match self {
+            Self::LoginIp => (30, 60),
+            Self::LoginAccount => (10, 60),
+            Self::LoginAccountSlow => (1, 10),
+            Self::LoginAccountSlower => (1, 60),
+            Self::RegisterIp => (10, 3_600),
+            Self::RegisterAccount => (5, 3_600),
+            Self::RefreshIp => (60, 60),
+            Self::PasswordResetIp => (20, 3_600),
+            Self::PasswordResetAccount => (5, 3_600),
+            Self::ChangePasswordIp => (10, 900),
+            Self::ChangePasswordAccount => (5, 900),
+        };
+        Quota {
+            max,
+            period: Duration::from_secs(secs),
+        }
+    }
+}
+
+/// `max` requests per `period`, enforced as a GCRA: a burst of `max`, then one more every
+/// `period / max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub max: u32,
+    pub period: Duration,
+}
+
+impl Quota {
+    /// The time between two requests once the burst is spent.
+    pub fn interval(self) -> Duration {
+        self.period / self.max.max(1)
+    }
+
+    /// The same period with `factor` times as many requests (for load tests).
+    pub fn scaled(self, factor: u32) -> Self {
+        Self {
+            max: self.max.saturating_mul(factor.max(1)),
+            period: self.period,
+        }
+    }
+}
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.max, self.period.as_secs())
+    }
+}
+
+/// `<max>/<period>`, the period a whole number with a unit `s`, `m` or `h` (`30/1m`, `5/3600s`).
+impl FromStr for Quota {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        const FORM: &str = "must look like 30/1m (requests/period; units s, m, h)";
+        let (max, period) = raw.trim().split_once('/').ok_or(FORM)?;
+        let max: u32 = max.trim().parse().map_err(|_| FORM)?;
+        let period = period.trim();
+        let split = period.len().checked_sub(1).ok_or(FORM)?;
+        let (amount, unit) = period.split_at(split);
+        let amount: u64 = amount.parse().map_err(|_| FORM)?;
+        let unit_secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            _ => return Err(FORM),
+        };
+        let secs = amount.checked_mul(unit_secs).ok_or(FORM)?;
+        if max == 0 || secs == 0 {
+            return Err("requests and period must be greater than zero");
+        }
+        Ok(Self {
+            max,
+            period: Duration::from_secs(secs),
+        })
+    }
+}
+
+impl TryFrom<String> for Quota {
+    type Error = &'static str;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        raw.parse()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Quota {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The failed-login rules (see the README's "Brute-force protection").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginProtection {
+    /// Failures of one (account, IP) pair after which that pair waits before each attempt:
+    /// 1 s after the `backoff_after`-th failure, doubling with each further one.
+    pub backoff_after: u32,
+    pub max_backoff: Duration,
+    /// Recent failures of an account (all IPs) after which IPs it has not signed in from share
+    /// the `LoginAccountSlow` budget; after `slower_after`, the `LoginAccountSlower` one.
+    pub slow_after: u32,
+    pub slower_after: u32,
+    /// Failure counts are forgotten this long after the last failure.
+    pub failure_window: Duration,
+    /// How long an IP stays known to an account after a successful sign-in from it.
+    pub known_ip_ttl: Duration,
+}
+
+impl Default for LoginProtection {
+    fn default() -> Self {
+        Self {
+            backoff_after: 5,
+            max_backoff: Duration::from_secs(15 * 60),
+            slow_after: 20,
+            slower_after: 100,
+            failure_window: Duration::from_secs(3_600),
+            known_ip_ttl: Duration::from_secs(30 * 24 * 3_600),
+        }
+    }
+}
+
+impl LoginProtection {
+    /// How long a pair with `failures` recent failures waits after its last one, if at all.
+    pub fn backoff(&self, failures: u32) -> Option<Duration> {
+        if self.backoff_after == 0 || failures < self.backoff_after {
+            return None;
+        }
+        let doublings = (failures - self.backoff_after).min(30);
+        Some(Duration::from_secs(1u64 << doublings).min(self.max_backoff))
+    }
+
+    /// The shared budget an unknown IP draws on for an account with `failures` recent failures.
+    pub fn account_policy(&self, failures: u32) -> Option<Policy> {
+        if failures >= self.slower_after {
+            Some(Policy::LoginAccountSlower)
+        } else if failures >= self.slow_after {
+            Some(Policy::LoginAccountSlow)
+        } else {
+            None
+        }
+    }
+}
+
+/// Every limit's setting, built once at start-up.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Off: nothing is counted or refused (load tests only).
+    pub enabled: bool,
+    quotas: Vec<(Policy, Quota)>,
+    pub login: LoginProtection,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            quotas: Policy::ALL
+                .iter()
+                .map(|policy| (*policy, policy.default_quota()))
+                .collect(),
+            login: LoginProtection::default(),
+        }
+    }
+}
+
+impl LimitSettings {
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    pub fn set(&mut self, policy: Policy, quota: Quota) {
+        for (known, value) in &mut self.quotas {
+            if *known == policy {
+                *value = quota;
+            }
+        }
+    }
+
+    pub fn quota(&self, policy: Policy) -> Quota {
+        self.quotas
+            .iter()
+            .find(|(known, _)| *known == policy)
+            .map_or_else(|| policy.default_quota(), |(_, quota)| *quota)
+    }
+
+    /// Every request quota multiplied by `factor` (the failed-login thresholds too).
+    pub fn scaled(mut self, factor: u32) -> Self {
+        for (_, quota) in &mut self.quotas {
+            *quota = quota.scaled(factor);
+        }
+        let login = &mut self.login;
+        login.backoff_after = login.backoff_after.saturating_mul(factor.max(1));
+        login.slow_after = login.slow_after.saturating_mul(factor.max(1));
+        login.slower_after = login.slower_after.saturating_mul(factor.max(1));
+        self
+    }
+}
+
+/// The answer to one counted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    RetryAfter { secs: u64 },
+}
+
+/// What the limiter remembers about sign-ins to one account from one IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LoginHistory {
+    /// Recent failures of this (account, IP) pair.
+    pub pair_failures: u32,
+    /// Time since the pair's last failure (meaningless when it has none).
+    pub since_pair_failure: Duration,
+    /// Recent failures of the account from every IP.
+    pub account_failures: u32,
+    /// The account signed in successfully from this IP within `known_ip_ttl`.
+    pub known_ip: bool,
+}
+
+/// Counts requests and failed sign-ins. Implementations never fail a request: when their
+/// backing store is unreachable they fall back to counting in process.
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Counts one request for `key` under `policy` and says whether it is within the quota.
+    async fn check(&self, policy: Policy, key: &str) -> Decision;
+    async fn login_history(&self, account: &str, ip: &str) -> LoginHistory;
+    /// Records one failed sign-in for the pair and for the account.
+    async fn login_failed(&self, account: &str, ip: &str);
+    /// Forgets the pair's failures and remembers the IP as known to the account.
+    async fn login_succeeded(&self, account: &str, ip: &str);
+}
+
+/// The key for a request whose client address is unknown (only outside a real server).
+const UNKNOWN_IP: &str = "unknown";
+
+/// The limits as the services apply them: refusals become `RateLimited` and are counted.
+#[derive(Clone)]
+pub struct Limits {
+    limiter: Arc<dyn RateLimiter>,
+    settings: Arc<LimitSettings>,
+}
+
+impl fmt::Debug for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limits")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Limits {
+    pub fn new(limiter: Arc<dyn RateLimiter>, settings: LimitSettings) -> Self {
+        metrics::describe_counter!(
+            "velro_rate_limit_refusals_total",
+            "Requests refused with 429 by a rate limit, by policy."
+        );
+        Self {
+            limiter,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Nothing counted, nothing refused.
+    pub fn off() -> Self {
+        Self::new(Arc::new(Unlimited), LimitSettings::off())
+    }
+
+    pub fn settings(&self) -> &LimitSettings {
+        &self.settings
+    }
+
+    fn refuse(label: &'static str, secs: u64) -> AuthError {
+        metrics::counter!("velro_rate_limit_refusals_total", "policy" => label).increment(1);
+        AuthError::RateLimited {
+            retry_after_secs: secs.max(1),
+        }
+    }
+
+    /// Counts one request; `RateLimited` when it is over `policy`'s quota.
+    pub async fn check(&self, policy: Policy, key: &str) -> Result<(), AuthError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        match self.limiter.check(policy, key).await {
+            Decision::Allowed => Ok(()),
+            Decision::RetryAfter { secs } => {
+                tracing::info!(
+                    policy = policy.name(),
+                    retry_after_secs = secs,
+                    "rate limited"
+                );
+                Err(Self::refuse(policy.name(), secs))
+            }
+        }
+    }
+
+    pub async fn check_ip(&self, policy: Policy, ip: Option<&str>) -> Result<(), AuthError> {
+        self.check(policy, ip.unwrap_or(UNKNOWN_IP)).await
+    }
+
+    /// Before a password is checked: the pair's back-off, then (for IPs the account has not
+    /// signed in from) the account's budgets. Refusing here costs no hashing.
+    pub async fn before_login(&self, account: &str, ip: Option<&str>) -> Result<(), AuthError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        let ip = ip.unwrap_or(UNKNOWN_IP);
+        let rules = &self.settings.login;
+        let history = self.limiter.login_history(account, ip).await;
+        if let Some(wait) = rules.backoff(history.pair_failures) {
+            if let Some(left) = wait
+                .checked_sub(history.since_pair_failure)
+                .filter(|d| !d.is_zero())
+            {
+                tracing::info!(failures = history.pair_failures, "login backing off");
+                return Err(Self::refuse("login_backoff", ceil_secs(left)));
+            }
+        }
+        if history.known_ip {
+            return Ok(());
+        }
+        self.check(Policy::LoginAccount, account).await?;
+        if let Some(policy) = rules.account_policy(history.account_failures) {
+            self.check(policy, account).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn after_login(&self, account: &str, ip: Option<&str>, succeeded: bool) {
+        if !self.settings.enabled {
+            return;
+        }
+        let ip = ip.unwrap_or(UNKNOWN_IP);
+        if succeeded {
+            self.limiter.login_succeeded(account, ip).await;
+        } else {
+            self.limiter.login_failed(account, ip).await;
+        }
+    }
+}
+
+/// Whole seconds, rounded up: a client that waits `Retry-After` is let through.
+pub fn ceil_secs(duration: Duration) -> u64 {
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() > 0 {
+        secs + 1
+    } else {
+        secs
+    }
+}
+
+/// A limiter that allows everything.
+#[derive(Debug, Default)]
+pub struct Unlimited;
+
+#[async_trait::async_trait]
+impl RateLimiter for Unlimited {
+    async fn check(&self, _policy: Policy, _key: &str) -> Decision {
+        Decision::Allowed
+    }
+
+    async fn login_history(&self, _account: &str, _ip: &str) -> LoginHistory {
+        LoginHistory::default()
+    }
+
+    async fn login_failed(&self, _account: &str, _ip: &str) {}
+
+    async fn login_succeeded(&self, _account: &str, _ip: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn quotas_parse_with_units() {
+        let cases = [
+            ("30/1m", Some((30, 60))),
+            ("5/3600s", Some((5, 3_600))),
+            (" 2 / 1h ", Some((2, 3_600))),
+            ("0/1m", None),
+            ("5/0s", None),
+            ("5/1d", None),
+            ("5", None),
+            ("/1m", None),
+            ("5/m", None),
+            ("-1/1m", None),
+        ];
+        for (raw, expected) in cases {
+            let parsed = raw
+                .parse::<Quota>()
+                .ok()
+                .map(|q| (q.max, q.period.as_secs()));
+            assert_eq!(parsed, expected, "{raw}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_quota_survives_display_and_parse(max in 1u32..1_000_000, secs in 1u64..10_000_000) {
+            let quota = Quota { max, period: Duration::from_secs(secs) };
+            prop_assert_eq!(quota.to_string().parse::<Quota>(), Ok(quota));
+        }
+
+        #[test]
+        fn backoff_never_shrinks_and_never_exceeds_the_cap(failures in 0u32..10_000) {
+            let rules = LoginProtection::default();
+            let now = rules.backoff(failures).unwrap_or_default();
+            let next = rules.backoff(failures + 1).unwrap_or_default();
+            prop_assert!(next >= now);
+            prop_assert!(next <= rules.max_backoff);
+        }
+    }
+
+    #[test]
+    fn backoff_starts_at_the_fifth_failure_and_doubles_to_the_cap() {
+        let rules = LoginProtection::default();
+        let secs = |n| rules.backoff(n).map(|d| d.as_secs());
+        assert_eq!(secs(4), None);
+        assert_eq!(secs(5), Some(1));
+        assert_eq!(secs(6), Some(2));
+        assert_eq!(secs(10), Some(32));
+        assert_eq!(secs(14), Some(512));
+        assert_eq!(secs(15), Some(900));
+        assert_eq!(secs(20), Some(900));
+        assert_eq!(secs(100), Some(900));
+    }
+
+    #[test]
+    fn account_budgets_tighten_at_twenty_and_at_a_hundred() {
+        let rules = LoginProtection::default();
+        assert_eq!(rules.account_policy(19), None);
+        assert_eq!(rules.account_policy(20), Some(Policy::LoginAccountSlow));
+        assert_eq!(rules.account_policy(99), Some(Policy::LoginAccountSlow));
+        assert_eq!(rules.account_policy(100), Some(Policy::LoginAccountSlower));
+    }
+
+    #[test]
+    fn scaling_raises_every_quota_and_threshold() {
+        let settings = LimitSettings::default().scaled(10);
+        assert_eq!(settings.quota(Policy::LoginIp).max, 300);
+        assert_eq!(settings.login.backoff_after, 50);
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+        assert_eq!(ceil_secs(Duration::from_millis(2_001)), 3);
+    }
+
+    /// A limiter whose history is fixed, recording what was checked.
+    struct Scripted {
+        history: LoginHistory,
+        checked: std::sync::Mutex<Vec<Policy>>,
+    }
+
+    #[async_trait::async_trait]
+    impl RateLimiter for Scripted {
+        async fn check(&self, policy: Policy, _key: &str) -> Decision {
+            self.checked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(policy);
+            Decision::Allowed
+        }
+        async fn login_history(&self, _account: &str, _ip: &str) -> LoginHistory {
+            self.history
+        }
+        async fn login_failed(&self, _account: &str, _ip: &str) {}
+        async fn login_succeeded(&self, _account: &str, _ip: &str) {}
+    }
+
+    async fn before_login(history: LoginHistory) -> (Result<(), AuthError>, Vec<Policy>) {
+        let limiter = Arc::new(Scripted {
+            history,
+            checked: std::sync::Mutex::new(Vec::new()),
+        });
+        let limits = Limits::new(limiter.clone(), LimitSettings::default());
+        let outcome = limits
+            .before_login("ada@example.com", Some("192.0.2.1"))
+            .await;
+        let checked = limiter
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        (outcome, checked)
+    }
+
+    #[tokio::test]
+    async fn a_pair_in_backoff_is_refused_for_the_time_left() {
+        let (outcome, _) = before_login(LoginHistory {
+            pair_failures: 7,
+            since_pair_failure: Duration::from_millis(1_500),
+            ..LoginHistory::default()
+        })
+        .await;
+        assert!(matches!(
+            outcome,
+            Err(AuthError::RateLimited {
+                retry_after_secs: 3
+            })
+        ));
+        let (outcome, _) = before_login(LoginHistory {
+            pair_failures: 7,
+            since_pair_failure: Duration::from_secs(4),
+            ..LoginHistory::default()
+        })
+        .await;
+        assert!(outcome.is_ok(), "the wait is over");
+    }
+
+    #[tokio::test]
+    async fn a_known_ip_skips_the_account_budgets_and_an_unknown_one_draws_on_them() {
+        let attacked = LoginHistory {
+            account_failures: 150,
+            ..LoginHistory::default()
+        };
+        let (outcome, checked) = before_login(LoginHistory {
+            known_ip: true,
+            ..attacked
+        })
+        .await;
+        assert!(outcome.is_ok());
+        assert!(checked.is_empty());
+        let (_, checked) = before_login(attacked).await;
+        assert_eq!(checked, [Policy::LoginAccount, Policy::LoginAccountSlower]);
+    }
+
+    #[tokio::test]
+    async fn switched_off_nothing_is_refused() {
+        let limits = Limits::off();
+        for _ in 0..1_000 {
+            assert!(limits.check(Policy::LoginIp, "192.0.2.1").await.is_ok());
+        }
+    }
+}

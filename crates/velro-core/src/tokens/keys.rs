@@ -1,0 +1,385 @@
+//! Signing keys for access tokens: each with a `kid`, one active signer and any number of keys
+//! kept for verification only, so a new key can be rolled out while older tokens stay valid.
+//! Where keys are stored is the binary's business; this module only builds and checks them.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rand::RngCore;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::Secret;
+
+use super::KeyError;
+
+/// The smallest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The algorithm access tokens are signed with. Tokens with any other `alg` are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SigningAlgorithm {
+    /// HMAC-SHA256 with a shared secret (the default): every instance needs the secret.
+    #[serde(rename = "HS256", alias = "hs256")]
+    Hs256,
+    /// Ed25519 signatures: instances need the private key, anyone may verify with the public
+    /// keys published at `/.well-known/jwks.json`.
+    #[serde(rename = "EdDSA", alias = "eddsa", alias = "EDDSA", alias = "Ed25519")]
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    /// The name in a JWT header and in JWKS (`HS256`, `EdDSA`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hs256 => "HS256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "HS256" | "hs256" => Some(Self::Hs256),
+            "EdDSA" | "eddsa" | "EDDSA" | "Ed25519" => Some(Self::EdDsa),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn jwt(self) -> Algorithm {
+        match self {
+            Self::Hs256 => Algorithm::HS256,
+            Self::EdDsa => Algorithm::EdDSA,
+        }
+    }
+}
+
+impl std::fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a key is made of. The private parts never leave through `Debug`.
+#[derive(Clone)]
+enum Material {
+    Hmac(Secret<Vec<u8>>),
+    Ed25519 {
+        /// PKCS#8 v1 or v2 document, as `ring` generates it.
+        pkcs8: Secret<Vec<u8>>,
+        public: Vec<u8>,
+    },
+}
+
+/// One signing key: a `kid`, an algorithm, when it was made, and its material.
+#[derive(Clone)]
+pub struct SigningKey {
+    kid: String,
+    created_at: OffsetDateTime,
+    material: Material,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm())
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// An HS256 key from a secret of at least [`MIN_SECRET_BYTES`] bytes.
+    pub fn hs256(
+        kid: impl Into<String>,
+        secret: Secret<Vec<u8>>,
+        created_at: OffsetDateTime,
+    ) -> Result<Self, KeyError> {
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(KeyError::TooShort);
+        }
+        Self::checked(kid.into(), created_at, Material::Hmac(secret))
+    }
+
+    /// An Ed25519 key from its PKCS#8 (DER) document.
+    pub fn ed25519(
+        kid: impl Into<String>,
+        pkcs8: Secret<Vec<u8>>,
+        created_at: OffsetDateTime,
+    ) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8.expose())
+            .map_err(|_| KeyError::Malformed)?;
+        let public = pair.public_key().as_ref().to_vec();
+        Self::checked(kid.into(), created_at, Material::Ed25519 { pkcs8, public })
+    }
+
+    fn checked(
+        kid: String,
+        created_at: OffsetDateTime,
+        material: Material,
+    ) -> Result<Self, KeyError> {
+        let valid_kid = !kid.is_empty()
+            && kid.len() <= 64
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !valid_kid {
+            return Err(KeyError::BadKid);
+        }
+        Ok(Self {
+            kid,
+            created_at,
+            material,
+        })
+    }
+
+    /// A new random key: 256-bit secrets for HS256, a fresh Ed25519 pair for EdDSA. The `kid` is
+    /// random (it says nothing about the key).
+    pub fn generate(algorithm: SigningAlgorithm, now: OffsetDateTime) -> Result<Self, KeyError> {
+        let kid = random_kid();
+        match algorithm {
+            SigningAlgorithm::Hs256 => {
+                let mut secret = vec![0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut secret);
+                Self::hs256(kid, Secret::new(secret), now)
+            }
+            SigningAlgorithm::EdDsa => {
+                let rng = ring::rand::SystemRandom::new();
+                let document =
+                    Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generation)?;
+                Self::ed25519(kid, Secret::new(document.as_ref().to_vec()), now)
+            }
+        }
+    }
+
+    /// The `kid` an HS256 secret gets when it comes from configuration (`VELRO_JWT_SECRET`, or
+    /// the secret file of earlier versions): derived from the secret, so every instance that
+    /// shares the secret names it alike. A one-way, truncated hash: it reveals nothing a token's
+    /// signature does not already.
+    pub fn derived_kid(secret: &Secret<Vec<u8>>) -> String {
+        let mut hash = Sha256::new();
+        hash.update(b"velro kid v1\0");
+        hash.update(secret.expose());
+        let digest = hash.finalize();
+        format!("hs-{}", URL_SAFE_NO_PAD.encode(&digest[..9]))
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        match self.material {
+            Material::Hmac(_) => SigningAlgorithm::Hs256,
+            Material::Ed25519 { .. } => SigningAlgorithm::EdDsa,
+        }
+    }
+
+    /// The private material, for the binary to store (HS256 secret or Ed25519 PKCS#8).
+    pub fn private_material(&self) -> &Secret<Vec<u8>> {
+        match &self.material {
+            Material::Hmac(secret) => secret,
+            Material::Ed25519 { pkcs8, .. } => pkcs8,
+        }
+    }
+
+    /// The public key to publish, or `None` for a symmetric key (never published).
+    pub fn public_jwk(&self) -> Option<PublicJwk> {
+        match &self.material {
+            Material::Hmac(_) => None,
+            Material::Ed25519 { public, .. } => Some(PublicJwk {
+                kid: self.kid.clone(),
+                algorithm: SigningAlgorithm::EdDsa,
+                curve: "Ed25519",
+                x: URL_SAFE_NO_PAD.encode(public),
+            }),
+        }
+    }
+
+    pub(crate) fn encoding_key(&self) -> EncodingKey {
+        match &self.material {
+            Material::Hmac(secret) => EncodingKey::from_secret(secret.expose()),
+            Material::Ed25519 { pkcs8, .. } => EncodingKey::from_ed_der(pkcs8.expose()),
+        }
+    }
+
+    pub(crate) fn decoding_key(&self) -> DecodingKey {
+        match &self.material {
+            Material::Hmac(secret) => DecodingKey::from_secret(secret.expose()),
+            Material::Ed25519 { public, .. } => DecodingKey::from_ed_der(public),
+        }
+    }
+}
+
+fn random_kid() -> String {
+    let mut bytes = [0u8; 9];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A public key as RFC 7517 / RFC 8037 describe it (`kty` `OKP`); the HTTP layer renders it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicJwk {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    /// `crv`: `Ed25519`.
+    pub curve: &'static str,
+    /// The public key, base64url without padding.
+    pub x: String,
+}
+
+/// The keys loaded at start-up: the active signer and the keys that only verify.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    keys: Vec<SigningKey>,
+    active: usize,
+    legacy: Option<usize>,
+}
+
+impl KeySet {
+    /// `active` must name one of `keys`; kids must be unique. `legacy`, when given, names the
+    /// key that tokens without a `kid` (issued before keys had ids) were signed with.
+    pub fn new(
+        keys: Vec<SigningKey>,
+        active: &str,
+        legacy: Option<&str>,
+    ) -> Result<Self, KeyError> {
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].iter().any(|earlier| earlier.kid == key.kid) {
+                return Err(KeyError::DuplicateKid(key.kid.clone()));
+            }
+        }
+        let find = |kid: &str| keys.iter().position(|key| key.kid == kid);
+        let active = find(active).ok_or_else(|| KeyError::UnknownKid(active.to_string()))?;
+        let legacy = match legacy {
+            Some(kid) => Some(find(kid).ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?),
+            None => None,
+        };
+        Ok(Self {
+            keys,
+            active,
+            legacy,
+        })
+    }
+
+    /// One key that signs and verifies, and also verifies tokens without a `kid`: the shape of
+    /// a configured `VELRO_JWT_SECRET`.
+    pub fn single(key: SigningKey) -> Self {
+        Self {
+            keys: vec![key],
+            active: 0,
+            legacy: Some(0),
+        }
+    }
+
+    pub fn active(&self) -> &SigningKey {
+        &self.keys[self.active]
+    }
+
+    pub fn legacy(&self) -> Option<&SigningKey> {
+        self.legacy.map(|i| &self.keys[i])
+    }
+
+    pub fn keys(&self) -> &[SigningKey] {
+        &self.keys
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&SigningKey> {
+        self.keys.iter().find(|key| key.kid == kid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_distinct_kids_and_the_requested_algorithm() {
+        let now = OffsetDateTime::now_utc();
+        for algorithm in [SigningAlgorithm::Hs256, SigningAlgorithm::EdDsa] {
+            let a = SigningKey::generate(algorithm, now).expect("generates");
+            let b = SigningKey::generate(algorithm, now).expect("generates");
+            assert_eq!(a.algorithm(), algorithm);
+            assert_ne!(a.kid(), b.kid());
+            assert_ne!(a.private_material(), b.private_material());
+        }
+    }
+
+    #[test]
+    fn stored_ed25519_keys_load_back_with_the_same_public_key() {
+        let now = OffsetDateTime::now_utc();
+        let key = SigningKey::generate(SigningAlgorithm::EdDsa, now).expect("generates");
+        let again =
+            SigningKey::ed25519(key.kid(), key.private_material().clone(), now).expect("loads");
+        assert_eq!(key.public_jwk(), again.public_jwk());
+        let jwk = key.public_jwk().expect("public");
+        assert_eq!(URL_SAFE_NO_PAD.decode(&jwk.x).expect("base64url").len(), 32);
+        assert!(SigningKey::ed25519("k", Secret::new(vec![1; 48]), now).is_err());
+    }
+
+    #[test]
+    fn symmetric_keys_are_never_published() {
+        let key = SigningKey::generate(SigningAlgorithm::Hs256, OffsetDateTime::now_utc())
+            .expect("generates");
+        assert!(key.public_jwk().is_none());
+    }
+
+    #[test]
+    fn derived_kids_are_stable_and_reveal_nothing_of_the_secret() {
+        let secret = Secret::new(b"a-configured-secret-0123456789abcdef".to_vec());
+        let kid = SigningKey::derived_kid(&secret);
+        assert_eq!(kid, SigningKey::derived_kid(&secret));
+        assert_ne!(kid, SigningKey::derived_kid(&Secret::new(vec![1; 32])));
+        assert!(!kid.contains("configured"));
+        assert!(SigningKey::hs256(kid, secret, OffsetDateTime::now_utc()).is_ok());
+    }
+
+    #[test]
+    fn key_sets_refuse_duplicate_and_unknown_kids_and_bad_keys() {
+        let now = OffsetDateTime::now_utc();
+        let a = SigningKey::hs256("a", Secret::new(vec![1; 32]), now).expect("valid");
+        let also_a = SigningKey::hs256("a", Secret::new(vec![2; 32]), now).expect("valid");
+        assert!(matches!(
+            KeySet::new(vec![a.clone(), also_a], "a", None),
+            Err(KeyError::DuplicateKid(_))
+        ));
+        assert!(matches!(
+            KeySet::new(vec![a.clone()], "b", None),
+            Err(KeyError::UnknownKid(_))
+        ));
+        assert!(matches!(
+            KeySet::new(vec![a], "a", Some("b")),
+            Err(KeyError::UnknownKid(_))
+        ));
+        assert!(matches!(
+            SigningKey::hs256("a", Secret::new(vec![1; 31]), now),
+            Err(KeyError::TooShort)
+        ));
+        for kid in ["", "has space", "quote\"", &"k".repeat(65)] {
+            assert!(matches!(
+                SigningKey::hs256(kid, Secret::new(vec![1; 32]), now),
+                Err(KeyError::BadKid)
+            ));
+        }
+    }
+
+    #[test]
+    fn algorithm_names_parse_as_configured() {
+        assert_eq!(
+            SigningAlgorithm::parse("HS256"),
+            Some(SigningAlgorithm::Hs256)
+        );
+        assert_eq!(
+            SigningAlgorithm::parse("EdDSA"),
+            Some(SigningAlgorithm::EdDsa)
+        );
+        assert_eq!(SigningAlgorithm::parse("none"), None);
+        assert_eq!(SigningAlgorithm::parse("RS256"), None);
+    }
+}

@@ -1,0 +1,134 @@
+//! HTTP hygiene for a JSON API: the security headers every response carries, the bound on
+//! request headers, and CORS for the configured origins. Authentication and rate limits are not
+//! here.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{AppState, HttpSettings};
+
+/// Set on every response that does not set its own value, so that a page served later (an API
+/// reference at /docs) can send its own `Content-Security-Policy` and caching.
+const DEFAULT_HEADERS: [(HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    // Tokens and profiles must not sit in shared or browser caches.
+    (header::CACHE_CONTROL, "no-store"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    // JSON needs no scripts, styles, frames or anything else a browser might load from it.
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+];
+
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in DEFAULT_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+/// The request line's target and every header line, as a server reads them.
+fn header_bytes(request: &Request) -> usize {
+    let target = request.uri().to_string().len();
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + target
+}
+
+/// 431 for a request whose headers (and target) exceed the configured bound, before anything
+/// reads them.
+pub(crate) async fn limit_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if header_bytes(&request) > state.settings.max_header_bytes {
+        return StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+    }
+    next.run(request).await
+}
+
+/// CORS for the configured origins; `None` (no CORS headers at all) when there are none. `*`
+/// allows any origin and is refused with credentials (the configuration checks it too).
+pub(crate) fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
+    let origins = &settings.cors_allowed_origins;
+    if origins.is_empty() {
+        return None;
+    }
+    let any = origins.iter().any(|origin| origin == "*");
+    let allow_origin = if any {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok()),
+        )
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+        ])
+        .max_age(Duration::from_secs(600));
+    Some(if settings.cors_allow_credentials && !any {
+        layer.allow_credentials(true)
+    } else {
+        layer
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    #[test]
+    fn header_bytes_count_names_values_and_the_target() {
+        let request = Request::builder()
+            .uri("/api/v1/auth/me")
+            .header("x-a", "12345")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(header_bytes(&request), "/api/v1/auth/me".len() + 3 + 5 + 4);
+    }
+
+    #[test]
+    fn no_origins_means_no_cors_layer() {
+        assert!(cors(&HttpSettings::default()).is_none());
+        let settings = HttpSettings {
+            cors_allowed_origins: vec!["https://app.example.com".into()],
+            cors_allow_credentials: true,
+            ..HttpSettings::default()
+        };
+        assert!(cors(&settings).is_some());
+    }
+}
