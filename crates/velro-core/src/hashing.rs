@@ -23,6 +23,9 @@ pub struct HashingConfig {
     pub threads: usize,
     /// Jobs that may wait for a worker before new ones are refused as overloaded.
     pub queue_capacity: usize,
+    /// Longest wait for a result, queueing included; kept below the request deadline so that a
+    /// slow pool answers 503 `overloaded` rather than running into the deadline.
+    pub max_wait: std::time::Duration,
 }
 
 impl Default for HashingConfig {
@@ -33,6 +36,7 @@ impl Default for HashingConfig {
             parallelism: 1,
             threads: thread::available_parallelism().map_or(2, usize::from),
             queue_capacity: 64,
+            max_wait: std::time::Duration::from_secs(3),
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct PasswordHasher {
 
 struct Inner {
     params: Params,
+    max_wait: std::time::Duration,
     jobs: Sender<Job>,
     /// Verified against when an email is unknown, so that such a login costs the same time.
     dummy_hash: String,
@@ -159,6 +164,7 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
+                max_wait: config.max_wait,
                 jobs,
                 dummy_hash,
             }),
@@ -197,7 +203,13 @@ impl PasswordHasher {
                 return Err(AuthError::internal(PoolGone));
             }
         }
-        result.await.map_err(|_| AuthError::internal(PoolGone))
+        match tokio::time::timeout(self.inner.max_wait, result).await {
+            Ok(outcome) => outcome.map_err(|_| AuthError::internal(PoolGone)),
+            // Dropping the receiver lets a job still in line be skipped by its worker.
+            Err(_) => Err(AuthError::Overloaded {
+                retry_after_secs: 1,
+            }),
+        }
     }
 
     pub async fn hash(&self, password: Secret<String>) -> Result<PasswordHash, AuthError> {
@@ -250,6 +262,7 @@ mod tests {
             parallelism: 1,
             threads: 1,
             queue_capacity: 4,
+            max_wait: std::time::Duration::from_secs(30),
         }
     }
 
@@ -361,6 +374,28 @@ mod tests {
         for handle in waiting {
             assert!(handle.await.expect("joins").is_ok());
         }
+    }
+
+    #[tokio::test]
+    async fn a_wait_longer_than_the_bound_is_refused_as_overloaded() {
+        let mut config = cheap();
+        config.max_wait = std::time::Duration::from_millis(50);
+        let hasher = PasswordHasher::start(&config).expect("pool starts");
+        let (started, worker_busy) = std::sync::mpsc::channel::<()>();
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn(hasher.clone().run_owned(move || {
+            let _ = started.send(());
+            let _ = blocked.recv();
+        }));
+        tokio::task::spawn_blocking(move || worker_busy.recv())
+            .await
+            .expect("joins")
+            .expect("the worker starts the job");
+        // The only worker is held, so this job can only wait in line until the bound.
+        let waited = hasher.verify(secret("x"), None).await;
+        assert!(matches!(waited, Err(AuthError::Overloaded { .. })));
+        release.send(()).expect("worker waits");
+        let _ = busy.await;
     }
 
     impl PasswordHasher {

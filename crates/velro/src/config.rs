@@ -58,6 +58,8 @@ pub struct Config {
     /// Hashing threads; default: the number of cores.
     pub hash_threads: Option<usize>,
     pub hash_queue: usize,
+    /// Longest wait for a password hash, queueing included (then 503 `overloaded`).
+    pub hash_max_wait_ms: u64,
     pub request_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
     /// The cache at start-up; switchable at run time through the admin flags endpoint.
@@ -142,6 +144,7 @@ impl Default for Config {
             argon2_parallelism: 1,
             hash_threads: None,
             hash_queue: 64,
+            hash_max_wait_ms: 3_000,
             request_timeout_ms: 5_000,
             shutdown_grace_secs: 10,
             cache: Switch::On,
@@ -272,6 +275,7 @@ impl Config {
             ),
             ("VELRO_REQUEST_TIMEOUT_MS", self.request_timeout_ms),
             ("VELRO_HASH_QUEUE", self.hash_queue as u64),
+            ("VELRO_HASH_MAX_WAIT_MS", self.hash_max_wait_ms),
             ("VELRO_CACHE_L1_TTL_MS", self.cache_l1_ttl_ms),
             ("VELRO_CACHE_L1_CAPACITY", self.cache_l1_capacity),
             ("VELRO_CACHE_L2_TTL_SECS", self.cache_l2_ttl_secs),
@@ -291,6 +295,9 @@ impl Config {
         // The inner waits must end before the request's deadline does.
         if self.database_acquire_timeout_ms >= self.request_timeout_ms {
             bail!("invalid configuration: VELRO_DATABASE_ACQUIRE_TIMEOUT_MS must be less than VELRO_REQUEST_TIMEOUT_MS");
+        }
+        if self.hash_max_wait_ms >= self.request_timeout_ms {
+            bail!("invalid configuration: VELRO_HASH_MAX_WAIT_MS must be less than VELRO_REQUEST_TIMEOUT_MS");
         }
         if self.redis_timeout_ms >= self.request_timeout_ms {
             bail!("invalid configuration: VELRO_REDIS_TIMEOUT_MS must be less than VELRO_REQUEST_TIMEOUT_MS");

@@ -151,6 +151,7 @@ fn build_state(
         iterations: config.argon2_iterations,
         parallelism: config.argon2_parallelism,
         queue_capacity: config.hash_queue,
+        max_wait: Duration::from_millis(config.hash_max_wait_ms),
         ..HashingConfig::default()
     };
     if let Some(threads) = config.hash_threads {

@@ -200,6 +200,7 @@ async fn a_full_hashing_queue_is_503_overloaded_with_retry_after(app: TestApp) {
             // Under a loaded machine the admitted hashes may be slow: the deadline must not turn
             // them into 503 `timeout`, which is not what this test is about.
             c.request_timeout_ms = 60_000;
+            c.hash_max_wait_ms = 50_000;
         })
         .await;
     let requests = (0..16)
