@@ -1,0 +1,63 @@
+//! The command line of the `velro-load` binary, turned into a [`LoadConfig`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::{LoadConfig, ScenarioKind};
+
+/// Load generator for the Velro auth service.
+#[derive(Debug, Parser)]
+#[command(name = "velro-load", version)]
+pub struct Args {
+    /// Scenario to run.
+    #[arg(value_enum)]
+    pub scenario: ScenarioKind,
+    /// Base URL of the service.
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub host: String,
+    /// Virtual users, each with its own connection.
+    #[arg(long, short = 'u', default_value_t = 100)]
+    pub users: usize,
+    /// Run length in seconds, after the users are started.
+    #[arg(long, short = 'd', default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Pause between journey steps, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub think_ms: u64,
+    /// GET /me calls in a row in each journey.
+    #[arg(long, default_value_t = 3)]
+    pub me_per_journey: usize,
+    /// Open model: operations started per second on a fixed schedule (single-endpoint
+    /// scenarios); --users is then the pool that serves the schedule.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Users started per second (default: all within a quarter of a second).
+    #[arg(long)]
+    pub hatch_rate: Option<f64>,
+    /// Stop starting operations after this many (journeys count as one).
+    #[arg(long)]
+    pub max_operations: Option<u64>,
+    /// Client timeout of each request, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout_secs: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+}
+
+impl Args {
+    pub fn config(&self) -> LoadConfig {
+        let mut config = LoadConfig::new(self.host.clone(), self.scenario);
+        config.users = self.users;
+        config.duration = Duration::from_secs(self.duration_secs);
+        config.think_time = Duration::from_millis(self.think_ms);
+        config.me_per_journey = self.me_per_journey;
+        config.rate = self.rate;
+        config.hatch_rate = self.hatch_rate;
+        config.max_operations = self.max_operations;
+        config.request_timeout = Duration::from_secs(self.timeout_secs.max(1));
+        config
+    }
+}
