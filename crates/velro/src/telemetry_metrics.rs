@@ -40,6 +40,7 @@ pub fn renderer(database: Database, hasher: PasswordHasher) -> MetricsRenderer {
         metrics::gauge!("velro_db_pool_connections", "state" => "idle").set(f64::from(stats.idle));
         metrics::gauge!("velro_db_pool_connections", "state" => "in_use")
             .set(f64::from(stats.size.saturating_sub(stats.idle)));
+        metrics::gauge!("velro_db_pool_acquire_waiting").set(f64::from(stats.waiting));
         metrics::gauge!("velro_hash_queue_depth").set(hasher.queue_depth() as f64);
         handle
             .as_ref()

@@ -14,7 +14,7 @@ use sqlx::Transaction;
 use velro_core::StoreError;
 
 use crate::error::{from_migrate, from_pg, Dialect};
-use crate::PoolStats;
+use crate::{PoolStats, WaitCounter};
 
 #[derive(Clone)]
 pub struct PgConfig {
@@ -43,6 +43,7 @@ impl fmt::Debug for PgConfig {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    waiting: std::sync::Arc<WaitCounter>,
 }
 
 impl PgStore {
@@ -66,7 +67,10 @@ impl PgStore {
             max_connections = cfg.max_connections,
             "connected to PostgreSQL"
         );
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            waiting: std::sync::Arc::default(),
+        })
     }
 
     /// Applies the migrations that have not run yet; concurrent instances wait on sqlx's
@@ -87,14 +91,23 @@ impl PgStore {
         PoolStats {
             size: self.pool.size(),
             idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            waiting: self.waiting.get(),
         }
     }
 
     /// Spelled out because a server may default to another level, under which the
     /// conditional UPDATEs would fail with serialization errors instead of seeing 0 rows.
     async fn begin(&self) -> Result<Transaction<'static, sqlx::Postgres>, StoreError> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+        self.waiting
+            .around(self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED"))
+            .await
+            .map_err(from_pg)
+    }
+
+    /// A pooled connection for one statement, counted while it is awaited.
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
+        self.waiting
+            .around(self.pool.acquire())
             .await
             .map_err(from_pg)
     }

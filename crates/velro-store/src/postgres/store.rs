@@ -21,7 +21,10 @@ use crate::sql;
 #[async_trait]
 impl Store for PgStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query(sql::PING).execute(&self.pool).await.db()?;
+        sqlx::query(sql::PING)
+            .execute(&mut *self.conn().await?)
+            .await
+            .db()?;
         Ok(())
     }
 
@@ -51,7 +54,7 @@ impl Store for PgStore {
     ) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(sql::FIND_CREDENTIALS_BY_EMAIL)
             .bind(email.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .db()?;
         row.as_ref().map(rows::credentials).transpose().db()
@@ -60,7 +63,7 @@ impl Store for PgStore {
     async fn find_credentials(&self, user_id: UserId) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(sql::FIND_CREDENTIALS)
             .bind(user_id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .db()?;
         row.as_ref().map(rows::credentials).transpose().db()
@@ -76,7 +79,7 @@ impl Store for PgStore {
             .bind(hash.as_str())
             .bind(now)
             .bind(user_id.0)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .db()?;
         Ok(())
@@ -94,7 +97,7 @@ impl Store for PgStore {
     ) -> Result<Option<SessionWithUser>, StoreError> {
         let row = sqlx::query(sql::FIND_LIVE_SESSION)
             .bind(session_id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .db()?;
         let Some(row) = row else {
@@ -209,7 +212,7 @@ impl Store for PgStore {
             .bind(now)
             .bind(session_id.0)
             .bind(user_id.0)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .db()?;
         Ok(done.rows_affected() > 0)
@@ -235,7 +238,7 @@ impl Store for PgStore {
         let found = sqlx::query(sql::LIST_LIVE_SESSIONS)
             .bind(user_id.0)
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await
             .db()?;
         found
@@ -258,7 +261,7 @@ impl Store for PgStore {
             .bind(change.avatar_url.clone().flatten())
             .bind(now)
             .bind(user_id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .db()?;
         row.as_ref().map(rows::user).transpose().db()
@@ -276,7 +279,7 @@ impl Store for PgStore {
             .bind(user_id.0)
             .bind(now)
             .bind(expires_at)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .db()?;
         Ok(())
@@ -290,7 +293,7 @@ impl Store for PgStore {
         let row = sqlx::query(sql::FIND_RESET_TOKEN_USER)
             .bind(token.0.as_slice())
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .db()?;
         row.as_ref().map(rows::credentials).transpose().db()
@@ -370,7 +373,11 @@ impl Store for PgStore {
         select
             .push(sql::LIST_USERS_ORDER)
             .push_bind(i64::from(query.limit) + 1);
-        let found = select.build().fetch_all(&self.pool).await.db()?;
+        let found = select
+            .build()
+            .fetch_all(&mut *self.conn().await?)
+            .await
+            .db()?;
         let users = found
             .iter()
             .map(rows::user)
@@ -382,7 +389,7 @@ impl Store for PgStore {
     async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(sql::FIND_USER)
             .bind(user_id.0)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .db()?;
         row.as_ref().map(rows::user).transpose().db()
@@ -419,7 +426,7 @@ impl Store for PgStore {
     async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query(sql::DELETE_USER)
             .bind(user_id.0)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .db()?;
         Ok(done.rows_affected() > 0)

@@ -16,7 +16,7 @@ use sqlx::Transaction;
 use velro_core::StoreError;
 
 use crate::error::{from_migrate, from_sqlite, Dialect};
-use crate::PoolStats;
+use crate::{PoolStats, WaitCounter};
 use checkpoint::Checkpointer;
 
 /// After a checkpoint resets the WAL, SQLite truncates the file to this size.
@@ -42,6 +42,7 @@ pub struct SqliteStore {
     read: SqlitePool,
     wal_path: PathBuf,
     checkpointer: Checkpointer,
+    waiting: WaitCounter,
 }
 
 impl SqliteStore {
@@ -91,6 +92,7 @@ impl SqliteStore {
             read,
             wal_path,
             checkpointer,
+            waiting: WaitCounter::default(),
         })
     }
 
@@ -115,6 +117,7 @@ impl SqliteStore {
         PoolStats {
             size: self.write.size() + self.read.size(),
             idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            waiting: self.waiting.get(),
         }
     }
 
@@ -129,8 +132,19 @@ impl SqliteStore {
     /// Every write transaction: IMMEDIATE takes the write lock up front, so a transaction that
     /// reads before it writes cannot fail on the upgrade when another process holds the lock.
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.write
-            .begin_with("BEGIN IMMEDIATE")
+        self.waiting
+            .around(self.write.begin_with("BEGIN IMMEDIATE"))
+            .await
+            .map_err(from_sqlite)
+    }
+
+    /// A pooled connection for one statement, counted while it is awaited.
+    async fn conn(
+        &self,
+        pool: &SqlitePool,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+        self.waiting
+            .around(pool.acquire())
             .await
             .map_err(from_sqlite)
     }

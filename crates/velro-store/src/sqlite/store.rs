@@ -20,7 +20,10 @@ use crate::sql;
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query(sql::PING).execute(&self.read).await.db()?;
+        sqlx::query(sql::PING)
+            .execute(&mut *self.conn(&self.read).await?)
+            .await
+            .db()?;
         Ok(())
     }
 
@@ -50,7 +53,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(sql::FIND_CREDENTIALS_BY_EMAIL)
             .bind(email.as_str())
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.conn(&self.read).await?)
             .await
             .db()?;
         row.as_ref().map(rows::credentials).transpose().db()
@@ -59,7 +62,7 @@ impl Store for SqliteStore {
     async fn find_credentials(&self, user_id: UserId) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(sql::FIND_CREDENTIALS)
             .bind(user_id.0)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.conn(&self.read).await?)
             .await
             .db()?;
         row.as_ref().map(rows::credentials).transpose().db()
@@ -75,7 +78,7 @@ impl Store for SqliteStore {
             .bind(hash.as_str())
             .bind(micros(now).db()?)
             .bind(user_id.0)
-            .execute(&self.write)
+            .execute(&mut *self.conn(&self.write).await?)
             .await
             .db()?;
         Ok(())
@@ -93,7 +96,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<SessionWithUser>, StoreError> {
         let row = sqlx::query(sql::FIND_LIVE_SESSION)
             .bind(session_id.0)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.conn(&self.read).await?)
             .await
             .db()?;
         let Some(row) = row else {
@@ -209,7 +212,7 @@ impl Store for SqliteStore {
             .bind(micros(now).db()?)
             .bind(session_id.0)
             .bind(user_id.0)
-            .execute(&self.write)
+            .execute(&mut *self.conn(&self.write).await?)
             .await
             .db()?;
         Ok(done.rows_affected() > 0)
@@ -235,7 +238,7 @@ impl Store for SqliteStore {
         let found = sqlx::query(sql::LIST_LIVE_SESSIONS)
             .bind(user_id.0)
             .bind(micros(now).db()?)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *self.conn(&self.read).await?)
             .await
             .db()?;
         found
@@ -258,7 +261,7 @@ impl Store for SqliteStore {
             .bind(change.avatar_url.clone().flatten())
             .bind(micros(now).db()?)
             .bind(user_id.0)
-            .fetch_optional(&self.write)
+            .fetch_optional(&mut *self.conn(&self.write).await?)
             .await
             .db()?;
         row.as_ref().map(rows::user).transpose().db()
@@ -276,7 +279,7 @@ impl Store for SqliteStore {
             .bind(user_id.0)
             .bind(micros(now).db()?)
             .bind(micros(expires_at).db()?)
-            .execute(&self.write)
+            .execute(&mut *self.conn(&self.write).await?)
             .await
             .db()?;
         Ok(())
@@ -290,7 +293,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(sql::FIND_RESET_TOKEN_USER)
             .bind(token.0.as_slice())
             .bind(micros(now).db()?)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.conn(&self.read).await?)
             .await
             .db()?;
         row.as_ref().map(rows::credentials).transpose().db()
@@ -373,7 +376,11 @@ impl Store for SqliteStore {
         select
             .push(sql::LIST_USERS_ORDER)
             .push_bind(i64::from(query.limit) + 1);
-        let found = select.build().fetch_all(&self.read).await.db()?;
+        let found = select
+            .build()
+            .fetch_all(&mut *self.conn(&self.read).await?)
+            .await
+            .db()?;
         let users = found
             .iter()
             .map(rows::user)
@@ -385,7 +392,7 @@ impl Store for SqliteStore {
     async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(sql::FIND_USER)
             .bind(user_id.0)
-            .fetch_optional(&self.read)
+            .fetch_optional(&mut *self.conn(&self.read).await?)
             .await
             .db()?;
         row.as_ref().map(rows::user).transpose().db()
@@ -423,7 +430,7 @@ impl Store for SqliteStore {
     async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query(sql::DELETE_USER)
             .bind(user_id.0)
-            .execute(&self.write)
+            .execute(&mut *self.conn(&self.write).await?)
             .await
             .db()?;
         Ok(done.rows_affected() > 0)
