@@ -26,6 +26,10 @@ pub struct HashingConfig {
     /// Longest wait for a result, queueing included; kept below the request deadline so that a
     /// slow pool answers 503 `overloaded` rather than running into the deadline.
     pub max_wait: std::time::Duration,
+    /// Scheduling niceness of the workers (Linux; 0 leaves it alone). Hashes use whole cores
+    /// for tens of milliseconds each; a lower priority lets the cheap requests (token checks,
+    /// health, refusals) preempt them, while the hashes still get every cycle nobody else wants.
+    pub worker_niceness: i32,
 }
 
 impl Default for HashingConfig {
@@ -37,6 +41,7 @@ impl Default for HashingConfig {
             threads: thread::available_parallelism().map_or(2, usize::from),
             queue_capacity: 64,
             max_wait: std::time::Duration::from_secs(3),
+            worker_niceness: 10,
         }
     }
 }
@@ -152,9 +157,11 @@ impl PasswordHasher {
         let (jobs, queue) = bounded::<Job>(config.queue_capacity);
         for index in 0..config.threads {
             let queue = queue.clone();
+            let niceness = config.worker_niceness;
             thread::Builder::new()
                 .name(format!("velro-hash-{index}"))
                 .spawn(move || {
+                    lower_priority(niceness);
                     for job in queue {
                         job();
                     }
@@ -174,6 +181,19 @@ impl PasswordHasher {
     /// Jobs waiting for a worker right now.
     pub fn queue_depth(&self) -> usize {
         self.inner.jobs.len()
+    }
+
+    /// Refuses at once when the queue is full, so that a flood of logins is turned away before
+    /// any database work is spent on it. Submitting checks again; this is only the cheap early
+    /// answer.
+    pub fn admit(&self) -> Result<(), AuthError> {
+        if self.inner.jobs.is_full() {
+            metrics::counter!("velro_hash_rejections_total").increment(1);
+            return Err(AuthError::Overloaded {
+                retry_after_secs: 1,
+            });
+        }
+        Ok(())
     }
 
     async fn run<T: Send + 'static>(
@@ -243,6 +263,22 @@ impl PasswordHasher {
     }
 }
 
+/// Lowers the calling thread's priority. On Linux a thread is its own scheduling entity, so
+/// this touches no other thread; a failure only costs latency, so it is logged, not fatal.
+#[cfg(target_os = "linux")]
+fn lower_priority(niceness: i32) {
+    if niceness == 0 {
+        return;
+    }
+    let thread = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), niceness) {
+        tracing::warn!(%error, niceness, "could not lower the hashing thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_niceness: i32) {}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the password hashing pool has stopped")]
 struct PoolGone;
@@ -263,6 +299,7 @@ mod tests {
             threads: 1,
             queue_capacity: 4,
             max_wait: std::time::Duration::from_secs(30),
+            worker_niceness: 0,
         }
     }
 
@@ -333,6 +370,23 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn workers_run_at_the_configured_niceness() {
+        let mut config = cheap();
+        config.worker_niceness = 7;
+        let hasher = PasswordHasher::start(&config).expect("pool starts");
+        let (reply, niceness) = std::sync::mpsc::channel();
+        let job: Job = Box::new(move || {
+            let thread = rustix::thread::gettid();
+            let _ = reply.send(rustix::process::getpriority_process(Some(thread)));
+        });
+        hasher.inner.jobs.send(job).expect("the pool runs");
+        let niceness = niceness.recv().expect("the job runs").expect("readable");
+        let ours = rustix::process::getpriority_process(None).expect("readable");
+        assert_eq!(niceness, (ours + 7).min(19));
+    }
+
     #[tokio::test]
     async fn garbage_hashes_do_not_match() {
         let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
@@ -369,11 +423,18 @@ mod tests {
                 retry_after_secs: 1
             })
         ));
+        assert!(matches!(
+            hasher.admit(),
+            Err(AuthError::Overloaded {
+                retry_after_secs: 1
+            })
+        ));
         release.send(()).expect("worker waits");
         assert!(busy.await.expect("joins").is_ok());
         for handle in waiting {
             assert!(handle.await.expect("joins").is_ok());
         }
+        assert!(hasher.admit().is_ok(), "an empty queue admits again");
     }
 
     #[tokio::test]

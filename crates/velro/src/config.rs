@@ -60,8 +60,12 @@ pub struct Config {
     pub hash_queue: usize,
     /// Longest wait for a password hash, queueing included (then 503 `overloaded`).
     pub hash_max_wait_ms: u64,
+    /// Niceness of the hashing threads (0–19), so that cheap requests preempt hashes.
+    pub hash_niceness: i32,
     pub request_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
+    /// Longest time a client may take to send a request head (also the idle keep-alive bound).
+    pub header_read_timeout_ms: u64,
     /// The cache at start-up; switchable at run time through the admin flags endpoint.
     pub cache: Switch,
     pub cache_l1_ttl_ms: u64,
@@ -145,8 +149,10 @@ impl Default for Config {
             hash_threads: None,
             hash_queue: 64,
             hash_max_wait_ms: 3_000,
+            hash_niceness: 10,
             request_timeout_ms: 5_000,
             shutdown_grace_secs: 10,
+            header_read_timeout_ms: 65_000,
             cache: Switch::On,
             cache_l1_ttl_ms: 10_000,
             cache_l1_capacity: 100_000,
@@ -276,6 +282,7 @@ impl Config {
             ("VELRO_REQUEST_TIMEOUT_MS", self.request_timeout_ms),
             ("VELRO_HASH_QUEUE", self.hash_queue as u64),
             ("VELRO_HASH_MAX_WAIT_MS", self.hash_max_wait_ms),
+            ("VELRO_HEADER_READ_TIMEOUT_MS", self.header_read_timeout_ms),
             ("VELRO_CACHE_L1_TTL_MS", self.cache_l1_ttl_ms),
             ("VELRO_CACHE_L1_CAPACITY", self.cache_l1_capacity),
             ("VELRO_CACHE_L2_TTL_SECS", self.cache_l2_ttl_secs),
@@ -285,6 +292,9 @@ impl Config {
             if value == 0 {
                 bail!("invalid configuration: {name} must be greater than zero");
             }
+        }
+        if !(0..=19).contains(&self.hash_niceness) {
+            bail!("invalid configuration: VELRO_HASH_NICENESS must be between 0 and 19");
         }
         if self.hash_threads == Some(0) {
             bail!("invalid configuration: VELRO_HASH_THREADS must be greater than zero");

@@ -24,13 +24,14 @@ use crate::config::{Config, Switch};
 use crate::database::Database;
 use crate::keys;
 use crate::mailer::{FileMailer, SmtpMailer};
+use crate::serve::{serve, ConnectionSettings, Drain};
 
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     database: Database,
     cache: Arc<CachedStore>,
-    shutdown_grace: Duration,
+    connections: ConnectionSettings,
 }
 
 fn seconds(secs: u64) -> time::Duration {
@@ -58,7 +59,10 @@ impl Application {
             router: velro_http::router(state),
             database,
             cache: cache.store,
-            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            connections: ConnectionSettings {
+                header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+                shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            },
         })
     }
 
@@ -74,28 +78,12 @@ impl Application {
     ) -> anyhow::Result<()> {
         let address = self.local_addr()?;
         tracing::info!(%address, "listening");
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections; draining in-flight requests");
-            let _ = stopping_tx.send(());
-        });
-        let grace = self.shutdown_grace;
-        let drain_bound = async move {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            served = server => served.context("server error")?,
-            () = drain_bound => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping anyway"),
+        let drain = serve(self.listener, self.router, self.connections, shutdown).await;
+        if drain == Drain::GraceExpired {
+            tracing::warn!(
+                grace_secs = self.connections.shutdown_grace.as_secs(),
+                "in-flight requests did not finish in time; stopping anyway"
+            );
         }
         self.cache.shutdown().await;
         self.database.close().await;
@@ -152,6 +140,7 @@ fn build_state(
         parallelism: config.argon2_parallelism,
         queue_capacity: config.hash_queue,
         max_wait: Duration::from_millis(config.hash_max_wait_ms),
+        worker_niceness: config.hash_niceness,
         ..HashingConfig::default()
     };
     if let Some(threads) = config.hash_threads {

@@ -73,6 +73,7 @@ impl AuthService {
         deps.limits
             .before_login(email.as_str(), client.ip())
             .await?;
+        deps.hasher.admit()?;
         let credentials = deps.store.find_credentials_by_email(email).await?;
         let stored_hash = credentials.as_ref().map(|c| c.password_hash.clone());
         let verification = deps.hasher.verify(password.clone(), stored_hash).await?;
@@ -260,6 +261,7 @@ impl AuthService {
         deps.limits
             .check(Policy::ChangePasswordAccount, caller.user.email.as_str())
             .await?;
+        deps.hasher.admit()?;
         let credentials = deps
             .store
             .find_credentials(caller.user.id)

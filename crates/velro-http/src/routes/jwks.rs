@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{extract::State, Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 
@@ -13,12 +14,14 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
 }
 
-#[derive(Debug, Serialize)]
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct JwksResponse {
     keys: Vec<Jwk>,
 }
 
-#[derive(Debug, Serialize)]
+/// An Ed25519 public key (RFC 8037): `kty` OKP, `crv` Ed25519, `alg` EdDSA, `use` sig.
+#[derive(Debug, Serialize, ToSchema)]
 struct Jwk {
     kty: &'static str,
     crv: &'static str,
@@ -29,7 +32,16 @@ struct Jwk {
     usage: &'static str,
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "service",
+    responses(
+        (status = 200, description = "The public keys that verify access tokens; empty with HS256", body = JwksResponse,
+            headers(("cache-control" = String, description = "`public, max-age=300`"))),
+    ),
+)]
+pub(super) async fn jwks(State(state): State<AppState>) -> Response {
     let keys = state
         .auth
         .access_tokens()

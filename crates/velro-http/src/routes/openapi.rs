@@ -83,12 +83,13 @@ async fn openapi_json() -> Response {
         super::health::health,
         super::health::ready,
         super::health::metrics,
+        super::jwks::jwks,
     ),
     modifiers(&CommonResponses),
     tags(
         (name = "auth", description = "User-facing endpoints (/api/v1/auth)"),
         (name = "admin", description = "User administration behind the service key (/api/v1/admin)"),
-        (name = "service", description = "Liveness, readiness and metrics"),
+        (name = "service", description = "Liveness, readiness, metrics and the token-verification keys"),
     )
 )]
 pub struct ApiDoc;

@@ -389,7 +389,46 @@ async fn the_openapi_document_and_the_docs_page_are_served_by_the_binary() {
     assert!(document["openapi"]
         .as_str()
         .is_some_and(|v| v.starts_with("3.1")));
-    assert!(document["paths"]["/api/v1/auth/login"]["post"].is_object());
+    let mut documented: Vec<String> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, operations)| {
+            let operations = operations.as_object().expect("operations");
+            operations
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    documented.sort();
+    // Every route the router serves, but the document itself and the docs page.
+    let mut served: Vec<String> = [
+        "POST /api/v1/auth/register",
+        "POST /api/v1/auth/login",
+        "GET /api/v1/auth/me",
+        "PUT /api/v1/auth/profile",
+        "POST /api/v1/auth/refresh",
+        "POST /api/v1/auth/logout",
+        "POST /api/v1/auth/password-reset",
+        "POST /api/v1/auth/password-reset-confirm",
+        "POST /api/v1/auth/change-password",
+        "GET /api/v1/auth/sessions",
+        "DELETE /api/v1/auth/sessions/{id}",
+        "GET /api/v1/admin/users",
+        "GET /api/v1/admin/users/{id}",
+        "PATCH /api/v1/admin/users/{id}",
+        "DELETE /api/v1/admin/users/{id}",
+        "GET /api/v1/admin/flags",
+        "PUT /api/v1/admin/flags",
+        "GET /health",
+        "GET /health/ready",
+        "GET /metrics",
+        "GET /.well-known/jwks.json",
+    ]
+    .map(String::from)
+    .to_vec();
+    served.sort();
+    assert_eq!(documented, served);
     let page = app
         .client
         .get(app.url("/docs/"))
@@ -432,4 +471,54 @@ async fn the_openapi_document_and_the_docs_page_are_served_by_the_binary() {
         .await
         .expect("text");
     assert!(initializer.contains("/openapi.json"), "{initializer}");
+}
+
+/// Slowloris: a client that trickles its request head, a byte at a time, is cut off once the
+/// head timeout has passed, while other clients are served meanwhile.
+#[tokio::test]
+async fn a_request_head_trickled_past_the_timeout_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::sqlite()
+        .await
+        .with_config(|config| config.header_read_timeout_ms = 300)
+        .await;
+    let address = app.address.trim_start_matches("http://");
+    let mut slow = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: velro\r\nX-Slow: ")
+        .await
+        .expect("writes");
+    let trickle = async {
+        let mut answer = Vec::new();
+        let mut buffer = [0_u8; 1024];
+        loop {
+            // A byte every 50 ms: the head grows forever and is never finished.
+            match tokio::time::timeout(Duration::from_millis(50), slow.read(&mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => return answer,
+                Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+                Err(_) => {
+                    if slow.write_all(b"a").await.is_err() {
+                        return answer;
+                    }
+                }
+            }
+        }
+    };
+    // A bound far above the 300 ms timeout, only so that a regression fails instead of hanging.
+    let answer = tokio::time::timeout(Duration::from_secs(60), trickle)
+        .await
+        .expect("the server closed the trickling connection");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "no answer, or 408, for a head that never ends: {answer:?}"
+    );
+    let health = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(health.status(), StatusCode::OK);
 }

@@ -50,6 +50,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("VELRO_JWT_SECRET", "short", "VELRO_JWT_SECRET"),
         ("VELRO_JWT_ALGORITHM", "none", "jwt_algorithm"),
         ("VELRO_JWT_LEEWAY_SECS", "3600", "VELRO_JWT_LEEWAY_SECS"),
+        ("VELRO_HASH_NICENESS", "-5", "VELRO_HASH_NICENESS"),
         ("VELRO_SERVICE_KEY", "short", "VELRO_SERVICE_KEY"),
         ("DATABASE_URL", "mysql://somewhere/db", "DATABASE_URL"),
     ];
