@@ -49,6 +49,133 @@ def wrk_hit_ratio(backend, name):
     return (d("l1", "hit") + d("l2", "hit")) / lookups if lookups else None
 
 
+def ok_rate(w):
+    """2xx/3xx responses per second of a wrk run (wrk counts non-2xx answers as requests)."""
+    return (w["requests"] - w["non_2xx_3xx"]) / (w["duration_us"] / 1e6)
+
+
+def peer_workers(backend):
+    found = []
+    for p in out.glob(f"{backend}-python-w*-me-wrk.wrk.txt"):
+        m = re.match(rf"{backend}-python-w(\d+)-me-wrk\.wrk\.txt$", p.name)
+        if m:
+            found.append(int(m.group(1)))
+    return sorted(found)
+
+
+def velro_hwm_after(backend, label):
+    """Velro's VmHWM (kB) as recorded right after the run LABEL."""
+    mem = out / f"{backend}-memory.txt"
+    if mem.exists():
+        for line in mem.read_text().splitlines():
+            m = re.match(rf"{re.escape(label)} .*VmHWM:=(\d+)kB", line)
+            if m:
+                return int(m.group(1))
+    return None
+
+
+def peer_hwm(backend, workers):
+    """Peak, over the peer's runs, of the summed VmHWM (kB) of uvicorn and its workers."""
+    mem = out / f"{backend}-python-memory.txt"
+    if not mem.exists():
+        return None
+    peaks = [int(m.group(1)) for line in mem.read_text().splitlines()
+             if line.startswith(f"python-w{workers} ") for m in [re.search(r"VmHWM_sum=(\d+)kB", line)] if m]
+    return max(peaks) if peaks else None
+
+
+def ratio_cell(velro, peer, lower_is_better):
+    """Velro ÷ Python; for latency and memory also how many times lower (or higher)."""
+    if velro is None or peer is None or velro <= 0 or peer <= 0:
+        return "–"
+    r = velro / peer
+    text = f"{r:,.1f}×" if r >= 10 else f"{r:.2f}×" if r >= 0.1 else f"{r:.4f}×"
+    if lower_is_better:
+        text += f" ({peer / velro:,.1f}× lower)" if r < 1 else f" ({r:,.1f}× higher)"
+    return text
+
+
+def side_by_side(backend):
+    workers = peer_workers(backend)
+    if not workers:
+        if "off" in machine.get("python_peer", ""):
+            print("### Side by side with FastAPI + fastapi-users\n\nNot run (BENCH_PYTHON=0).\n")
+        return
+    versions = out / "python-versions.txt"
+    v = dict(l.split(": ", 1) for l in versions.read_text().splitlines() if ": " in l) if versions.exists() else {}
+    store = "SQLite file, sqlite+aiosqlite" if backend == "sqlite" else \
+        "its own database on the same PostgreSQL, postgresql+asyncpg (no Redis)"
+    print("### Side by side with FastAPI + fastapi-users (the old backend's stack), same wrk commands\n")
+    print(f"Python {v.get('python', '?')}: fastapi {v.get('fastapi', '?')}, fastapi-users {v.get('fastapi-users', '?')} "
+          f"(SQLAlchemy {v.get('SQLAlchemy', '?')}), uvicorn {v.get('uvicorn', '?')} with uvloop + httptools, "
+          f"{store}; password hasher: fastapi-users' default, {v.get('default_hasher', '?')}. "
+          "Velro: the runs above (default hash parameters, cache on unless said). "
+          "Commands, identical for both: `wrk -t1 -c100 --timeout 10s` GET /me with a bearer token; "
+          "`wrk -t1 -c8 --timeout 10s` login (one account, again and again; form-encoded for fastapi-users, "
+          "JSON for Velro) and register (a new address every request). "
+          "req/s counts 2xx answers only. Ratio = Velro ÷ Python.\n")
+    runs = {"velro": {k: wrk(backend, n) for k, n in
+                      [("me_on", "me-wrk-cache-on"), ("me_off", "me-wrk-cache-off"),
+                       ("login", "login-wrk-c8"), ("register", "register-wrk-c8")]}}
+    for w in workers:
+        runs[w] = {k: wrk(backend, f"python-w{w}-{n}") for k, n in
+                   [("me", "me-wrk"), ("login", "login-wrk-c8"), ("register", "register-wrk-c8")]}
+    header = ["figure", "Velro"] + [f"Python, {w} worker{'s' if w > 1 else ''}" for w in workers] + \
+        [f"Velro ÷ Python ({w} w)" for w in workers]
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (len(header) - 1))
+
+    def row(label, velro_run, peer_key, value, fmt_value, lower_is_better, with_ratio=True, latency=False):
+        def get(r):
+            # No latency without an answer: a run with no 2xx gives "–", not wrk's 0.
+            if not r or (latency and r["requests"] - r["non_2xx_3xx"] <= 0):
+                return None
+            return value(r)
+        vv = get(runs["velro"].get(velro_run))
+        pv = [get(runs[w][peer_key]) for w in workers]
+        cells = [label, fmt_value(vv)] + [fmt_value(x) for x in pv] + \
+            [ratio_cell(vv, x, lower_is_better) if with_ratio else "" for x in pv]
+        print("| " + " | ".join(cells) + " |")
+
+    def errors(label, velro_run, peer_key):
+        def e(r):
+            if not r:
+                return "–"
+            sock = r["connect_errors"] + r["read_errors"] + r["write_errors"]
+            return f"{r['non_2xx_3xx']} / {r['timeouts']} / {sock}"
+        cells = [label, e(runs["velro"].get(velro_run))] + [e(runs[w][peer_key]) for w in workers] + [""] * len(workers)
+        print("| " + " | ".join(cells) + " |")
+
+    rps = lambda r: ok_rate(r)
+    f_rps = lambda x: "–" if x is None else f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+    ms = lambda key: (lambda r: r[key] / 1000)
+    f_ms = lambda x: "–" if x is None else f"{x:,.2f}"
+    for cache in ("on", "off"):
+        run = f"me_{cache}"
+        row(f"GET /me req/s (Velro cache {cache})", run, "me", rps, f_rps, False)
+        row(f"GET /me p50 ms (Velro cache {cache})", run, "me", ms("p50_us"), f_ms, True, latency=True)
+        row(f"GET /me p99 ms (Velro cache {cache})", run, "me", ms("p99_us"), f_ms, True, latency=True)
+    errors("GET /me non-2xx / timeouts / socket errors (cache on)", "me_on", "me")
+    for op in ("login", "register"):
+        count = lambda r: r["requests"] - r["non_2xx_3xx"]
+        row(f"{op} req/s", op, op, rps, f_rps, False)
+        row(f"{op}: 2xx answers in the run", op, op, count, lambda x: "–" if x is None else f"{x:,}", False,
+            with_ratio=False)
+        row(f"{op} p50 ms", op, op, ms("p50_us"), f_ms, True, latency=True)
+        row(f"{op} p99 ms", op, op, ms("p99_us"), f_ms, True, latency=True)
+        errors(f"{op} non-2xx / timeouts / socket errors", op, op)
+    vm = velro_hwm_after(backend, "register-wrk-c8")
+    pm = [peer_hwm(backend, w) for w in workers]
+    mib = lambda x: "–" if x is None else f"{x / 1024:,.0f}"
+    print("| " + " | ".join(["peak RSS MiB (VmHWM; Python: summed over uvicorn's processes)", mib(vm)] +
+                            [mib(x) for x in pm] + [ratio_cell(vm, x, True) for x in pm]) + " |")
+    print()
+    print("Velro's peak RSS is read after its register run (health, /me, login and register runs "
+          "behind it); the Python figure is the sum of the supervisor's and the workers' peaks, "
+          "an upper bound for the workers' total. Load average per run: "
+          f"`{backend}-memory.txt`, `{backend}-python-memory.txt`.\n")
+
+
 def fmt(value, digits=2):
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -57,8 +184,13 @@ def ratio(value):
     return "n/a (no lookup)" if value is None else f"{value * 100:.2f}%"
 
 
+commit = machine.get("server_commit", "?")
+if commit.startswith("the work tree"):  # no BENCH_SERVER_COMMIT: the work tree at git_head
+    commit = f"work tree at {machine.get('git_head', '?')[:10]}"
+elif re.fullmatch(r"[0-9a-f]{40}", commit):
+    commit = commit[:10]
 print(f"Results of `bench/run.sh` in `{out.name}`: {machine.get('nproc')} vCPU {machine.get('cpu')}, "
-      f"{machine.get('date_utc')}, server commit {machine.get('server_commit', machine.get('git_head', '?'))[:10]}.\n")
+      f"{machine.get('date_utc')}, server commit {commit}.\n")
 
 for backend in ["sqlite", "postgres"]:
     if not list(out.glob(f"{backend}-*")):
@@ -87,10 +219,14 @@ for backend in ["sqlite", "postgres"]:
                   f"{e['errors']} | {ratio(m.get('cache_hit_ratio'))} |")
     print()
 
+    side_by_side(backend)
+
+    runs = sorted(p.stem[len(backend) + 1:] for p in out.glob(f"{backend}-*.json"))
+    if not runs:  # BENCH_PEER_ONLY=1: no velro-load scenarios
+        continue
     print("### velro-load runs (latency from the request's start; open model: from its scheduled start)\n")
     print("| run | endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | outcomes | gen. CPU |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
-    runs = sorted(p.stem[len(backend) + 1:] for p in out.glob(f"{backend}-*.json"))
     reports = {}
     for name in runs:
         r = velro_load(backend, name)
@@ -158,7 +294,3 @@ for backend in ["sqlite", "postgres"]:
         if peak:
             print(f"- server peak resident memory (VmHWM) over the whole suite: {max(peak) / 1024:.0f} MiB")
     print()
-
-peer = out / "python-peer.md"
-if peer.exists():
-    print(peer.read_text())

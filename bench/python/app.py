@@ -4,7 +4,12 @@ Follows fastapi-users' documented SQLAlchemy + JWT-bearer setup ("Full example",
 trimmed to what the benchmark uses. Password hashing is fastapi-users' default PasswordHelper
 (pwdlib: Argon2Hasher first, i.e. argon2-cffi's defaults; BcryptHasher only to verify old hashes).
 
-Settings (environment): PEER_DB (SQLite file path), PEER_SECRET (JWT secret).
+Settings (environment):
+  DATABASE_URL  SQLAlchemy async URL: sqlite+aiosqlite:///path/to/peer.db (default ./peer.db) or
+                postgresql+asyncpg://user@host:port/db. The engine keeps SQLAlchemy's defaults
+                (pool of 5 + 10 overflow per worker), as the fastapi-users example does.
+  PEER_DB       SQLite file path, used only when DATABASE_URL is not set (older scripts)
+  PEER_SECRET   JWT secret
 """
 import os
 import uuid
@@ -18,7 +23,7 @@ from fastapi_users.db import SQLAlchemyBaseUserTableUUID, SQLAlchemyUserDatabase
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
-DATABASE_URL = "sqlite+aiosqlite:///" + os.environ.get("PEER_DB", "./peer.db")
+DATABASE_URL = os.environ.get("DATABASE_URL") or "sqlite+aiosqlite:///" + os.environ.get("PEER_DB", "./peer.db")
 SECRET = os.environ.get("PEER_SECRET", "bench-python-peer-secret-0123456789abcdefghij")
 
 

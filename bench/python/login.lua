@@ -1,5 +1,6 @@
--- wrk script for login throughput: POSTs WRK_BODY with WRK_CONTENT_TYPE (default form-encoded,
--- as fastapi-users' /auth/jwt/login wants), and prints the same WRK_JSON line as bench/wrk/report.lua.
+-- wrk script for login throughput (bench/run.sh, Velro and the Python peer): POSTs WRK_BODY with
+-- WRK_CONTENT_TYPE (default form-encoded, as fastapi-users' /auth/jwt/login wants), and prints
+-- the same WRK_JSON line as bench/wrk/report.lua.
 wrk.method = "POST"
 wrk.body = os.getenv("WRK_BODY")
 wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE") or "application/x-www-form-urlencoded"
