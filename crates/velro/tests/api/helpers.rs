@@ -412,7 +412,7 @@ impl TestApp {
 }
 
 /// The reset token: the message's one line that is a 43-character base64url string.
-fn token_in(body: &str) -> Option<String> {
+pub fn token_in(body: &str) -> Option<String> {
     body.lines()
         .map(str::trim)
         .find(|line| {

@@ -13,5 +13,6 @@ mod keys;
 mod overload;
 mod passwords;
 mod process;
+mod secrets_in_logs;
 mod sessions;
 mod two_instances;
