@@ -436,7 +436,7 @@ async fn exercise_every_endpoint(server: &mut Server, data_dir: &std::path::Path
     let (status, _) = server
         .call(
             Method::GET,
-            &format!("/api/v1/admin/users?email=log&limit=10"),
+            "/api/v1/admin/users?email=log&limit=10",
             Some(SERVICE_KEY),
             None,
         )
