@@ -64,6 +64,14 @@ struct Server {
     secrets: Vec<(String, String)>,
 }
 
+/// A failed assertion must not leave the server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.base)
@@ -158,16 +166,16 @@ async fn full_run_with_logs_searched(settings: &[(&str, &str)]) {
         output.collect(child.stdout.take().expect("piped")),
         output.collect(child.stderr.take().expect("piped")),
     ];
-    let base = output.wait_for_address();
     let mut server = Server {
         child,
-        base,
+        base: String::new(),
         client: Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client"),
         secrets: Vec::new(),
     };
+    server.base = output.wait_for_address();
     for (what, secret) in [
         ("the JWT secret", JWT_SECRET),
         ("the service key", SERVICE_KEY),
