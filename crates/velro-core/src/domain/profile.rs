@@ -34,6 +34,11 @@ impl AvatarUrl {
         if raw.chars().any(char::is_control) {
             return Err("must not contain control characters");
         }
+        // The URL parser silently drops surrounding spaces, so without this the string stored
+        // would not be the URL that was checked.
+        if raw.trim() != raw {
+            return Err("must not start or end with white space");
+        }
         if raw.chars().count() > 2048 {
             return Err("must be at most 2048 characters");
         }
@@ -87,6 +92,9 @@ mod tests {
             "https://",
             "javascript:alert(1)",
             "https://example.com/\0",
+            " https://example.com/a.png",
+            "https://example.com/a.png ",
+            "https://example.com/a.png\u{2003}",
             "data:image/png;base64,AAAA",
             long.as_str(),
         ] {

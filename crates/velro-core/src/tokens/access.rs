@@ -198,7 +198,9 @@ impl AccessTokens {
         if claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
             return Err(AuthError::TokenInvalid);
         }
-        if claims.exp + leeway <= now {
+        // Saturating: a signed `exp` near i64::MAX must not overflow (a panic with overflow
+        // checks, a wrap to "expired" without).
+        if claims.exp.saturating_add(leeway) <= now {
             return Err(AuthError::TokenExpired);
         }
         Ok(VerifiedAccess {
@@ -337,6 +339,17 @@ mod tests {
             now,
             "nbf beyond the leeway",
         );
+    }
+
+    #[test]
+    fn an_exp_at_the_end_of_time_verifies_without_overflowing() {
+        let tokens = with_keys(KeySet::single(hs256("ours", &SECRET)), 5);
+        let now = SystemClock.now();
+        let mut claims = claims_at(now);
+        claims["exp"] = json!(i64::MAX);
+        let header = json!({"alg": "HS256", "kid": "ours"});
+        let token = signed(&header, &claims, &EncodingKey::from_secret(&SECRET));
+        assert!(tokens.verify(&token, now).is_ok());
     }
 
     #[test]

@@ -1,0 +1,347 @@
+//! Fixtures shared by the fuzz targets: a fixed clock, fixed signing keys, and the real router
+//! over a store that knows one session and is unavailable for everything else. The assertions
+//! belong in the targets, not here.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use ring::signature::Ed25519KeyPair;
+use sha2::Sha256;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use velro_core::cache::NoCache;
+use velro_core::domain::{
+    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, Role, SessionId,
+    SessionRecord, User, UserId, UserPage, UserQuery,
+};
+use velro_core::hashing::{HashingConfig, PasswordHasher};
+use velro_core::limits::Limits;
+use velro_core::mail::{MailError, Mailer, OutgoingMail};
+use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
+use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
+use velro_core::tokens::{
+    AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
+};
+use velro_core::{Clock, Secret, StoreError};
+use velro_http::{AppState, HttpSettings};
+
+/// 2026-01-01T00:00:00Z: every fixture token is issued and checked at this instant, so the seed
+/// corpus never expires.
+pub const NOW: i64 = 1_767_225_600;
+pub const ISSUER: &str = "velro";
+pub const LEEWAY_SECS: i64 = 5;
+pub const HS_KID: &str = "fuzz-hs";
+pub const ED_KID: &str = "fuzz-ed";
+pub const HS_SECRET: [u8; 32] = [0x5a; 32];
+const ED_SEED: [u8; 32] = [7; 32];
+/// At least 32 printable characters, as `VELRO_SERVICE_KEY` requires.
+pub const SERVICE_KEY: &str = "fuzz-service-key-0123456789abcdefghij";
+
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(NOW).expect("a valid timestamp")
+}
+
+#[derive(Debug)]
+pub struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        now()
+    }
+}
+
+/// The Ed25519 key as a PKCS#8 v1 document (RFC 8410): the fixed prefix, then the seed.
+fn ed25519_pkcs8() -> Vec<u8> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    [PREFIX.as_slice(), ED_SEED.as_slice()].concat()
+}
+
+/// Both keys, with `active` signing (and verifying tokens without a `kid`). The other key's
+/// algorithm is not the active one's, so it must never verify anything.
+pub fn access_tokens(active: &str) -> AccessTokens {
+    let hs = SigningKey::hs256(HS_KID, Secret::new(HS_SECRET.to_vec()), now()).expect("HS256 key");
+    let ed = SigningKey::ed25519(ED_KID, Secret::new(ed25519_pkcs8()), now()).expect("Ed25519 key");
+    let keys = KeySet::new(vec![hs, ed], active, Some(active)).expect("a valid key set");
+    AccessTokens::new(&AccessTokenConfig {
+        keys,
+        issuer: ISSUER.into(),
+        lifetime: time::Duration::hours(1),
+        leeway: time::Duration::seconds(LEEWAY_SECS),
+    })
+}
+
+/// HMAC-SHA256 with the fixture secret, for tokens whose header and claims the fuzzer wrote.
+pub fn sign_hs256(message: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&HS_SECRET).expect("HMAC takes any key");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Ed25519 with the fixture key.
+pub fn sign_ed25519(message: &[u8]) -> Vec<u8> {
+    let pair = Ed25519KeyPair::from_seed_unchecked(&ED_SEED).expect("a 32-byte seed");
+    pair.sign(message).as_ref().to_vec()
+}
+
+/// The user and session behind [`App::user_token`].
+pub fn user() -> User {
+    User {
+        id: UserId(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001)),
+        email: Email::parse("ada.lovelace@example.com").expect("valid"),
+        display_name: Some("Ada".into()),
+        avatar_url: None,
+        credits_balance: 1000,
+        role: Role::Viewer,
+        email_confirmed: true,
+        disabled: false,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+pub fn session_id() -> SessionId {
+    SessionId(Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002))
+}
+
+/// Knows the one fixture session; everything else is `Unavailable`, so a request whose body
+/// parsed reaches the service and ends as 503 without any I/O.
+struct OneSessionStore;
+
+fn unavailable<T>() -> Result<T, StoreError> {
+    Err(StoreError::Unavailable("fuzzing: no store".into()))
+}
+
+#[async_trait]
+impl Store for OneSessionStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        unavailable()
+    }
+
+    async fn create_user(&self, _: NewUser, _: NewSession) -> Result<User, StoreError> {
+        unavailable()
+    }
+
+    async fn find_credentials_by_email(
+        &self,
+        _: &Email,
+    ) -> Result<Option<Credentials>, StoreError> {
+        unavailable()
+    }
+
+    async fn find_credentials(&self, _: UserId) -> Result<Option<Credentials>, StoreError> {
+        unavailable()
+    }
+
+    async fn replace_password_hash(
+        &self,
+        _: UserId,
+        _: &PasswordHash,
+        _: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        unavailable()
+    }
+
+    async fn create_session(&self, _: NewSession) -> Result<(), StoreError> {
+        unavailable()
+    }
+
+    async fn find_live_session(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<SessionWithUser>, StoreError> {
+        if id != session_id() {
+            return Ok(None);
+        }
+        let user = user();
+        Ok(Some(SessionWithUser {
+            session: SessionRecord {
+                id,
+                user_id: user.id,
+                created_at: now(),
+                last_refreshed_at: None,
+                expires_at: now() + time::Duration::days(7),
+                remember_me: false,
+                user_agent: None,
+                ip: None,
+            },
+            user,
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        _: TokenHash,
+        _: TokenHash,
+        _: RefreshPolicy,
+        _: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        unavailable()
+    }
+
+    async fn revoke_session(
+        &self,
+        _: UserId,
+        _: SessionId,
+        _: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        unavailable()
+    }
+
+    async fn revoke_sessions(
+        &self,
+        _: UserId,
+        _: Option<SessionId>,
+        _: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        unavailable()
+    }
+
+    async fn list_live_sessions(
+        &self,
+        _: UserId,
+        _: OffsetDateTime,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        unavailable()
+    }
+
+    async fn update_profile(
+        &self,
+        _: UserId,
+        _: &ProfileChange,
+        _: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        unavailable()
+    }
+
+    async fn create_reset_token(
+        &self,
+        _: UserId,
+        _: TokenHash,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        unavailable()
+    }
+
+    async fn find_reset_token_user(
+        &self,
+        _: TokenHash,
+        _: OffsetDateTime,
+    ) -> Result<Option<Credentials>, StoreError> {
+        unavailable()
+    }
+
+    async fn reset_password(
+        &self,
+        _: TokenHash,
+        _: &PasswordHash,
+        _: OffsetDateTime,
+    ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
+        unavailable()
+    }
+
+    async fn change_password(
+        &self,
+        _: UserId,
+        _: &PasswordHash,
+        _: SessionId,
+        _: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        unavailable()
+    }
+
+    async fn list_users(&self, _: &UserQuery) -> Result<UserPage, StoreError> {
+        unavailable()
+    }
+
+    async fn find_user(&self, _: UserId) -> Result<Option<User>, StoreError> {
+        unavailable()
+    }
+
+    async fn update_user(
+        &self,
+        _: UserId,
+        _: &AdminUserChange,
+        _: OffsetDateTime,
+    ) -> Result<Option<User>, StoreError> {
+        unavailable()
+    }
+
+    async fn delete_user(&self, _: UserId) -> Result<bool, StoreError> {
+        unavailable()
+    }
+}
+
+struct NoMail;
+
+#[async_trait]
+impl Mailer for NoMail {
+    async fn send(&self, _: OutgoingMail) -> Result<(), MailError> {
+        Ok(())
+    }
+}
+
+/// The router `velro serve` runs, over the fixtures, with a valid access token for the fixture
+/// session and the admin API switched on.
+pub struct App {
+    pub router: axum::Router,
+    pub user_token: String,
+}
+
+impl App {
+    pub fn new() -> Self {
+        let store: Arc<dyn Store> = Arc::new(OneSessionStore);
+        let clock: Arc<dyn Clock> = Arc::new(FixedClock);
+        // The smallest Argon2 cost: a body that passes validation is hashed before the store
+        // refuses it, and the production cost would cap the fuzzer at a few runs per second.
+        let hashing = HashingConfig {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+            threads: 1,
+            ..HashingConfig::default()
+        };
+        let access_tokens = access_tokens(HS_KID);
+        let user_token = access_tokens
+            .issue(&user(), session_id(), now())
+            .expect("issues")
+            .token
+            .expose()
+            .clone();
+        let auth = AuthService::new(Dependencies {
+            store: store.clone(),
+            hasher: PasswordHasher::start(&hashing).expect("a hashing pool"),
+            access_tokens,
+            refresh_tokens: RefreshTokens::new(&Secret::new(vec![3; 32])),
+            mailer: Arc::new(NoMail),
+            clock: clock.clone(),
+            settings: AuthSettings::default(),
+            limits: Limits::off(),
+        });
+        let service_key =
+            ServiceKey::parse(&Secret::new(SERVICE_KEY.to_string())).expect("a valid service key");
+        let cache = Arc::new(NoCache);
+        let admin = AdminService::new(store, clock, auth.clone(), Some(service_key), cache.clone());
+        let state = AppState {
+            auth,
+            admin,
+            cache,
+            metrics: Arc::new(String::new),
+            settings: HttpSettings::default(),
+        };
+        Self {
+            router: velro_http::router(state),
+            user_token,
+        }
+    }
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
