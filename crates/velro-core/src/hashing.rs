@@ -397,9 +397,13 @@ mod tests {
         assert!(!outcome.matches);
     }
 
-    #[tokio::test]
-    async fn a_full_queue_is_refused_at_once() {
-        let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+    /// Occupies the pool's only worker until the returned sender is used.
+    async fn hold_the_worker(
+        hasher: &PasswordHasher,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), AuthError>>,
+    ) {
         let (started, worker_busy) = std::sync::mpsc::channel::<()>();
         let (release, blocked) = std::sync::mpsc::channel::<()>();
         let busy = tokio::spawn(hasher.clone().run_owned(move || {
@@ -410,6 +414,13 @@ mod tests {
             .await
             .expect("joins")
             .expect("the worker starts the job");
+        (release, busy)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+        let (release, busy) = hold_the_worker(&hasher).await;
         let waiting: Vec<_> = (0..4)
             .map(|_| tokio::spawn(hasher.clone().run_owned(|| ())))
             .collect();
@@ -442,16 +453,7 @@ mod tests {
         let mut config = cheap();
         config.max_wait = std::time::Duration::from_millis(50);
         let hasher = PasswordHasher::start(&config).expect("pool starts");
-        let (started, worker_busy) = std::sync::mpsc::channel::<()>();
-        let (release, blocked) = std::sync::mpsc::channel::<()>();
-        let busy = tokio::spawn(hasher.clone().run_owned(move || {
-            let _ = started.send(());
-            let _ = blocked.recv();
-        }));
-        tokio::task::spawn_blocking(move || worker_busy.recv())
-            .await
-            .expect("joins")
-            .expect("the worker starts the job");
+        let (release, busy) = hold_the_worker(&hasher).await;
         // The only worker is held, so this job can only wait in line until the bound.
         let waited = hasher.verify(secret("x"), None).await;
         assert!(matches!(waited, Err(AuthError::Overloaded { .. })));
