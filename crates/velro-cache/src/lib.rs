@@ -157,6 +157,9 @@ pub async fn build(inner: Arc<dyn Store>, config: CacheConfig) -> Cache {
     });
     metrics::gauge!("velro_cache_circuit_open").set(0.0);
     metrics::gauge!("velro_cache_pubsub_connected").set(0.0);
+    // Registered before the first event, so that dashboards and rate() see it from zero.
+    metrics::counter!("velro_cache_redis_errors_total").increment(0);
+    let _ = metrics::histogram!("velro_cache_invalidation_lag_seconds");
     let shared = Arc::new(Shared {
         enabled: AtomicBool::new(config.enabled),
         local: local.clone(),

@@ -78,6 +78,7 @@ struct Inner {
     params: Params,
     max_wait: std::time::Duration,
     jobs: Sender<Job>,
+    queue_capacity: usize,
     /// Verified against when an email is unknown, so that such a login costs the same time.
     dummy_hash: String,
 }
@@ -154,6 +155,8 @@ impl PasswordHasher {
         .map_err(HashingConfigError::Params)?;
         let dummy_hash = hash_with(&params, "velro dummy password, never a real one")
             .map_err(HashingConfigError::Dummy)?;
+        // Present from the start, so that the first refusal is an increase a rate() can see.
+        metrics::counter!("velro_hash_rejections_total").increment(0);
         let (jobs, queue) = bounded::<Job>(config.queue_capacity);
         for index in 0..config.threads {
             let queue = queue.clone();
@@ -173,6 +176,7 @@ impl PasswordHasher {
                 params,
                 max_wait: config.max_wait,
                 jobs,
+                queue_capacity: config.queue_capacity,
                 dummy_hash,
             }),
         })
@@ -181,6 +185,11 @@ impl PasswordHasher {
     /// Jobs waiting for a worker right now.
     pub fn queue_depth(&self) -> usize {
         self.inner.jobs.len()
+    }
+
+    /// Jobs that may wait before new ones are refused: what `queue_depth` is measured against.
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.queue_capacity
     }
 
     /// Refuses at once when the queue is full, so that a flood of logins is turned away before

@@ -45,6 +45,7 @@ impl Application {
 
     /// As [`Application::build`], with the clock tests move by hand.
     pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        crate::telemetry_metrics::install();
         let database = Database::open(config).await?;
         if config.migrate_on_start {
             database.migrate().await?;

@@ -14,6 +14,12 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// Installs the recorder before anything records: a metric touched earlier (the cache's gauges
+/// set at build, every description) would be lost, not delayed.
+pub fn install() {
+    let _ = handle();
+}
+
 /// Installs the recorder the first time; later calls (many apps in one test process) share it.
 fn handle() -> Option<PrometheusHandle> {
     HANDLE
@@ -42,6 +48,7 @@ pub fn renderer(database: Database, hasher: PasswordHasher) -> MetricsRenderer {
             .set(f64::from(stats.size.saturating_sub(stats.idle)));
         metrics::gauge!("velro_db_pool_acquire_waiting").set(f64::from(stats.waiting));
         metrics::gauge!("velro_hash_queue_depth").set(hasher.queue_depth() as f64);
+        metrics::gauge!("velro_hash_queue_capacity").set(hasher.queue_capacity() as f64);
         handle
             .as_ref()
             .map(PrometheusHandle::render)
