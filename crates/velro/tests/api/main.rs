@@ -8,6 +8,7 @@ mod accounts;
 mod admin;
 mod attacks;
 mod concurrency;
+mod dashboards;
 mod http_rules;
 mod keys;
 mod overload;
