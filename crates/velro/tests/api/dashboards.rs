@@ -150,7 +150,7 @@ fn metric_names_in(expr: &str) -> BTreeSet<String> {
                 next += 1;
             }
             let rest: String = chars[next..].iter().collect();
-            let called = rest.starts_with('(')
+            let is_call = rest.starts_with('(')
                 || (AGGREGATIONS.contains(&word.as_str())
                     && ["by", "without"].iter().any(|modifier| {
                         rest.strip_prefix(modifier)
@@ -168,7 +168,7 @@ fn metric_names_in(expr: &str) -> BTreeSet<String> {
                     names.extend(metric_names_in(selector));
                 }
                 i = end;
-            } else if !called && !KEYWORDS.contains(&word.to_ascii_lowercase().as_str()) {
+            } else if !is_call && !KEYWORDS.contains(&word.to_ascii_lowercase().as_str()) {
                 names.insert(word);
             }
         } else {
