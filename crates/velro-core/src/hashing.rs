@@ -158,8 +158,7 @@ impl PasswordHasher {
             None,
         )
         .map_err(HashingConfigError::Params)?;
-        let dummy_hash = hash_with(&params, DUMMY_PASSWORD)
-            .map_err(HashingConfigError::Dummy)?;
+        let dummy_hash = hash_with(&params, DUMMY_PASSWORD).map_err(HashingConfigError::Dummy)?;
         let (jobs, queue) = bounded::<Job>(config.queue_capacity);
         for index in 0..config.threads {
             let queue = queue.clone();
@@ -259,7 +258,9 @@ impl PasswordHasher {
         let inner = Arc::clone(&self.inner);
         self.run(move || {
             let known = stored.is_some();
-            let against = stored.as_ref().map_or(inner.dummy_hash.as_str(), PasswordHash::as_str);
+            let against = stored
+                .as_ref()
+                .map_or(inner.dummy_hash.as_str(), PasswordHash::as_str);
             inner.verifications.fetch_add(1, Ordering::Relaxed);
             let outcome = verify_with(&inner.params, password.expose(), against);
             Verification {
@@ -348,8 +349,18 @@ mod tests {
             .verify(secret("anything"), None)
             .await
             .expect("verifies");
-        assert_eq!(outcome, Verification { matches: false, needs_rehash: false });
-        assert_eq!(hasher.verifications(), before + 1, "the dummy verification ran");
+        assert_eq!(
+            outcome,
+            Verification {
+                matches: false,
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            hasher.verifications(),
+            before + 1,
+            "the dummy verification ran"
+        );
         // Even the dummy's own password does not sign in an unknown user.
         let dummy = hasher
             .verify(secret(DUMMY_PASSWORD), None)

@@ -369,8 +369,13 @@ impl Config {
                 }
                 continue;
             }
+            // `https:///app.example.com` parses as that host but never equals an Origin header.
+            let written_host = origin.split_once("://").is_some_and(|(_, host)| {
+                !host.is_empty() && !host.starts_with('/') && !host.contains('\\')
+            });
             let parsed = url::Url::parse(origin).ok().filter(|url| {
-                matches!(url.scheme(), "http" | "https")
+                written_host
+                    && matches!(url.scheme(), "http" | "https")
                     && url.host().is_some()
                     && url.path() == "/"
                     && !origin.ends_with('/')

@@ -53,6 +53,16 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("VELRO_HASH_NICENESS", "-5", "VELRO_HASH_NICENESS"),
         ("VELRO_SERVICE_KEY", "short", "VELRO_SERVICE_KEY"),
         ("DATABASE_URL", "mysql://somewhere/db", "DATABASE_URL"),
+        (
+            "VELRO_CORS_ALLOWED_ORIGINS",
+            "https:///app.example.com",
+            "VELRO_CORS_ALLOWED_ORIGINS",
+        ),
+        (
+            "VELRO_CORS_ALLOWED_ORIGINS",
+            "https://app.example.com\\",
+            "VELRO_CORS_ALLOWED_ORIGINS",
+        ),
     ];
     for (name, value, named) in cases {
         let mut command = velro();
