@@ -1,6 +1,7 @@
 //! Password hashing on its own bounded pool of threads, so that Argon2's CPU cost never lands on
 //! the async runtime and a flood of logins is refused at once instead of queued into time-outs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -68,6 +69,8 @@ pub struct Verification {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+const DUMMY_PASSWORD: &str = "velro dummy password, never a real one";
+
 /// Cheap to clone; all clones share one pool. The pool's threads end when the last clone drops.
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -81,6 +84,9 @@ struct Inner {
     queue_capacity: usize,
     /// Verified against when an email is unknown, so that such a login costs the same time.
     dummy_hash: String,
+    /// Argon2/bcrypt verifications run, dummy ones included: what proves the dummy is never
+    /// skipped.
+    verifications: AtomicU64,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -153,8 +159,7 @@ impl PasswordHasher {
             None,
         )
         .map_err(HashingConfigError::Params)?;
-        let dummy_hash = hash_with(&params, "velro dummy password, never a real one")
-            .map_err(HashingConfigError::Dummy)?;
+        let dummy_hash = hash_with(&params, DUMMY_PASSWORD).map_err(HashingConfigError::Dummy)?;
         // Present from the start, so that the first refusal is an increase a rate() can see.
         metrics::counter!("velro_hash_rejections_total").increment(0);
         let (jobs, queue) = bounded::<Job>(config.queue_capacity);
@@ -178,6 +183,7 @@ impl PasswordHasher {
                 jobs,
                 queue_capacity: config.queue_capacity,
                 dummy_hash,
+                verifications: AtomicU64::new(0),
             }),
         })
     }
@@ -250,25 +256,34 @@ impl PasswordHasher {
         Ok(PasswordHash::new(hashed))
     }
 
-    /// Checks `password` against `stored`, or against the dummy hash when there is none, so that
-    /// both cost the same; with no stored hash the answer never matches.
+    /// Checks `password` against `stored`, or against the dummy hash when there is none. Both
+    /// go through the one verification below, so that they cost the same; with no stored hash
+    /// the answer never matches.
     pub async fn verify(
         &self,
         password: Secret<String>,
         stored: Option<PasswordHash>,
     ) -> Result<Verification, AuthError> {
         let inner = Arc::clone(&self.inner);
-        self.run(move || match stored {
-            Some(hash) => verify_with(&inner.params, password.expose(), hash.as_str()),
-            None => {
-                let _ = verify_with(&inner.params, password.expose(), &inner.dummy_hash);
-                Verification {
-                    matches: false,
-                    needs_rehash: false,
-                }
+        self.run(move || {
+            let known = stored.is_some();
+            let against = stored
+                .as_ref()
+                .map_or(inner.dummy_hash.as_str(), PasswordHash::as_str);
+            inner.verifications.fetch_add(1, Ordering::Relaxed);
+            let outcome = verify_with(&inner.params, password.expose(), against);
+            Verification {
+                matches: known && outcome.matches,
+                needs_rehash: known && outcome.needs_rehash,
             }
         })
         .await
+    }
+
+    /// Verifications run so far, dummy ones included.
+    #[cfg(test)]
+    fn verifications(&self) -> u64 {
+        self.inner.verifications.load(Ordering::Relaxed)
     }
 }
 
@@ -336,13 +351,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_users_verify_against_the_dummy_and_never_match() {
+    async fn unknown_users_run_a_real_verification_against_the_dummy_and_never_match() {
         let hasher = PasswordHasher::start(&cheap()).expect("pool starts");
+        let before = hasher.verifications();
         let outcome = hasher
             .verify(secret("anything"), None)
             .await
             .expect("verifies");
-        assert!(!outcome.matches);
+        assert_eq!(
+            outcome,
+            Verification {
+                matches: false,
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            hasher.verifications(),
+            before + 1,
+            "the dummy verification ran"
+        );
+        // Even the dummy's own password does not sign in an unknown user.
+        let dummy = hasher
+            .verify(secret(DUMMY_PASSWORD), None)
+            .await
+            .expect("verifies");
+        assert!(!dummy.matches);
+        assert_eq!(hasher.verifications(), before + 2);
     }
 
     #[tokio::test]

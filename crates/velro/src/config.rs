@@ -213,14 +213,91 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Settings also read from their conventional unprefixed variables.
+const UNPREFIXED: [&str; 2] = ["database_url", "redis_url"];
+
+/// The environment variable of a setting (`access_token_ttl_secs` → `VELRO_ACCESS_TOKEN_TTL_SECS`).
+fn env_name(key: &str) -> String {
+    if UNPREFIXED.contains(&key) {
+        key.to_uppercase()
+    } else {
+        format!("VELRO_{}", key.to_uppercase())
+    }
+}
+
+/// Every setting's key, read from `Config`'s own field list (serde hands it to
+/// `deserialize_struct`), so that no list of settings is kept by hand beside the struct.
+pub fn setting_keys() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor};
+
+    #[derive(Default)]
+    struct FieldList(Option<&'static [&'static str]>);
+
+    impl<'de> serde::Deserializer<'de> for &mut FieldList {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Self::Error::custom("only the field list is read"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = Some(fields);
+            Err(Self::Error::custom("only the field list is read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut list = FieldList::default();
+    let _ = Config::deserialize(&mut list);
+    list.0.unwrap_or_default()
+}
+
+/// The settings paragraph of `--help`: every environment variable, generated from [`Config`].
+pub fn settings_help() -> String {
+    let hint = |key: &str| match key {
+        "jwt_algorithm" => " (HS256|EdDSA)",
+        "log_format" => " (human|json)",
+        "cache" | "rate_limits" => " (on|off)",
+        "rate_limit_login_ip" => " (e.g. 30/1m, as every VELRO_RATE_LIMIT_*)",
+        _ => "",
+    };
+    let mut text = String::from(
+        "Settings (environment; TOML keys are the same names, lowercase, without VELRO_):\n",
+    );
+    let mut line = String::from(" ");
+    for key in setting_keys() {
+        let item = format!(" {}{},", env_name(key), hint(key));
+        if line.len() + item.len() > 100 {
+            text.push_str(&line);
+            text.push('\n');
+            line = String::from(" ");
+        }
+        line.push_str(&item);
+    }
+    text.push_str(line.trim_end_matches(','));
+    text.push_str(".\nThe README describes each one with its default.");
+    text
+}
+
 /// One line naming the setting as an operator would set it, and where the bad value came from.
 fn describe(error: figment::Error) -> anyhow::Error {
     let key = error.path.join(".");
     let setting = match key.as_str() {
         "" => String::from("a setting"),
-        "database_url" => format!("DATABASE_URL / VELRO_DATABASE_URL ({key})"),
-        "redis_url" => format!("REDIS_URL / VELRO_REDIS_URL ({key})"),
-        _ => format!("VELRO_{} ({key})", key.to_uppercase()),
+        unprefixed if UNPREFIXED.contains(&unprefixed) => {
+            format!("{} / VELRO_{} ({key})", env_name(&key), key.to_uppercase())
+        }
+        _ => format!("{} ({key})", env_name(&key)),
     };
     let source = error
         .metadata
@@ -233,6 +310,7 @@ fn describe(error: figment::Error) -> anyhow::Error {
 
 impl Config {
     pub fn load(file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Self> {
+        let unprefixed = UNPREFIXED.map(env_name);
         let mut figment = Figment::new();
         if let Some(file) = file {
             if !file.is_file() {
@@ -241,7 +319,7 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment = figment
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
+            .merge(Env::raw().only(&unprefixed.each_ref().map(String::as_str)))
             .merge(
                 // VELRO_CONFIG names the file; VELRO_TEST_* belong to the test suite.
                 Env::prefixed("VELRO_")
@@ -369,8 +447,13 @@ impl Config {
                 }
                 continue;
             }
+            // `https:///app.example.com` parses as that host but never equals an Origin header.
+            let written_host = origin.split_once("://").is_some_and(|(_, host)| {
+                !host.is_empty() && !host.starts_with('/') && !host.contains('\\')
+            });
             let parsed = url::Url::parse(origin).ok().filter(|url| {
-                matches!(url.scheme(), "http" | "https")
+                written_host
+                    && matches!(url.scheme(), "http" | "https")
                     && url.host().is_some()
                     && url.path() == "/"
                     && !origin.ends_with('/')
@@ -432,5 +515,36 @@ impl Config {
         self.mail_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("mail"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_are_read_from_the_struct_and_named_as_the_environment_names_them() {
+        let keys = setting_keys();
+        assert!(keys.len() > 50, "{keys:?}");
+        assert_eq!(keys.first(), Some(&"bind"));
+        let help = settings_help();
+        for key in keys {
+            assert!(help.contains(&env_name(key)), "{key} missing from the help");
+        }
+        assert!(help.contains("DATABASE_URL,") && !help.contains("VELRO_DATABASE_URL"));
+        assert!(help.contains("VELRO_RATE_LIMIT_CHANGE_PASSWORD_ACCOUNT"));
+        assert!(help.lines().all(|line| line.len() <= 100), "{help}");
+    }
+
+    #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../../../README.md");
+        for key in setting_keys() {
+            assert!(
+                readme.contains(&env_name(key)),
+                "the README lacks {}",
+                env_name(key)
+            );
+        }
     }
 }

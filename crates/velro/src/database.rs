@@ -3,7 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::str::FromStr;
+
 use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::Connection;
 use velro_core::store::Store;
 use velro_store::{DatabaseUrl, PgConfig, PgStore, SqliteConfig, SqliteStore};
 
@@ -40,15 +44,18 @@ impl Database {
                 Ok(Self::Sqlite(Arc::new(store)))
             }
             DatabaseUrl::Postgres(url) => {
-                let store = PgStore::connect(&PgConfig {
-                    url,
+                let connected = PgStore::connect(&PgConfig {
+                    url: url.clone(),
                     max_connections: config.database_max_connections,
                     min_connections: 1,
                     acquire_timeout,
                     statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
                 })
-                .await
-                .context("could not connect to PostgreSQL (check DATABASE_URL)")?;
+                .await;
+                let store = match connected {
+                    Ok(store) => store,
+                    Err(error) => return Err(postgres_failure(&url, error, acquire_timeout).await),
+                };
                 tracing::info!("using PostgreSQL");
                 Ok(Self::Postgres(Arc::new(store)))
             }
@@ -83,4 +90,45 @@ impl Database {
             Self::Postgres(store) => store.close().await,
         }
     }
+}
+
+/// Why PostgreSQL could not be reached, as the driver saw it. The pool only reports that it timed
+/// out waiting for a connection; one direct connection attempt brings back the cause (refused,
+/// wrong password, no such database). The password never appears: PostgreSQL does not echo it,
+/// and the URL's own is masked should any message quote it.
+async fn postgres_failure(
+    url: &str,
+    pool_error: velro_core::StoreError,
+    wait: Duration,
+) -> anyhow::Error {
+    let Ok(options) = PgConnectOptions::from_str(url) else {
+        return anyhow::Error::new(pool_error)
+            .context("could not connect to PostgreSQL (check DATABASE_URL)");
+    };
+    let target = match options.get_socket() {
+        Some(socket) => format!("socket {}", socket.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    let cause = match tokio::time::timeout(wait, PgConnection::connect_with(&options)).await {
+        Ok(Err(error)) => error.to_string(),
+        Ok(Ok(connection)) => {
+            // Reachable after all (a blip, or the pool's own limits): the pool's error stands.
+            let _ = connection.close().await;
+            pool_error.to_string()
+        }
+        Err(_) => format!("no answer within {} ms", wait.as_millis()),
+    };
+    let mut message = format!(
+        "could not connect to PostgreSQL at {target} as user {:?}, database {:?}: {cause} (check DATABASE_URL)",
+        options.get_username(),
+        options.get_database().unwrap_or(options.get_username()),
+    );
+    if let Some(password) = url::Url::parse(url)
+        .ok()
+        .and_then(|url| url.password().map(str::to_string))
+        .filter(|password| !password.is_empty())
+    {
+        message = message.replace(&password, "***");
+    }
+    anyhow::anyhow!(message)
 }

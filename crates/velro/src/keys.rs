@@ -13,7 +13,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use velro_core::tokens::{KeySet, SigningAlgorithm, SigningKey};
+use velro_core::tokens::{KeyError, KeyRing, KeySet, RingKey, SigningAlgorithm, SigningKey};
 use velro_core::Secret;
 
 use crate::config::Config;
@@ -95,36 +95,38 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<()> {
             config.data_dir.join(KEY_FILE).display()
         );
     }
-    let mut file = KeyFile::load_or_create(config)?;
+    let file = KeyFile::load_or_create(config)?;
+    let mut ring = file.to_ring()?;
     let now = OffsetDateTime::now_utc();
+    let algorithm = config.jwt_algorithm;
+    let new_key = |why: KeyError| anyhow::anyhow!("a new signing key {why}");
     match command {
         KeysCommand::List => {
-            print!("{}", file.table());
+            print!("{}", table(&ring));
             return Ok(());
         }
         KeysCommand::Rotate => {
-            let kid = file.add(config.jwt_algorithm, now)?;
-            file.activate(&kid, now)?;
-            println!(
-                "added and activated {kid} ({}); restart the service to use it",
-                config.jwt_algorithm
-            );
+            let kid = ring.add(algorithm, now).map_err(new_key)?;
+            ring.activate(&kid, now).map_err(new_key)?;
+            println!("added and activated {kid} ({algorithm}); restart the service to use it");
         }
         KeysCommand::Add => {
-            let kid = file.add(config.jwt_algorithm, now)?;
-            println!("added {kid} ({}), verifying only; activate it once every instance has restarted with it", config.jwt_algorithm);
+            let kid = ring.add(algorithm, now).map_err(new_key)?;
+            println!("added {kid} ({algorithm}), verifying only; activate it once every instance has restarted with it");
         }
         KeysCommand::Activate { kid } => {
-            file.activate(kid, now)?;
+            ring.activate(kid, now).map_err(|_| {
+                anyhow::anyhow!("no key has the kid {kid}; `velro keys list` shows them")
+            })?;
             println!("activated {kid}; restart the service to use it");
         }
         KeysCommand::Prune => {
-            let older_than = config
+            let token_lifetime = config
                 .access_token_ttl_secs
                 .saturating_add(config.jwt_leeway_secs);
-            let cutoff =
-                now - time::Duration::seconds(i64::try_from(older_than).unwrap_or(i64::MAX));
-            let pruned = file.prune(cutoff);
+            let token_lifetime =
+                time::Duration::seconds(i64::try_from(token_lifetime).unwrap_or(i64::MAX));
+            let pruned = ring.prune(now, token_lifetime);
             if pruned.is_empty() {
                 println!("nothing to prune");
                 return Ok(());
@@ -132,8 +134,26 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<()> {
             println!("removed {}", pruned.join(", "));
         }
     }
-    file.save(&config.data_dir)?;
-    Ok(())
+    KeyFile::from_ring(&ring, file.successor_secret).save(&config.data_dir)
+}
+
+/// `velro keys list`: kid, algorithm, state and dates; never the key material.
+fn table(ring: &KeyRing) -> String {
+    let mut out = format!(
+        "{:<24} {:<6} {:<8} {:<21} {}\n",
+        "KID", "ALG", "STATE", "CREATED", "RETIRED"
+    );
+    for entry in ring.keys() {
+        let retired = entry.retired_at.map_or_else(|| "-".to_string(), timestamp);
+        out.push_str(&format!(
+            "{:<24} {:<6} {:<8} {:<21} {retired}\n",
+            entry.key.kid(),
+            entry.key.algorithm(),
+            ring.state(entry).as_str(),
+            timestamp(entry.key.created_at())
+        ));
+    }
+    out
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -237,42 +257,54 @@ impl KeyFile {
             .map_err(|why| anyhow::anyhow!("a new signing key {why}"))?;
         let mut successor = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut successor);
-        Ok(Self {
-            version: 1,
-            active: key.kid().to_string(),
-            legacy: None,
-            successor_secret: encode(&successor),
-            keys: vec![StoredKey::from_key(&key)],
-        })
+        Ok(Self::from_ring(
+            &KeyRing::first(key, false),
+            encode(&successor),
+        ))
     }
 
     /// The legacy secret signs on as before (tokens without a `kid` stay valid) and keeps
     /// deriving refresh-token successors, so nothing changes for existing sessions.
     fn import(secret: Secret<Vec<u8>>, now: OffsetDateTime) -> anyhow::Result<Self> {
         let kid = SigningKey::derived_kid(&secret);
-        let key = SigningKey::hs256(kid.clone(), secret.clone(), now)
+        let key = SigningKey::hs256(kid, secret.clone(), now)
             .map_err(|why| anyhow::anyhow!("the secret in {LEGACY_SECRET_FILE} {why}"))?;
-        Ok(Self {
+        Ok(Self::from_ring(
+            &KeyRing::first(key, true),
+            encode(secret.expose()),
+        ))
+    }
+
+    fn from_ring(ring: &KeyRing, successor_secret: Secret<String>) -> Self {
+        Self {
             version: 1,
-            active: kid.clone(),
-            legacy: Some(kid),
-            successor_secret: encode(secret.expose()),
-            keys: vec![StoredKey::from_key(&key)],
-        })
+            active: ring.active().to_string(),
+            legacy: ring.legacy().map(str::to_string),
+            successor_secret,
+            keys: ring.keys().iter().map(StoredKey::from_entry).collect(),
+        }
     }
 
-    fn parse_keys(&self) -> anyhow::Result<Vec<SigningKey>> {
-        self.keys.iter().map(StoredKey::to_key).collect()
-    }
-
-    fn signing_keys(&self, algorithm: SigningAlgorithm) -> anyhow::Result<SigningKeys> {
+    fn to_ring(&self) -> anyhow::Result<KeyRing> {
         if self.version != 1 {
             bail!(
                 "{KEY_FILE} has version {}, which this velro does not know",
                 self.version
             );
         }
-        let keys = KeySet::new(self.parse_keys()?, &self.active, self.legacy.as_deref())
+        let keys = self
+            .keys
+            .iter()
+            .map(StoredKey::to_entry)
+            .collect::<anyhow::Result<_>>()?;
+        KeyRing::new(keys, &self.active, self.legacy.as_deref())
+            .map_err(|why| anyhow::anyhow!("{KEY_FILE} {why}"))
+    }
+
+    fn signing_keys(&self, algorithm: SigningAlgorithm) -> anyhow::Result<SigningKeys> {
+        let keys = self
+            .to_ring()?
+            .key_set()
             .map_err(|why| anyhow::anyhow!("{KEY_FILE} {why}"))?;
         let active = keys.active().algorithm();
         if active != algorithm {
@@ -294,77 +326,6 @@ impl KeyFile {
         })
     }
 
-    fn add(&mut self, algorithm: SigningAlgorithm, now: OffsetDateTime) -> anyhow::Result<String> {
-        let key = SigningKey::generate(algorithm, now)
-            .map_err(|why| anyhow::anyhow!("a new signing key {why}"))?;
-        self.keys.push(StoredKey::from_key(&key));
-        Ok(key.kid().to_string())
-    }
-
-    fn activate(&mut self, kid: &str, now: OffsetDateTime) -> anyhow::Result<()> {
-        if !self.keys.iter().any(|key| key.kid == kid) {
-            bail!("no key has the kid {kid}; `velro keys list` shows them");
-        }
-        if self.active == kid {
-            return Ok(());
-        }
-        let retired = std::mem::replace(&mut self.active, kid.to_string());
-        for key in &mut self.keys {
-            if key.kid == retired {
-                key.retired_at = Some(timestamp(now));
-            }
-            if key.kid == kid {
-                key.retired_at = None;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes keys retired before `cutoff`; never the active key or keys not yet activated.
-    fn prune(&mut self, cutoff: OffsetDateTime) -> Vec<String> {
-        let expired = |key: &StoredKey| {
-            key.kid != self.active
-                && key
-                    .retired_at
-                    .as_deref()
-                    .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-                    .is_some_and(|retired| retired < cutoff)
-        };
-        let pruned: Vec<String> = self
-            .keys
-            .iter()
-            .filter(|key| expired(key))
-            .map(|key| key.kid.clone())
-            .collect();
-        self.keys.retain(|key| !pruned.contains(&key.kid));
-        if self.legacy.as_ref().is_some_and(|kid| pruned.contains(kid)) {
-            self.legacy = None;
-        }
-        pruned
-    }
-
-    fn table(&self) -> String {
-        let mut out = format!(
-            "{:<24} {:<6} {:<8} {:<21} {}\n",
-            "KID", "ALG", "STATE", "CREATED", "RETIRED"
-        );
-        for key in &self.keys {
-            let state = if key.kid == self.active {
-                "active"
-            } else if key.retired_at.is_some() {
-                "retired"
-            } else {
-                "staged"
-            };
-            let retired = key.retired_at.as_deref().unwrap_or("-");
-            out.push_str(&format!(
-                "{:<24} {:<6} {:<8} {:<21} {retired}\n",
-                key.kid, key.alg, state, key.created_at
-            ));
-        }
-        out
-    }
-
     fn to_json(&self) -> anyhow::Result<String> {
         let mut text =
             serde_json::to_string_pretty(self).context("could not encode the key file")?;
@@ -382,8 +343,7 @@ impl KeyFile {
     /// Later writes: a new owner-only file renamed over the old one, so a reader never sees half.
     fn save(&self, data_dir: &Path) -> anyhow::Result<()> {
         // Refuse to write a set that `serve` could not load.
-        KeySet::new(self.parse_keys()?, &self.active, self.legacy.as_deref())
-            .map_err(|why| anyhow::anyhow!("{KEY_FILE} {why}"))?;
+        self.to_ring()?;
         let path = Self::path(data_dir);
         let mut suffix = [0u8; 6];
         rand::rngs::OsRng.fill_bytes(&mut suffix);
@@ -396,32 +356,40 @@ impl KeyFile {
 }
 
 impl StoredKey {
-    fn from_key(key: &SigningKey) -> Self {
+    fn from_entry(entry: &RingKey) -> Self {
+        let key = &entry.key;
         Self {
             kid: key.kid().to_string(),
             alg: key.algorithm().as_str().to_string(),
             created_at: timestamp(key.created_at()),
-            retired_at: None,
+            retired_at: entry.retired_at.map(timestamp),
             key: encode(key.private_material().expose()),
         }
     }
 
-    fn to_key(&self) -> anyhow::Result<SigningKey> {
+    fn to_entry(&self) -> anyhow::Result<RingKey> {
         let bad =
             |why: &dyn std::fmt::Display| anyhow::anyhow!("{KEY_FILE}: the key {} {why}", self.kid);
         let algorithm =
             SigningAlgorithm::parse(&self.alg).ok_or_else(|| bad(&"has an unknown alg"))?;
         let created_at = OffsetDateTime::parse(&self.created_at, &Rfc3339)
             .map_err(|_| bad(&"has a bad created_at"))?;
+        let retired_at = self
+            .retired_at
+            .as_deref()
+            .map(|t| OffsetDateTime::parse(t, &Rfc3339))
+            .transpose()
+            .map_err(|_| bad(&"has a bad retired_at"))?;
         let material = URL_SAFE_NO_PAD
             .decode(self.key.expose())
             .map(Secret::new)
             .map_err(|_| bad(&"is not base64url"))?;
-        match algorithm {
+        let key = match algorithm {
             SigningAlgorithm::Hs256 => SigningKey::hs256(self.kid.clone(), material, created_at),
             SigningAlgorithm::EdDsa => SigningKey::ed25519(self.kid.clone(), material, created_at),
         }
-        .map_err(|why| bad(&why))
+        .map_err(|why| bad(&why))?;
+        Ok(RingKey { key, retired_at })
     }
 }
 
@@ -590,7 +558,7 @@ mod tests {
             load_or_create(&config).expect("loads").keys.active().kid(),
             first
         );
-        assert!(file(dir.path()).table().contains("staged"));
+        assert!(table(&file(dir.path()).to_ring().expect("valid")).contains("staged"));
         run(
             &config,
             &KeysCommand::Activate {
@@ -606,30 +574,26 @@ mod tests {
     }
 
     #[test]
-    fn prune_removes_only_keys_retired_before_the_token_lifetime() {
+    fn prune_rewrites_the_file_without_keys_retired_before_the_token_lifetime() {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = config(dir.path(), SigningAlgorithm::Hs256);
         load_or_create(&config).expect("generates");
         run(&config, &KeysCommand::Add).expect("adds a staged key");
         run(&config, &KeysCommand::Rotate).expect("rotates");
-        let mut stored = file(dir.path());
-        assert!(stored
-            .prune(OffsetDateTime::now_utc() - time::Duration::hours(1))
-            .is_empty());
-        let pruned = stored.prune(OffsetDateTime::now_utc() + time::Duration::hours(1));
-        assert_eq!(pruned, [stored_kid_of_first(dir.path())]);
-        assert_eq!(
-            stored.keys.len(),
-            2,
-            "the staged key and the active key stay"
-        );
         // Just rotated: the retired key may still have live tokens.
         run(&config, &KeysCommand::Prune).expect("prunes");
         assert_eq!(file(dir.path()).keys.len(), 3);
-    }
-
-    fn stored_kid_of_first(dir: &Path) -> String {
-        file(dir).keys[0].kid.clone()
+        let mut stored = file(dir.path());
+        let first = stored.keys[0].kid.clone();
+        let long_ago = OffsetDateTime::now_utc()
+            - time::Duration::seconds(config.access_token_ttl_secs as i64 + 60);
+        stored.keys[0].retired_at = Some(timestamp(long_ago));
+        std::fs::remove_file(dir.path().join(KEY_FILE)).expect("removes");
+        stored.create(dir.path()).expect("writes");
+        run(&config, &KeysCommand::Prune).expect("prunes");
+        let kids: Vec<String> = file(dir.path()).keys.into_iter().map(|k| k.kid).collect();
+        assert_eq!(kids.len(), 2, "the staged key and the active key stay");
+        assert!(!kids.contains(&first));
     }
 
     #[test]
@@ -651,6 +615,6 @@ mod tests {
         let stored = file(dir.path());
         let secret = stored.keys[0].key.expose().clone();
         assert!(!format!("{stored:?}").contains(&secret));
-        assert!(!stored.table().contains(&secret));
+        assert!(!table(&stored.to_ring().expect("valid")).contains(&secret));
     }
 }

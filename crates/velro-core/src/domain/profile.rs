@@ -46,8 +46,9 @@ impl AvatarUrl {
         if url.scheme() != "https" {
             return Err("must use https");
         }
+        written_authority(raw)?;
         if url.host_str().is_none_or(str::is_empty) {
-            return Err("must have a host");
+            return Err("must have a host (https://host/…)");
         }
         // Stored as sent: the client chose this exact string.
         Ok(Self(raw.to_string()))
@@ -58,9 +59,26 @@ impl AvatarUrl {
     }
 }
 
+/// The `host[:port]` the text itself names as `scheme://host…`. The WHATWG parser, like
+/// browsers, repairs `https:///host/x`, `https:host/x` and `https:\\\\host/x` into a URL with a
+/// host, but the string is stored as sent, and another reader (a mail client, an older library)
+/// may find a different host in it, or none. Only the form every parser reads alike passes.
+fn written_authority(raw: &str) -> Result<&str, &'static str> {
+    let no_host = "must have a host (https://host/…)";
+    let (_, rest) = raw.split_once(':').ok_or(no_host)?;
+    let rest = rest.strip_prefix("//").ok_or(no_host)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // A back slash is a path separator to some readers and part of the user name to others.
+    if authority.is_empty() || authority.contains('\\') {
+        return Err(no_host);
+    }
+    Ok(authority)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn display_names_are_trimmed_and_bounded() {
@@ -80,6 +98,8 @@ mod tests {
             "https://cdn.example.com/a.png",
             "https://example.com",
             "https://[::1]/x",
+            "HTTPS://CDN.example.com:8443/a.png?size=64#top",
+            "https://cdn.example.com/users/a@b/a.png",
         ] {
             assert!(AvatarUrl::parse(ok).is_ok(), "{ok}");
         }
@@ -96,9 +116,38 @@ mod tests {
             "https://example.com/a.png ",
             "https://example.com/a.png\u{2003}",
             "data:image/png;base64,AAAA",
+            // The parser repairs these into a URL with a host; the text as stored has none.
+            "https:///avatars/a.png",
+            "https:////cdn.example.com/a.png",
+            "https:/cdn.example.com/a.png",
+            "https:cdn.example.com/a.png",
+            "https:\\\\cdn.example.com\\a.png",
+            "https://\\cdn.example.com/a.png",
+            "https:/\\cdn.example.com/a.png",
+            "https://cdn.example.com\\@evil.example/a.png",
+            "https://?x=1",
+            "https://#x",
             long.as_str(),
         ] {
             assert!(AvatarUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Whatever is accepted names its host in the text, as the URL parser reads it.
+        #[test]
+        fn accepted_avatar_urls_name_the_host_the_parser_reads(raw in "[hH][tT][tT][pP][sS]:[/\\\\]{0,4}[a-z.@:\\\\/?#-]{0,24}") {
+            if let Ok(avatar) = AvatarUrl::parse(&raw) {
+                let text = avatar.into_inner();
+                let parsed = url::Url::parse(&text).expect("accepted URLs parse");
+                let host = parsed.host_str().expect("accepted URLs have a host");
+                let written = written_authority(&text).expect("accepted URLs name their host");
+                let written_host = written.rsplit('@').next().unwrap_or_default().to_lowercase();
+                prop_assert!(
+                    written_host.starts_with(host),
+                    "{text:?}: the parser read {host:?} into {written:?}"
+                );
+            }
         }
     }
 }

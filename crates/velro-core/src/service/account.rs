@@ -27,6 +27,7 @@ impl AuthService {
         registration: Registration,
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
+        not_the_email("password", &registration.password, &registration.email)?;
         let deps = self.deps();
         deps.limits
             .check_ip(Policy::RegisterIp, client.ip())
@@ -227,12 +228,7 @@ impl AuthService {
         else {
             return Err(AuthError::ResetTokenInvalid);
         };
-        if let Err(violation) = new_password.check_email(&credentials.user.email) {
-            return Err(AuthError::Validation(vec![FieldError::new(
-                "new_password",
-                violation.to_string(),
-            )]));
-        }
+        not_the_email("new_password", &new_password, &credentials.user.email)?;
         let hash = deps.hasher.hash(new_password.into_secret()).await?;
         let outcome = deps
             .store
@@ -246,7 +242,8 @@ impl AuthService {
         Ok(())
     }
 
-    /// `new_password` has passed the whole policy, including the email check.
+    /// `new_password` has passed the policy's password-only part; the email part is checked
+    /// here, before anything else.
     pub async fn change_password(
         &self,
         caller: &Authenticated,
@@ -254,6 +251,7 @@ impl AuthService {
         new_password: NewPassword,
         client: ClientInfo,
     ) -> Result<(), AuthError> {
+        not_the_email("new_password", &new_password, &caller.user.email)?;
         let deps = self.deps();
         deps.limits
             .check_ip(Policy::ChangePasswordIp, client.ip())
@@ -282,4 +280,12 @@ impl AuthService {
         tracing::info!(user_id = %caller.user.id, sessions_revoked = revoked.len(), "password changed");
         Ok(())
     }
+}
+
+/// The one place the "new password must not be the email" rule is applied, for every use case
+/// that sets a password; the answer names the field as the request does.
+fn not_the_email(field: &str, password: &NewPassword, email: &Email) -> Result<(), AuthError> {
+    password.check_email(email).map_err(|violation| {
+        AuthError::Validation(vec![FieldError::new(field, violation.to_string())])
+    })
 }

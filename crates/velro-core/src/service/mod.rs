@@ -106,17 +106,9 @@ impl AuthService {
         &self.inner.policy
     }
 
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.inner.deps.hasher
-    }
-
     /// The access-token keys, for publishing the public ones (`/.well-known/jwks.json`).
     pub fn access_tokens(&self) -> &AccessTokens {
         &self.inner.deps.access_tokens
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.inner.deps.limits
     }
 
     fn deps(&self) -> &Dependencies {

@@ -129,10 +129,6 @@ impl AccessTokens {
         }
     }
 
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
-    }
-
     pub fn algorithm(&self) -> SigningAlgorithm {
         self.algorithm
     }

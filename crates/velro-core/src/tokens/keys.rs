@@ -295,6 +295,156 @@ impl KeySet {
     }
 }
 
+/// Where a key stands in its rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Signs new tokens (and verifies).
+    Active,
+    /// Signed once and verifies until pruned.
+    Retired,
+    /// Added, verifying only, not yet activated.
+    Staged,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Staged => "staged",
+        }
+    }
+}
+
+/// One key of a [`KeyRing`] and when it stopped signing.
+#[derive(Debug, Clone)]
+pub struct RingKey {
+    pub key: SigningKey,
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+/// The keys as rotation manages them: add (staged), activate (the old signer retires), prune
+/// (retired keys no live token can need). Where the ring is stored is the binary's business.
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    keys: Vec<RingKey>,
+    active: String,
+    legacy: Option<String>,
+}
+
+impl KeyRing {
+    /// A ring as stored; refused unless [`KeySet::new`] accepts its keys.
+    pub fn new(keys: Vec<RingKey>, active: &str, legacy: Option<&str>) -> Result<Self, KeyError> {
+        let ring = Self {
+            keys,
+            active: active.to_string(),
+            legacy: legacy.map(str::to_string),
+        };
+        ring.key_set()?;
+        Ok(ring)
+    }
+
+    /// A ring of one key that signs; `legacy` when tokens without a `kid` were signed with it.
+    pub fn first(key: SigningKey, legacy: bool) -> Self {
+        let kid = key.kid().to_string();
+        Self {
+            keys: vec![RingKey {
+                key,
+                retired_at: None,
+            }],
+            legacy: legacy.then(|| kid.clone()),
+            active: kid,
+        }
+    }
+
+    /// The keys `serve` verifies and signs with.
+    pub fn key_set(&self) -> Result<KeySet, KeyError> {
+        let keys = self.keys.iter().map(|entry| entry.key.clone()).collect();
+        KeySet::new(keys, &self.active, self.legacy.as_deref())
+    }
+
+    pub fn keys(&self) -> &[RingKey] {
+        &self.keys
+    }
+
+    pub fn active(&self) -> &str {
+        &self.active
+    }
+
+    pub fn legacy(&self) -> Option<&str> {
+        self.legacy.as_deref()
+    }
+
+    pub fn state(&self, entry: &RingKey) -> KeyState {
+        if entry.key.kid() == self.active {
+            KeyState::Active
+        } else if entry.retired_at.is_some() {
+            KeyState::Retired
+        } else {
+            KeyState::Staged
+        }
+    }
+
+    /// A new key that verifies but does not sign yet; returns its kid.
+    pub fn add(
+        &mut self,
+        algorithm: SigningAlgorithm,
+        now: OffsetDateTime,
+    ) -> Result<String, KeyError> {
+        let key = SigningKey::generate(algorithm, now)?;
+        let kid = key.kid().to_string();
+        self.keys.push(RingKey {
+            key,
+            retired_at: None,
+        });
+        Ok(kid)
+    }
+
+    /// Makes `kid` the signer; the previous signer retires now and keeps verifying.
+    pub fn activate(&mut self, kid: &str, now: OffsetDateTime) -> Result<(), KeyError> {
+        if !self.keys.iter().any(|entry| entry.key.kid() == kid) {
+            return Err(KeyError::UnknownKid(kid.to_string()));
+        }
+        if self.active == kid {
+            return Ok(());
+        }
+        let retired = std::mem::replace(&mut self.active, kid.to_string());
+        for entry in &mut self.keys {
+            if entry.key.kid() == retired {
+                entry.retired_at = Some(now);
+            }
+            if entry.key.kid() == kid {
+                entry.retired_at = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the keys retired longer ago than `token_lifetime` (the access-token lifetime plus
+    /// the leeway): no token they signed can still be valid. Never the active key or staged
+    /// ones. Returns the kids removed.
+    pub fn prune(&mut self, now: OffsetDateTime, token_lifetime: time::Duration) -> Vec<String> {
+        let cutoff = now
+            .checked_sub(token_lifetime)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let pruned: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|entry| {
+                entry.key.kid() != self.active
+                    && entry.retired_at.is_some_and(|retired| retired < cutoff)
+            })
+            .map(|entry| entry.key.kid().to_string())
+            .collect();
+        self.keys
+            .retain(|entry| !pruned.iter().any(|kid| kid == entry.key.kid()));
+        if self.legacy.as_ref().is_some_and(|kid| pruned.contains(kid)) {
+            self.legacy = None;
+        }
+        pruned
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +531,77 @@ mod tests {
         );
         assert_eq!(SigningAlgorithm::parse("none"), None);
         assert_eq!(SigningAlgorithm::parse("RS256"), None);
+    }
+
+    fn ring() -> (KeyRing, OffsetDateTime) {
+        let start = OffsetDateTime::now_utc() - time::Duration::days(1);
+        let first = SigningKey::generate(SigningAlgorithm::Hs256, start).expect("generates");
+        (KeyRing::first(first, true), start)
+    }
+
+    #[test]
+    fn an_added_key_is_staged_until_activated_and_the_old_signer_then_retires() {
+        let (mut ring, start) = ring();
+        let first = ring.active().to_string();
+        let staged = ring.add(SigningAlgorithm::EdDsa, start).expect("adds");
+        assert_eq!(ring.active(), first);
+        let states: Vec<KeyState> = ring.keys().iter().map(|e| ring.state(e)).collect();
+        assert_eq!(states, [KeyState::Active, KeyState::Staged]);
+        let later = start + time::Duration::minutes(5);
+        ring.activate(&staged, later).expect("activates");
+        assert_eq!(ring.active(), staged);
+        assert_eq!(ring.keys()[0].retired_at, Some(later));
+        let states: Vec<KeyState> = ring.keys().iter().map(|e| ring.state(e)).collect();
+        assert_eq!(states, [KeyState::Retired, KeyState::Active]);
+        assert_eq!(ring.key_set().expect("loads").active().kid(), staged);
+        assert_eq!(
+            ring.legacy(),
+            Some(first.as_str()),
+            "old tokens without a kid still verify"
+        );
+        assert!(matches!(
+            ring.activate("nope", later),
+            Err(KeyError::UnknownKid(_))
+        ));
+        ring.activate(&staged, later + time::Duration::hours(1))
+            .expect("already active");
+        assert_eq!(
+            ring.keys()[0].retired_at,
+            Some(later),
+            "a no-op changes nothing"
+        );
+    }
+
+    #[test]
+    fn prune_removes_only_keys_retired_longer_ago_than_a_token_lives() {
+        let (mut ring, start) = ring();
+        let first = ring.active().to_string();
+        let staged = ring.add(SigningAlgorithm::Hs256, start).expect("adds");
+        let next = ring.add(SigningAlgorithm::Hs256, start).expect("adds");
+        ring.activate(&next, start).expect("activates");
+        let lifetime = time::Duration::hours(1);
+        assert!(
+            ring.prune(start + lifetime, lifetime).is_empty(),
+            "retired just a lifetime ago"
+        );
+        let pruned = ring.prune(start + lifetime + time::Duration::seconds(1), lifetime);
+        assert_eq!(pruned, [first]);
+        let kids: Vec<&str> = ring.keys().iter().map(|e| e.key.kid()).collect();
+        assert_eq!(
+            kids,
+            [staged.as_str(), next.as_str()],
+            "staged and active keys stay"
+        );
+        assert_eq!(ring.legacy(), None, "the legacy key went with it");
+        assert!(ring.key_set().is_ok());
+    }
+
+    #[test]
+    fn a_stored_ring_must_name_its_keys() {
+        let (ring, _) = ring();
+        let keys = ring.keys().to_vec();
+        assert!(KeyRing::new(keys.clone(), "other", None).is_err());
+        assert!(KeyRing::new(keys.clone(), ring.active(), Some("other")).is_err());
+        assert!(KeyRing::new(keys, ring.active(), None).is_ok());
     }
 }

@@ -18,7 +18,9 @@ use crate::Secret;
 pub use access::{
     AccessClaims, AccessTokenConfig, AccessTokens, IssuedAccessToken, VerifiedAccess, AUDIENCE,
 };
-pub use keys::{KeySet, PublicJwk, SigningAlgorithm, SigningKey, MIN_SECRET_BYTES};
+pub use keys::{
+    KeyRing, KeySet, KeyState, PublicJwk, RingKey, SigningAlgorithm, SigningKey, MIN_SECRET_BYTES,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

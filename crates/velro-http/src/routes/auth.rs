@@ -393,9 +393,6 @@ async fn change_password(
     Client(client): Client,
     ValidJson(request): ValidJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    if let Err(violation) = request.new_password.check_email(&caller.user.email) {
-        return Err(ApiError::field("new_password", violation.to_string()));
-    }
     state
         .auth
         .change_password(

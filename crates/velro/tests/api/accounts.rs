@@ -561,6 +561,10 @@ async fn profile_refuses_avatar_urls_that_are_not_absolute_https(app: TestApp) {
         "https://",
         "ftp://example.com/a",
         "javascript:alert(1)",
+        // Repaired into a URL with a host by the parser, but hostless as written and stored.
+        "https:///avatars/a.png",
+        "https:/cdn.example.com/a.png",
+        "https:\\\\cdn.example.com\\a.png",
         too_long.as_str(),
     ];
     for url in bad {

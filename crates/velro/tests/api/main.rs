@@ -1,6 +1,7 @@
 //! The API tests: the real router, served on a random port, against real stores. Every test runs
 //! on SQLite and, when a PostgreSQL is available, on PostgreSQL.
 
+mod binary;
 mod helpers;
 
 mod abuse;

@@ -278,6 +278,12 @@ async fn change_password_checks_the_policy_before_the_current_password(app: Test
             "{own}"
         );
     }
+    // The email rule, too, comes before the current password, and nothing changes.
+    let own = app
+        .change_password(&tokens.access, "not the right password", &email)
+        .await;
+    expect_invalid(own, &["new_password"]).await;
+    app.login(&email, PASSWORD).await;
     let path = "/api/v1/auth/change-password";
     let mismatch = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": "different words here"});
     expect_invalid(

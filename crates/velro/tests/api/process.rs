@@ -1,19 +1,12 @@
 //! The binary as an operator meets it: help, bad configuration, migrate, and a graceful stop.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub(crate) fn velro() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_velro"));
-    // The tests' own environment must not leak into the child's configuration.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VELRO_") || key == "DATABASE_URL" || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command
-}
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::binary::{output_within, serve, velro, Running};
+use crate::helpers::unique_email;
 
 #[test]
 fn help_explains_the_commands() {
@@ -53,6 +46,16 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("VELRO_HASH_NICENESS", "-5", "VELRO_HASH_NICENESS"),
         ("VELRO_SERVICE_KEY", "short", "VELRO_SERVICE_KEY"),
         ("DATABASE_URL", "mysql://somewhere/db", "DATABASE_URL"),
+        (
+            "VELRO_CORS_ALLOWED_ORIGINS",
+            "https:///app.example.com",
+            "VELRO_CORS_ALLOWED_ORIGINS",
+        ),
+        (
+            "VELRO_CORS_ALLOWED_ORIGINS",
+            "https://app.example.com\\",
+            "VELRO_CORS_ALLOWED_ORIGINS",
+        ),
     ];
     for (name, value, named) in cases {
         let mut command = velro();
@@ -80,25 +83,6 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     }
 }
 
-/// Runs to completion, or kills the child and fails when it outlives `limit`.
-fn output_within(mut command: Command, limit: Duration) -> std::process::Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let started = Instant::now();
-    while child.try_wait().expect("waits").is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} was still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collects output")
-}
-
 #[test]
 fn migrate_creates_the_database_and_exits() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -121,56 +105,139 @@ fn migrate_creates_the_database_and_exits() {
     assert!(again.status.success());
 }
 
-/// Reads the child's log until the `listening` line, returning the address.
-pub(crate) fn wait_for_address(child: &mut Child) -> String {
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(rest) = line.split("\"address\":\"").nth(1) {
-            let address = rest.split('"').next().unwrap_or_default().to_string();
-            std::thread::spawn(move || for _ in lines {});
-            return address;
-        }
-    }
-    panic!("the server never said it was listening");
-}
-
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = velro()
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("VELRO_DATA_DIR", dir.path())
-        .env("VELRO_LOG_FORMAT", "json")
-        .env("VELRO_ARGON2_MEMORY_KIB", "64")
-        .env("VELRO_ARGON2_ITERATIONS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let address = wait_for_address(&mut child);
+    let server = Running::start(serve(dir.path()));
+    let address = server.base.trim_start_matches("http://").to_string();
     let health = std::net::TcpStream::connect(&address);
     assert!(health.is_ok(), "listening on {address}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let started = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("waits") {
-            break exit;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("the server did not stop after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "exit status {exit}");
+    let (exit, logs) = server.stop();
+    assert!(exit.success(), "exit status {exit}:\n{logs}");
     assert!(dir.path().join("jwt-keys.json").exists());
+}
+
+#[test]
+fn a_log_written_to_a_file_or_pipe_has_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = velro()
+        .arg("migrate")
+        .env("VELRO_DATA_DIR", dir.path())
+        .env("VELRO_LOG_FORMAT", "human")
+        // Colour must depend on the terminal alone, not on this variable happening to be set.
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("migrations applied"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escape codes in a piped log:\n{log:?}"
+    );
+}
+
+/// The unknown-email login runs a real password verification (against the dummy hash), so that
+/// it costs what a wrong password costs. Counted through the binary's own hash-job histogram:
+/// this fails if any layer skips the dummy verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_with_an_unknown_email_runs_one_password_verification() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Running::start(serve(dir.path()));
+    let client = reqwest::Client::new();
+    let hash_jobs = || async {
+        let text = client
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .expect("answers")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|line| line.strip_prefix("velro_hash_duration_seconds_count "))
+            .map_or(0, |count| count.trim().parse::<u64>().expect("a count"))
+    };
+    let before = hash_jobs().await;
+    let login = client
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"email": unique_email("nobody"), "password": "Velvet-Harbour-Quill-64"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        hash_jobs().await,
+        before + 1,
+        "the unknown email was verified against the dummy hash"
+    );
+}
+
+const DB_PASSWORD: &str = "Pg-Secret-Tangerine-Walrus-19";
+
+/// Runs `velro serve` against `database_url` and returns its one `error:` line.
+fn start_up_error(database_url: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = serve(dir.path());
+    command
+        .env("DATABASE_URL", database_url)
+        .env("VELRO_DATABASE_ACQUIRE_TIMEOUT_MS", "1000");
+    let output = output_within(command, Duration::from_secs(30));
+    assert!(!output.status.success(), "started against {database_url}");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let everything = format!("{stderr}{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        !everything.contains(DB_PASSWORD),
+        "the password leaked:\n{everything}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(!errors[0].contains("pool timed out"), "{stderr}");
+    errors[0].to_string()
+}
+
+#[test]
+fn an_unreachable_postgresql_is_reported_as_refused_at_its_address() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let error = start_up_error(&format!(
+        "postgres://velro:{DB_PASSWORD}@127.0.0.1:{port}/velro"
+    ));
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(
+        error.to_lowercase().contains("connection refused"),
+        "{error}"
+    );
+}
+
+/// The test server trusts every local connection, so a wrong password cannot be shown; an
+/// unknown role and an unknown database are refused by the server in the same way and place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_that_refuses_the_login_is_reported_with_its_reason() {
+    let Some(database_url) = velro_pgtest::fresh_database().await else {
+        return;
+    };
+    let mut url = url::Url::parse(&database_url).expect("a URL");
+    url.set_path("/velro_no_such_database");
+    let error = start_up_error(url.as_str());
+    assert!(
+        error.contains("database \"velro_no_such_database\" does not exist"),
+        "{error}"
+    );
+    let mut url = url::Url::parse(&database_url).expect("a URL");
+    url.set_username("velro_no_such_role").expect("a user");
+    url.set_password(Some(DB_PASSWORD)).expect("a password");
+    let error = start_up_error(url.as_str());
+    assert!(
+        error.contains("role \"velro_no_such_role\" does not exist"),
+        "{error}"
+    );
 }
 
 #[test]

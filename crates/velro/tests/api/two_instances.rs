@@ -1,39 +1,25 @@
 //! Two `velro serve` processes sharing one PostgreSQL and one Redis: a change made through one is
 //! seen through the other within the propagation lag, which this test measures.
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::binary::{serve, Running};
 use crate::helpers::{unique_email, PASSWORD, SERVICE_KEY};
-use crate::process::{velro, wait_for_address};
 
 /// Polling gives up here: far above the lag (milliseconds), far below a hang.
 const PATIENCE: Duration = Duration::from_secs(3);
-
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start(
     database_url: &str,
     redis_url: &str,
     namespace: &str,
     data_dir: &std::path::Path,
-) -> Instance {
-    let mut child = velro()
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("VELRO_DATA_DIR", data_dir)
+) -> Running {
+    let mut command = serve(data_dir);
+    command
         .env("DATABASE_URL", database_url)
         .env("REDIS_URL", redis_url)
         .env("VELRO_CACHE_NAMESPACE", namespace)
@@ -44,19 +30,8 @@ fn start(
             "two-instances-shared-secret-0123456789abcdef",
         )
         .env("VELRO_SERVICE_KEY", SERVICE_KEY)
-        .env("VELRO_LOG_FORMAT", "json")
-        .env("VELRO_LOG_LEVEL", "warn,velro::startup=info")
-        .env("VELRO_ARGON2_MEMORY_KIB", "64")
-        .env("VELRO_ARGON2_ITERATIONS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let address = wait_for_address(&mut child);
-    Instance {
-        child,
-        base: format!("http://{address}"),
-    }
+        .env("VELRO_LOG_LEVEL", "warn,velro::startup=info");
+    Running::start(command)
 }
 
 async fn me(client: &reqwest::Client, base: &str, access: &str) -> (StatusCode, Value) {
