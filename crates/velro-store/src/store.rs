@@ -116,8 +116,8 @@ macro_rules! sql_store {
             use time::OffsetDateTime;
             use uuid::Uuid;
             use velro_core::domain::{
-                AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, Role,
-                SessionId, SessionRecord, User, UserId, UserPage, UserQuery,
+                AdminUserChange, AvatarUrl, Credentials, DisplayName, Email, NewUser, PasswordHash,
+                ProfileChange, Role, SessionId, SessionRecord, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
                 NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
@@ -156,7 +156,7 @@ macro_rules! sql_store {
                         .bind(user.id.0)
                         .bind(user.email.as_str())
                         .bind(user.password_hash.as_str())
-                        .bind(user.display_name.as_deref())
+                        .bind(user.display_name.as_ref().map(DisplayName::as_str))
                         .bind(user.credits_balance)
                         .bind(Role::default().as_str())
                         .bind(StoredTime(user.now))
@@ -380,9 +380,9 @@ macro_rules! sql_store {
                     let avatar = change.avatar_url.as_ref();
                     let row: Option<UserRow> = sqlx::query_as(sql::UPDATE_PROFILE)
                         .bind(name.is_some())
-                        .bind(name.and_then(Option::as_deref))
+                        .bind(name.and_then(Option::as_ref).map(DisplayName::as_str))
                         .bind(avatar.is_some())
-                        .bind(avatar.and_then(Option::as_deref))
+                        .bind(avatar.and_then(Option::as_ref).map(AvatarUrl::as_str))
                         .bind(StoredTime(now))
                         .bind(user_id.0)
                         .fetch_optional(&mut *self.pools().write().await?)

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use velro_cache::{build, Cache, CacheConfig};
 use velro_core::cache::{CacheControl, CacheHealth};
 use velro_core::domain::{
-    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, SessionId,
-    SessionRecord, User, UserId, UserPage, UserQuery,
+    AdminUserChange, Credentials, DisplayName, Email, NewUser, PasswordHash, ProfileChange,
+    SessionId, SessionRecord, User, UserId, UserPage, UserQuery,
 };
 use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
 use velro_core::{Clock, StoreError, SystemClock};
@@ -153,7 +153,7 @@ pub async fn register(store: &dyn Store) -> (UserId, SessionId) {
                 id,
                 email: Email::parse(&address).expect("valid address"),
                 password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$test".into()),
-                display_name: Some("Ada".into()),
+                display_name: Some(DisplayName::parse("Ada").expect("a valid name")),
                 credits_balance: 10,
                 now: now(),
             },
