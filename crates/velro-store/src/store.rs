@@ -3,10 +3,11 @@
 //! [`StoredTime`](crate::rows::StoredTime) and [`StoredGeneration`](crate::rows::StoredGeneration).
 //!
 //! The body is a macro, expanded once per store type, rather than a generic `impl<D: Dialect>`:
-//! generic sqlx code needs a higher-ranked `Executor` bound on `&mut Connection` and an
-//! `Encode + Type` bound for every bound value type, restated on every helper, and async_trait's
-//! `Send` check on such futures fails with higher-ranked lifetime errors. Expanded per type,
-//! every statement is concrete and the body reads like ordinary sqlx code.
+//! generic sqlx code needs a higher-ranked `Executor` bound on `&mut Connection`, an
+//! `IntoArguments` bound and an `Encode + Type` (or `Decode + Type`) bound for every value type,
+//! restated on every helper, and async_trait's `Send` check on such futures is prone to
+//! higher-ranked lifetime errors. Expanded per type, every statement is concrete and the body
+//! reads like ordinary sqlx code.
 
 use std::sync::Arc;
 
@@ -110,6 +111,7 @@ impl<Db: Database> Pools<Db> {
 /// dialect can encode `StoredTime` and `StoredGeneration`.
 macro_rules! sql_store {
     ($store:ty) => {
+        // An unnamed const scopes the body's imports and helpers to this expansion.
         const _: () = {
             use async_trait::async_trait;
             use sqlx::{QueryBuilder, Transaction};
