@@ -11,15 +11,12 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_core::cache::NoCache;
-use velro_core::domain::{
-    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, Role, SessionId,
-    SessionRecord, User, UserId, UserPage, UserQuery,
-};
+use velro_core::domain::{Email, Role, SessionId, SessionRecord, User, UserId};
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
 use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
-use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
+use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
     AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
 };
@@ -115,39 +112,12 @@ fn unavailable<T>() -> Result<T, StoreError> {
     Err(StoreError::Unavailable("fuzzing: no store".into()))
 }
 
-#[async_trait]
-impl Store for OneSessionStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        unavailable()
-    }
-
-    async fn create_user(&self, _: NewUser, _: NewSession) -> Result<User, StoreError> {
-        unavailable()
-    }
-
-    async fn find_credentials_by_email(
-        &self,
-        _: &Email,
-    ) -> Result<Option<Credentials>, StoreError> {
-        unavailable()
-    }
-
-    async fn find_credentials(&self, _: UserId) -> Result<Option<Credentials>, StoreError> {
-        unavailable()
-    }
-
-    async fn replace_password_hash(
-        &self,
-        _: UserId,
-        _: &PasswordHash,
-        _: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        unavailable()
-    }
-
-    async fn create_session(&self, _: NewSession) -> Result<(), StoreError> {
-        unavailable()
-    }
+velro_core::impl_store! {
+    OneSessionStore, answer { unavailable() }:
+        ping, create_user, find_credentials_by_email, find_credentials, replace_password_hash,
+        create_session, rotate_refresh_token, revoke_session, revoke_sessions,
+        list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
+        reset_password, change_password, list_users, find_user, update_user, delete_user;
 
     async fn find_live_session(
         &self,
@@ -170,109 +140,6 @@ impl Store for OneSessionStore {
             },
             user,
         }))
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        _: TokenHash,
-        _: TokenHash,
-        _: RefreshPolicy,
-        _: OffsetDateTime,
-    ) -> Result<Rotation, StoreError> {
-        unavailable()
-    }
-
-    async fn revoke_session(
-        &self,
-        _: UserId,
-        _: SessionId,
-        _: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        unavailable()
-    }
-
-    async fn revoke_sessions(
-        &self,
-        _: UserId,
-        _: Option<SessionId>,
-        _: OffsetDateTime,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        unavailable()
-    }
-
-    async fn list_live_sessions(
-        &self,
-        _: UserId,
-        _: OffsetDateTime,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        unavailable()
-    }
-
-    async fn update_profile(
-        &self,
-        _: UserId,
-        _: &ProfileChange,
-        _: OffsetDateTime,
-    ) -> Result<Option<User>, StoreError> {
-        unavailable()
-    }
-
-    async fn create_reset_token(
-        &self,
-        _: UserId,
-        _: TokenHash,
-        _: OffsetDateTime,
-        _: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        unavailable()
-    }
-
-    async fn find_reset_token_user(
-        &self,
-        _: TokenHash,
-        _: OffsetDateTime,
-    ) -> Result<Option<Credentials>, StoreError> {
-        unavailable()
-    }
-
-    async fn reset_password(
-        &self,
-        _: TokenHash,
-        _: &PasswordHash,
-        _: OffsetDateTime,
-    ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
-        unavailable()
-    }
-
-    async fn change_password(
-        &self,
-        _: UserId,
-        _: &PasswordHash,
-        _: SessionId,
-        _: OffsetDateTime,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        unavailable()
-    }
-
-    async fn list_users(&self, _: &UserQuery) -> Result<UserPage, StoreError> {
-        unavailable()
-    }
-
-    async fn find_user(&self, _: UserId) -> Result<Option<User>, StoreError> {
-        unavailable()
-    }
-
-    async fn update_user(
-        &self,
-        _: UserId,
-        _: &AdminUserChange,
-        _: OffsetDateTime,
-    ) -> Result<Option<User>, StoreError> {
-        unavailable()
-    }
-
-    async fn delete_user(&self, _: UserId) -> Result<bool, StoreError> {
-        unavailable()
     }
 }
 

@@ -6,16 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-use velro_core::domain::{
-    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, SessionId,
-    SessionRecord, User, UserId, UserPage, UserQuery,
-};
-use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
+use velro_core::domain::{AdminUserChange, PasswordHash, ProfileChange, SessionId, User, UserId};
+use velro_core::store::{RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
 use velro_core::StoreError;
 
 use crate::l2::{stopped_during, Lookup};
@@ -158,26 +154,10 @@ fn count_lookup(layer: &'static str, result: &'static str) {
         .increment(1);
 }
 
-#[async_trait]
-impl Store for CachedStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-
-    async fn create_user(&self, user: NewUser, session: NewSession) -> Result<User, StoreError> {
-        self.inner.create_user(user, session).await
-    }
-
-    async fn find_credentials_by_email(
-        &self,
-        email: &Email,
-    ) -> Result<Option<Credentials>, StoreError> {
-        self.inner.find_credentials_by_email(email).await
-    }
-
-    async fn find_credentials(&self, user_id: UserId) -> Result<Option<Credentials>, StoreError> {
-        self.inner.find_credentials(user_id).await
-    }
+velro_core::impl_store! {
+    CachedStore, forward to inner:
+        ping, create_user, find_credentials_by_email, find_credentials, create_session,
+        list_live_sessions, create_reset_token, find_reset_token_user, list_users, find_user;
 
     async fn replace_password_hash(
         &self,
@@ -189,10 +169,6 @@ impl Store for CachedStore {
         // Also on error: the write may have committed before the error (a lost reply).
         self.invalidate_user(user_id).await;
         result
-    }
-
-    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
-        self.inner.create_session(session).await
     }
 
     async fn find_live_session(
@@ -261,14 +237,6 @@ impl Store for CachedStore {
         }
     }
 
-    async fn list_live_sessions(
-        &self,
-        user_id: UserId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.inner.list_live_sessions(user_id, now).await
-    }
-
     async fn update_profile(
         &self,
         user_id: UserId,
@@ -280,26 +248,6 @@ impl Store for CachedStore {
             self.invalidate_user(user_id).await;
         }
         result
-    }
-
-    async fn create_reset_token(
-        &self,
-        user_id: UserId,
-        token: TokenHash,
-        expires_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .create_reset_token(user_id, token, expires_at, now)
-            .await
-    }
-
-    async fn find_reset_token_user(
-        &self,
-        token: TokenHash,
-        now: OffsetDateTime,
-    ) -> Result<Option<Credentials>, StoreError> {
-        self.inner.find_reset_token_user(token, now).await
     }
 
     async fn reset_password(
@@ -327,14 +275,6 @@ impl Store for CachedStore {
         let revoked = result.as_deref().unwrap_or_default();
         self.invalidate(revoked, &[user_id]).await;
         result
-    }
-
-    async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
-        self.inner.list_users(query).await
-    }
-
-    async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
-        self.inner.find_user(user_id).await
     }
 
     async fn update_user(

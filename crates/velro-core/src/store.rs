@@ -189,3 +189,199 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the user with its sessions and tokens. False when there was no such user.
     async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError>;
 }
+
+/// What `impl_store!` expands to needs, whatever the using crate depends on.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use time::OffsetDateTime;
+}
+
+/// Implements [`Store`] for a wrapper without restating the signatures of the methods it does
+/// not change. The methods written out after the list are kept as written; every method in the
+/// list either forwards to the store in a field (`forward to <field>`) or ignores its arguments
+/// and evaluates a block (`answer { ... }`). A method neither listed nor written, or both, is a
+/// compile error, so a new `Store` method is noticed in every wrapper.
+///
+/// A macro, not a trait with provided methods: `Store` stays the port as the stores see it, and
+/// a decorator's own methods sit next to the list of those it passes through.
+///
+/// ```
+/// use std::sync::Arc;
+/// use velro_core::store::Store;
+///
+/// /// Passes everything through.
+/// struct Transparent {
+///     inner: Arc<dyn Store>,
+/// }
+///
+/// velro_core::impl_store! {
+///     Transparent, forward to inner:
+///         ping, create_user, find_credentials_by_email, find_credentials,
+///         replace_password_hash, create_session, find_live_session, rotate_refresh_token,
+///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
+///         create_reset_token, find_reset_token_user, reset_password, change_password,
+///         list_users, find_user, update_user, delete_user;
+/// }
+/// ```
+#[macro_export]
+macro_rules! impl_store {
+    ($ty:ident, forward to $field:ident: $($name:ident),+ $(,)?; $($own:tt)*) => {
+        $crate::impl_store!(@next $ty (forward $field) [] [$($name)+] $($own)*);
+    };
+    ($ty:ident, answer $answer:tt: $($name:ident),+ $(,)?; $($own:tt)*) => {
+        $crate::impl_store!(@next $ty (answer $answer) [] [$($name)+] $($own)*);
+    };
+    // Looks up the next listed method's signature; `__store_signature!` comes back with `@push`.
+    (@next $ty:ident $how:tt $sigs:tt [$name:ident $($rest:ident)*] $($own:tt)*) => {
+        $crate::__store_signature!($name, $ty $how $sigs [$($rest)*] $($own)*);
+    };
+    (@push $sig:tt $ty:ident $how:tt [$($sigs:tt)*] $rest:tt $($own:tt)*) => {
+        $crate::impl_store!(@next $ty $how [$($sigs)* $sig] $rest $($own)*);
+    };
+    (@next $ty:ident (forward $field:ident) [$({
+        $name:ident ($([$arg:ident: $($arg_ty:tt)*])*) ($($ret:tt)*)
+    })*] [] $($own:tt)*) => {
+        #[$crate::store::__private::async_trait]
+        impl $crate::store::Store for $ty {
+            $(
+                async fn $name(
+                    &self,
+                    $($arg: $($arg_ty)*),*
+                ) -> ::core::result::Result<$($ret)*, $crate::StoreError> {
+                    use $crate::store::Store as _;
+                    self.$field.$name($($arg),*).await
+                }
+            )*
+            $($own)*
+        }
+    };
+    (@next $ty:ident (answer $answer:tt) [$({
+        $name:ident ($([$arg:ident: $($arg_ty:tt)*])*) ($($ret:tt)*)
+    })*] [] $($own:tt)*) => {
+        #[$crate::store::__private::async_trait]
+        impl $crate::store::Store for $ty {
+            $(
+                async fn $name(
+                    &self,
+                    $(_: $($arg_ty)*),*
+                ) -> ::core::result::Result<$($ret)*, $crate::StoreError> $answer
+            )*
+            $($own)*
+        }
+    };
+}
+
+/// Every [`Store`] method's parameters and success type, for [`impl_store!`]; a method missing
+/// here cannot be listed there. Kept in the trait's order.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_signature {
+    (ping, $($k:tt)*) => {
+        $crate::impl_store!(@push { ping () (()) } $($k)*);
+    };
+    (create_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { create_user (
+            [user: $crate::domain::NewUser] [session: $crate::store::NewSession]
+        ) ($crate::domain::User) } $($k)*);
+    };
+    (find_credentials_by_email, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_credentials_by_email (
+            [email: &$crate::domain::Email]
+        ) (Option<$crate::domain::Credentials>) } $($k)*);
+    };
+    (find_credentials, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_credentials (
+            [user_id: $crate::domain::UserId]
+        ) (Option<$crate::domain::Credentials>) } $($k)*);
+    };
+    (replace_password_hash, $($k:tt)*) => {
+        $crate::impl_store!(@push { replace_password_hash (
+            [user_id: $crate::domain::UserId] [hash: &$crate::domain::PasswordHash]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (()) } $($k)*);
+    };
+    (create_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { create_session (
+            [session: $crate::store::NewSession]
+        ) (()) } $($k)*);
+    };
+    (find_live_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_live_session (
+            [session_id: $crate::domain::SessionId]
+        ) (Option<$crate::store::SessionWithUser>) } $($k)*);
+    };
+    (rotate_refresh_token, $($k:tt)*) => {
+        $crate::impl_store!(@push { rotate_refresh_token (
+            [presented: $crate::store::TokenHash] [successor: $crate::store::TokenHash]
+            [policy: $crate::store::RefreshPolicy] [now: $crate::store::__private::OffsetDateTime]
+        ) ($crate::store::Rotation) } $($k)*);
+    };
+    (revoke_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { revoke_session (
+            [user_id: $crate::domain::UserId] [session_id: $crate::domain::SessionId]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (bool) } $($k)*);
+    };
+    (revoke_sessions, $($k:tt)*) => {
+        $crate::impl_store!(@push { revoke_sessions (
+            [user_id: $crate::domain::UserId] [keep: Option<$crate::domain::SessionId>]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Vec<$crate::domain::SessionId>) } $($k)*);
+    };
+    (list_live_sessions, $($k:tt)*) => {
+        $crate::impl_store!(@push { list_live_sessions (
+            [user_id: $crate::domain::UserId] [now: $crate::store::__private::OffsetDateTime]
+        ) (Vec<$crate::domain::SessionRecord>) } $($k)*);
+    };
+    (update_profile, $($k:tt)*) => {
+        $crate::impl_store!(@push { update_profile (
+            [user_id: $crate::domain::UserId] [change: &$crate::domain::ProfileChange]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::User>) } $($k)*);
+    };
+    (create_reset_token, $($k:tt)*) => {
+        $crate::impl_store!(@push { create_reset_token (
+            [user_id: $crate::domain::UserId] [token: $crate::store::TokenHash]
+            [expires_at: $crate::store::__private::OffsetDateTime] [now: $crate::store::__private::OffsetDateTime]
+        ) (()) } $($k)*);
+    };
+    (find_reset_token_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_reset_token_user (
+            [token: $crate::store::TokenHash] [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::Credentials>) } $($k)*);
+    };
+    (reset_password, $($k:tt)*) => {
+        $crate::impl_store!(@push { reset_password (
+            [token: $crate::store::TokenHash] [hash: &$crate::domain::PasswordHash]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<($crate::domain::UserId, Vec<$crate::domain::SessionId>)>) } $($k)*);
+    };
+    (change_password, $($k:tt)*) => {
+        $crate::impl_store!(@push { change_password (
+            [user_id: $crate::domain::UserId] [hash: &$crate::domain::PasswordHash]
+            [keep: $crate::domain::SessionId] [now: $crate::store::__private::OffsetDateTime]
+        ) (Vec<$crate::domain::SessionId>) } $($k)*);
+    };
+    (list_users, $($k:tt)*) => {
+        $crate::impl_store!(@push { list_users (
+            [query: &$crate::domain::UserQuery]
+        ) ($crate::domain::UserPage) } $($k)*);
+    };
+    (find_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_user (
+            [user_id: $crate::domain::UserId]
+        ) (Option<$crate::domain::User>) } $($k)*);
+    };
+    (update_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { update_user (
+            [user_id: $crate::domain::UserId] [change: &$crate::domain::AdminUserChange]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::User>) } $($k)*);
+    };
+    (delete_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { delete_user (
+            [user_id: $crate::domain::UserId]
+        ) (bool) } $($k)*);
+    };
+}

@@ -2,6 +2,7 @@
 //! unique key a conflict hit. Nothing here decides HTTP statuses.
 
 use sqlx::error::DatabaseError;
+use sqlx::postgres::PgDatabaseError;
 use velro_core::StoreError;
 
 /// The constraint name both migrations give the unique index on `users.email`.
@@ -21,9 +22,32 @@ pub(crate) fn from_pg(error: sqlx::Error) -> StoreError {
     classify(error, Dialect::Postgres)
 }
 
-pub(crate) fn from_migrate(error: sqlx::migrate::MigrateError, dialect: Dialect) -> StoreError {
+/// For the body both stores share: a database error names its dialect by its type, and every
+/// other failure is classified the same way in both.
+pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
+    let dialect = match &error {
+        sqlx::Error::Database(db) if db.try_downcast_ref::<PgDatabaseError>().is_some() => {
+            Dialect::Postgres
+        }
+        _ => Dialect::Sqlite,
+    };
+    classify(error, dialect)
+}
+
+/// `?` for sqlx results inside the stores.
+pub(crate) trait SqlxResultExt<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(from_sqlx)
+    }
+}
+
+pub(crate) fn from_migrate(error: sqlx::migrate::MigrateError) -> StoreError {
     match error {
-        sqlx::migrate::MigrateError::Execute(inner) => classify(inner, dialect),
+        sqlx::migrate::MigrateError::Execute(inner) => from_sqlx(inner),
         other => StoreError::Other(Box::new(other)),
     }
 }

@@ -1,14 +1,16 @@
-//! The `velro_core::store::Store` port implemented twice: SQLite (embedded, the default) and
-//! PostgreSQL (production), with their migrations. The only crate that speaks SQL; no business
-//! rules live here beyond what atomicity needs.
+//! The `velro_core::store::Store` port for SQLite (embedded, the default) and PostgreSQL
+//! (production), with their migrations: one body (`store`), two dialects. The only crate that
+//! speaks SQL; no business rules live here beyond what atomicity needs.
 
 mod database_url;
 mod error;
 mod page;
 mod postgres;
 mod rotation;
+mod rows;
 mod sql;
 mod sqlite;
+mod store;
 
 pub use database_url::DatabaseUrl;
 pub use postgres::{PgConfig, PgStore};

@@ -1,5 +1,5 @@
 //! The refresh-token rules both stores apply inside their rotation transaction: what presenting
-//! a token means, given what the database holds. Reading and writing the rows is per dialect.
+//! a token means, given what the database holds. Reading and writing the rows is `store`'s.
 
 use time::OffsetDateTime;
 use velro_core::domain::SessionRecord;

@@ -1,7 +1,7 @@
 //! Statements both dialects run verbatim: the schemas share names, `$n` placeholders work in
 //! SQLite too, and times are bound in each dialect's own type (unix microseconds in SQLite,
-//! timestamptz in PostgreSQL). Only what differs (transaction start, the email prefix filter)
-//! lives in the dialect modules, as does all row decoding.
+//! timestamptz in PostgreSQL). Only what differs (transaction start, the row lock of a
+//! rotation, the email prefix filter) lives in the dialect modules.
 
 /// Every user column except the password hash, for `FROM users` without an alias.
 macro_rules! user_columns {

@@ -6,17 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_cache::{build, Cache, CacheConfig};
 use velro_core::cache::{CacheControl, CacheHealth};
-use velro_core::domain::{
-    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, SessionId,
-    SessionRecord, User, UserId, UserPage, UserQuery,
-};
-use velro_core::store::{NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
+use velro_core::domain::{DisplayName, Email, NewUser, PasswordHash, SessionId, UserId};
+use velro_core::store::{NewSession, SessionWithUser, Store, TokenHash};
 use velro_core::{Clock, StoreError, SystemClock};
 use velro_store::{SqliteConfig, SqliteStore};
 
@@ -153,7 +149,7 @@ pub async fn register(store: &dyn Store) -> (UserId, SessionId) {
                 id,
                 email: Email::parse(&address).expect("valid address"),
                 password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$test".into()),
-                display_name: Some("Ada".into()),
+                display_name: Some(DisplayName::parse("Ada").expect("a valid name")),
                 credits_balance: 10,
                 now: now(),
             },
@@ -222,133 +218,18 @@ pub struct Counting {
     lookups: AtomicUsize,
 }
 
-#[async_trait]
-impl Store for Counting {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn create_user(&self, user: NewUser, session: NewSession) -> Result<User, StoreError> {
-        self.inner.create_user(user, session).await
-    }
-    async fn find_credentials_by_email(
-        &self,
-        email: &Email,
-    ) -> Result<Option<Credentials>, StoreError> {
-        self.inner.find_credentials_by_email(email).await
-    }
-    async fn find_credentials(&self, user_id: UserId) -> Result<Option<Credentials>, StoreError> {
-        self.inner.find_credentials(user_id).await
-    }
-    async fn replace_password_hash(
-        &self,
-        user_id: UserId,
-        hash: &PasswordHash,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.inner.replace_password_hash(user_id, hash, now).await
-    }
-    async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
-        self.inner.create_session(session).await
-    }
+velro_core::impl_store! {
+    Counting, forward to inner:
+        ping, create_user, find_credentials_by_email, find_credentials, replace_password_hash,
+        create_session, rotate_refresh_token, revoke_session, revoke_sessions,
+        list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
+        reset_password, change_password, list_users, find_user, update_user, delete_user;
+
     async fn find_live_session(
         &self,
         session_id: SessionId,
     ) -> Result<Option<SessionWithUser>, StoreError> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.find_live_session(session_id).await
-    }
-    async fn rotate_refresh_token(
-        &self,
-        presented: TokenHash,
-        successor: TokenHash,
-        policy: RefreshPolicy,
-        now: OffsetDateTime,
-    ) -> Result<Rotation, StoreError> {
-        self.inner
-            .rotate_refresh_token(presented, successor, policy, now)
-            .await
-    }
-    async fn revoke_session(
-        &self,
-        user_id: UserId,
-        session_id: SessionId,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.inner.revoke_session(user_id, session_id, now).await
-    }
-    async fn revoke_sessions(
-        &self,
-        user_id: UserId,
-        keep: Option<SessionId>,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.revoke_sessions(user_id, keep, now).await
-    }
-    async fn list_live_sessions(
-        &self,
-        user_id: UserId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.inner.list_live_sessions(user_id, now).await
-    }
-    async fn update_profile(
-        &self,
-        user_id: UserId,
-        change: &ProfileChange,
-        now: OffsetDateTime,
-    ) -> Result<Option<User>, StoreError> {
-        self.inner.update_profile(user_id, change, now).await
-    }
-    async fn create_reset_token(
-        &self,
-        user_id: UserId,
-        token: TokenHash,
-        expires_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .create_reset_token(user_id, token, expires_at, now)
-            .await
-    }
-    async fn find_reset_token_user(
-        &self,
-        token: TokenHash,
-        now: OffsetDateTime,
-    ) -> Result<Option<Credentials>, StoreError> {
-        self.inner.find_reset_token_user(token, now).await
-    }
-    async fn reset_password(
-        &self,
-        token: TokenHash,
-        hash: &PasswordHash,
-        now: OffsetDateTime,
-    ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
-        self.inner.reset_password(token, hash, now).await
-    }
-    async fn change_password(
-        &self,
-        user_id: UserId,
-        hash: &PasswordHash,
-        keep: SessionId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        self.inner.change_password(user_id, hash, keep, now).await
-    }
-    async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
-        self.inner.list_users(query).await
-    }
-    async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
-        self.inner.find_user(user_id).await
-    }
-    async fn update_user(
-        &self,
-        user_id: UserId,
-        change: &AdminUserChange,
-        now: OffsetDateTime,
-    ) -> Result<Option<User>, StoreError> {
-        self.inner.update_user(user_id, change, now).await
-    }
-    async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError> {
-        self.inner.delete_user(user_id).await
     }
 }

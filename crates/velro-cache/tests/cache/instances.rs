@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use velro_core::cache::{CacheControl, CacheHealth};
-use velro_core::domain::{AdminUserChange, ProfileChange};
+use velro_core::domain::{AdminUserChange, AvatarUrl, DisplayName, ProfileChange};
 
 use crate::helpers::{
     config, exists, namespace, now, raw_redis, redis, register, sign_in, within_two_seconds, Db,
@@ -79,8 +79,10 @@ async fn a_profile_change_through_one_instance_shows_through_the_other() {
         Some("Ada")
     );
     let change = ProfileChange {
-        display_name: Some(Some("Grace".into())),
-        avatar_url: Some(Some("https://example.com/g.png".into())),
+        display_name: Some(Some(DisplayName::parse("Grace").expect("a valid name"))),
+        avatar_url: Some(Some(
+            AvatarUrl::parse("https://example.com/g.png").expect("a valid URL"),
+        )),
     };
     a.store()
         .update_profile(user, &change, now())

@@ -3,7 +3,7 @@
 use time::Duration as TimeDuration;
 use uuid::Uuid;
 use velro_core::cache::{CacheControl, CacheHealth};
-use velro_core::domain::{ProfileChange, SessionId};
+use velro_core::domain::{DisplayName, ProfileChange, SessionId};
 use velro_core::store::{RefreshPolicy, Rotation};
 
 use crate::helpers::{config, namespace, now, register, sign_in, token, Db, Instance};
@@ -78,7 +78,7 @@ async fn a_profile_change_and_a_rotation_show_on_the_next_lookup() {
     assert_eq!(before.user.display_name.as_deref(), Some("Ada"));
 
     let change = ProfileChange {
-        display_name: Some(Some("Grace".into())),
+        display_name: Some(Some(DisplayName::parse("Grace").expect("a valid name"))),
         avatar_url: None,
     };
     app.store()

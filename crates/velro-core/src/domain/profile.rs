@@ -17,6 +17,10 @@ impl DisplayName {
         }
     }
 
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     pub fn into_inner(self) -> String {
         self.0
     }
@@ -52,6 +56,10 @@ impl AvatarUrl {
         }
         // Stored as sent: the client chose this exact string.
         Ok(Self(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     pub fn into_inner(self) -> String {

@@ -9,7 +9,7 @@ use base64::Engine;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Email;
+use super::{AvatarUrl, DisplayName, Email};
 use crate::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,7 +101,7 @@ pub struct NewUser {
     pub id: UserId,
     pub email: Email,
     pub password_hash: PasswordHash,
-    pub display_name: Option<String>,
+    pub display_name: Option<DisplayName>,
     pub credits_balance: i64,
     pub now: OffsetDateTime,
 }
@@ -122,8 +122,8 @@ pub struct SessionRecord {
 /// A profile edit: `None` leaves a field alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct ProfileChange {
-    pub display_name: Option<Option<String>>,
-    pub avatar_url: Option<Option<String>>,
+    pub display_name: Option<Option<DisplayName>>,
+    pub avatar_url: Option<Option<AvatarUrl>>,
 }
 
 /// What the admin API may change. `None` leaves a field alone.

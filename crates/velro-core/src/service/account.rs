@@ -48,7 +48,7 @@ impl AuthService {
             id: user_id,
             email: registration.email,
             password_hash,
-            display_name: registration.display_name.map(DisplayName::into_inner),
+            display_name: registration.display_name,
             credits_balance: deps.settings.initial_credits,
             now,
         };

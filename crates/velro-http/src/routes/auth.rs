@@ -183,16 +183,16 @@ impl FromFields for ProfileRequest {
         // request is refused anyway, and the other field still gets checked (one entry per bad
         // field, per the contract).
         let display_name = match full_name {
-            Some(Some(raw)) => fields.parse("full_name", Some(raw), |s| {
-                DisplayName::parse(s).map(|n| Some(n.into_inner()))
-            }),
+            Some(Some(raw)) => {
+                fields.parse("full_name", Some(raw), |s| DisplayName::parse(s).map(Some))
+            }
             Some(None) => Some(None),
             None => None,
         };
         let avatar_url = match avatar_url {
-            Some(Some(raw)) => fields.parse("avatar_url", Some(raw), |s| {
-                AvatarUrl::parse(s).map(|u| Some(u.into_inner()))
-            }),
+            Some(Some(raw)) => {
+                fields.parse("avatar_url", Some(raw), |s| AvatarUrl::parse(s).map(Some))
+            }
             Some(None) => Some(None),
             None => None,
         };

@@ -2,19 +2,19 @@
 //! READ COMMITTED transactions whose conditional UPDATEs make the atomic operations safe
 //! across any number of instances.
 
-mod rows;
-mod store;
+mod dialect;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Transaction;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::Postgres;
 use velro_core::StoreError;
 
-use crate::error::{from_migrate, from_pg, Dialect};
-use crate::{PoolStats, WaitCounter};
+use crate::error::from_pg;
+use crate::store::Pools;
+use crate::PoolStats;
 
 #[derive(Clone)]
 pub struct PgConfig {
@@ -42,8 +42,8 @@ impl fmt::Debug for PgConfig {
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
-    waiting: std::sync::Arc<WaitCounter>,
+    /// One pool for lookups and writes alike.
+    pools: Pools<Postgres>,
 }
 
 impl PgStore {
@@ -68,58 +68,28 @@ impl PgStore {
             "connected to PostgreSQL"
         );
         Ok(Self {
-            pool,
-            waiting: std::sync::Arc::default(),
+            pools: Pools::new(pool.clone(), pool),
         })
     }
 
     /// Applies the migrations that have not run yet; concurrent instances wait on sqlx's
     /// advisory lock.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
+        self.pools
+            .migrate(&sqlx::migrate!("./migrations/postgres"))
             .await
-            .map_err(|e| from_migrate(e, Dialect::Postgres))
     }
 
     /// Closes every connection; waits for checked-out ones to come back.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pools.write.close().await;
     }
 
     pub fn pool_stats(&self) -> PoolStats {
         PoolStats {
-            size: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-            waiting: self.waiting.get(),
+            size: self.pools.write.size(),
+            idle: u32::try_from(self.pools.write.num_idle()).unwrap_or(u32::MAX),
+            waiting: self.pools.waiting(),
         }
-    }
-
-    /// Spelled out because a server may default to another level, under which the
-    /// conditional UPDATEs would fail with serialization errors instead of seeing 0 rows.
-    async fn begin(&self) -> Result<Transaction<'static, sqlx::Postgres>, StoreError> {
-        self.waiting
-            .around(self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED"))
-            .await
-            .map_err(from_pg)
-    }
-
-    /// A pooled connection for one statement, counted while it is awaited.
-    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, StoreError> {
-        self.waiting
-            .around(self.pool.acquire())
-            .await
-            .map_err(from_pg)
-    }
-}
-
-/// `?` for sqlx results inside the PostgreSQL store.
-trait PgResultExt<T> {
-    fn db(self) -> Result<T, StoreError>;
-}
-
-impl<T> PgResultExt<T> for Result<T, sqlx::Error> {
-    fn db(self) -> Result<T, StoreError> {
-        self.map_err(from_pg)
     }
 }

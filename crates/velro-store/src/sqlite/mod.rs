@@ -3,20 +3,18 @@
 //! for lookups, plus a background task that keeps the WAL file bounded.
 
 mod checkpoint;
-mod rows;
-mod store;
+mod dialect;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::Transaction;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
 use velro_core::StoreError;
 
-use crate::error::{from_migrate, from_sqlite, Dialect};
-use crate::{PoolStats, WaitCounter};
+use crate::error::from_sqlite;
+use crate::store::Pools;
+use crate::PoolStats;
 use checkpoint::Checkpointer;
 
 /// After a checkpoint resets the WAL, SQLite truncates the file to this size.
@@ -38,11 +36,10 @@ pub struct SqliteConfig {
 
 #[derive(Debug)]
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    /// The single writer and the read-only connections.
+    pools: Pools<Sqlite>,
     wal_path: PathBuf,
     checkpointer: Checkpointer,
-    waiting: WaitCounter,
 }
 
 impl SqliteStore {
@@ -88,63 +85,40 @@ impl SqliteStore {
         );
         tracing::debug!(path = %cfg.path.display(), readers = cfg.max_connections, "opened SQLite database");
         Ok(Self {
-            write,
-            read,
+            pools: Pools::new(read, write),
             wal_path,
             checkpointer,
-            waiting: WaitCounter::default(),
         })
     }
 
     /// Applies the migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.write)
+        self.pools
+            .migrate(&sqlx::migrate!("./migrations/sqlite"))
             .await
-            .map_err(|e| from_migrate(e, Dialect::Sqlite))
     }
 
     /// Stops the WAL checkpointer and closes every connection; waits for checked-out ones.
     pub async fn close(&self) {
         self.checkpointer.stop();
-        self.read.close().await;
+        self.pools.read.close().await;
         // Last, so that the final connection to close checkpoints and removes the WAL.
-        self.write.close().await;
+        self.pools.write.close().await;
     }
 
     pub fn pool_stats(&self) -> PoolStats {
-        let idle = self.write.num_idle() + self.read.num_idle();
+        let Pools { read, write, .. } = &self.pools;
         PoolStats {
-            size: self.write.size() + self.read.size(),
-            idle: u32::try_from(idle).unwrap_or(u32::MAX),
-            waiting: self.waiting.get(),
+            size: write.size() + read.size(),
+            idle: u32::try_from(write.num_idle() + read.num_idle()).unwrap_or(u32::MAX),
+            waiting: self.pools.waiting(),
         }
     }
 
     /// Runs `PRAGMA wal_checkpoint(TRUNCATE)` when the `-wal` file is larger than `bytes`.
     /// True when a checkpoint ran. The background task calls this every second.
     pub async fn checkpoint_if_wal_exceeds(&self, bytes: u64) -> Result<bool, StoreError> {
-        checkpoint::checkpoint_if_exceeds(&self.write, &self.wal_path, bytes)
-            .await
-            .map_err(from_sqlite)
-    }
-
-    /// Every write transaction: IMMEDIATE takes the write lock up front, so a transaction that
-    /// reads before it writes cannot fail on the upgrade when another process holds the lock.
-    async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.waiting
-            .around(self.write.begin_with("BEGIN IMMEDIATE"))
-            .await
-            .map_err(from_sqlite)
-    }
-
-    /// A pooled connection for one statement, counted while it is awaited.
-    async fn conn(
-        &self,
-        pool: &SqlitePool,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
-        self.waiting
-            .around(pool.acquire())
+        checkpoint::checkpoint_if_exceeds(&self.pools.write, &self.wal_path, bytes)
             .await
             .map_err(from_sqlite)
     }
@@ -163,15 +137,4 @@ fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
-}
-
-/// `?` for sqlx results inside the SQLite store.
-trait SqliteResultExt<T> {
-    fn db(self) -> Result<T, StoreError>;
-}
-
-impl<T> SqliteResultExt<T> for Result<T, sqlx::Error> {
-    fn db(self) -> Result<T, StoreError> {
-        self.map_err(from_sqlite)
-    }
 }

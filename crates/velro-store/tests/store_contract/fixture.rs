@@ -9,7 +9,7 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use velro_core::domain::{Email, NewUser, PasswordHash, SessionId, User, UserId};
+use velro_core::domain::{DisplayName, Email, NewUser, PasswordHash, SessionId, User, UserId};
 use velro_core::store::{NewSession, RefreshPolicy, Store, TokenHash};
 use velro_core::{Clock, SystemClock};
 use velro_store::{PgConfig, PgStore, SqliteConfig, SqliteStore};
@@ -161,7 +161,7 @@ pub fn new_user(address: &str, at: OffsetDateTime) -> NewUser {
         id: UserId(Uuid::new_v4()),
         email: email(address),
         password_hash: hash(address),
-        display_name: Some("Ada Lovelace".into()),
+        display_name: Some(DisplayName::parse("Ada Lovelace").expect("a valid name")),
         credits_balance: 1000,
         now: at,
     }

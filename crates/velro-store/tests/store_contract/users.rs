@@ -1,7 +1,7 @@
 //! Registration, credentials and profiles.
 
 use uuid::Uuid;
-use velro_core::domain::{ProfileChange, Role, SessionId, UserId};
+use velro_core::domain::{AvatarUrl, DisplayName, ProfileChange, Role, SessionId, UserId};
 use velro_core::store::Rotation;
 use velro_core::StoreError;
 
@@ -136,7 +136,7 @@ async fn unknown_users_emails_and_sessions_are_none(fx: &Fixture) {
     assert!(store.find_user(nobody).await.expect("user").is_none());
     assert!(!is_live(store, SessionId(Uuid::new_v4())).await);
     let change = ProfileChange {
-        display_name: Some(Some("Nobody".into())),
+        display_name: Some(Some(name("Nobody"))),
         avatar_url: None,
     };
     assert!(store
@@ -173,7 +173,7 @@ async fn profile_changes_leave_absent_fields_alone_and_clear_nulls(fx: &Fixture)
 
     let set_avatar = ProfileChange {
         display_name: None,
-        avatar_url: Some(Some(avatar.clone())),
+        avatar_url: Some(Some(AvatarUrl::parse(&avatar).expect("a valid URL"))),
     };
     let user = store
         .update_profile(ada.user.id, &set_avatar, at + secs(1))
@@ -197,7 +197,7 @@ async fn profile_changes_leave_absent_fields_alone_and_clear_nulls(fx: &Fixture)
     assert_eq!(user.avatar_url.as_deref(), Some(avatar.as_str()));
 
     let both = ProfileChange {
-        display_name: Some(Some("Countess of Lovelace".into())),
+        display_name: Some(Some(name("Countess of Lovelace"))),
         avatar_url: Some(None),
     };
     let user = store
@@ -217,4 +217,8 @@ async fn profile_changes_leave_absent_fields_alone_and_clear_nulls(fx: &Fixture)
 
 async fn the_store_answers_a_ping(fx: &Fixture) {
     fx.store().ping().await.expect("ping");
+}
+
+fn name(raw: &str) -> DisplayName {
+    DisplayName::parse(raw).expect("a valid name")
 }

@@ -1,0 +1,168 @@
+//! Rows to domain values, for both dialects. The columns that are stored differently (times,
+//! the refresh generation) are read as [`StoredTime`] and [`StoredGeneration`], whose sqlx
+//! encoding each dialect module supplies; everything else decodes the same in both.
+//! Decoding failures are `sqlx::Error::Decode`.
+
+use sqlx::error::BoxDynError;
+use sqlx::FromRow;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use velro_core::domain::{
+    Credentials, Email, PasswordHash, Role, SessionId, SessionRecord, User, UserId,
+};
+
+use crate::error::corrupt;
+use crate::rotation::PresentedToken;
+
+/// A time as the dialect stores it: unix microseconds in SQLite, timestamptz in PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredTime(pub(crate) OffsetDateTime);
+
+/// A refresh-token generation as the dialect stores it: INTEGER (i64) in SQLite, integer (i32)
+/// in PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredGeneration(pub(crate) u32);
+
+impl StoredGeneration {
+    /// From the dialect's integer column; a negative or too large value is corrupt.
+    pub(crate) fn from_stored<T>(stored: T) -> Result<Self, BoxDynError>
+    where
+        T: TryInto<u32> + Copy + std::fmt::Display,
+    {
+        stored
+            .try_into()
+            .map(Self)
+            .map_err(|_| format!("refresh token generation {stored}").into())
+    }
+
+    /// Into the dialect's integer column.
+    pub(crate) fn to_stored<T: TryFrom<u32>>(self) -> Result<T, BoxDynError> {
+        T::try_from(self.0).map_err(|_| format!("refresh token generation {}", self.0).into())
+    }
+}
+
+/// The columns of `user_columns!`.
+#[derive(FromRow)]
+pub(crate) struct UserRow {
+    user_id: Uuid,
+    email: String,
+    display_name: Option<String>,
+    avatar_url: Option<String>,
+    credits_balance: i64,
+    role: String,
+    email_confirmed: bool,
+    disabled: bool,
+    created_at: StoredTime,
+    updated_at: StoredTime,
+}
+
+impl UserRow {
+    pub(crate) fn into_user(self) -> Result<User, sqlx::Error> {
+        let role = self
+            .role
+            .parse::<Role>()
+            .map_err(|_| corrupt(format!("unknown role {:?}", self.role)))?;
+        Ok(User {
+            id: UserId(self.user_id),
+            email: Email::from_trusted(self.email),
+            display_name: self.display_name,
+            avatar_url: self.avatar_url,
+            credits_balance: self.credits_balance,
+            role,
+            email_confirmed: self.email_confirmed,
+            disabled: self.disabled,
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+        })
+    }
+}
+
+/// The user columns and `password_hash`.
+#[derive(FromRow)]
+pub(crate) struct CredentialsRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
+}
+
+impl CredentialsRow {
+    pub(crate) fn into_credentials(self) -> Result<Credentials, sqlx::Error> {
+        Ok(Credentials {
+            user: self.user.into_user()?,
+            password_hash: PasswordHash::new(self.password_hash),
+        })
+    }
+}
+
+/// The columns of `session_columns_s!`.
+#[derive(FromRow)]
+pub(crate) struct SessionRow {
+    session_id: Uuid,
+    #[sqlx(rename = "session_user_id")]
+    user_id: Uuid,
+    #[sqlx(rename = "session_created_at")]
+    created_at: StoredTime,
+    last_refreshed_at: Option<StoredTime>,
+    #[sqlx(rename = "session_expires_at")]
+    expires_at: StoredTime,
+    remember_me: bool,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl From<SessionRow> for SessionRecord {
+    fn from(row: SessionRow) -> Self {
+        Self {
+            id: SessionId(row.session_id),
+            user_id: UserId(row.user_id),
+            created_at: row.created_at.0,
+            last_refreshed_at: row.last_refreshed_at.map(|t| t.0),
+            expires_at: row.expires_at.0,
+            remember_me: row.remember_me,
+            user_agent: row.user_agent,
+            ip: row.ip,
+        }
+    }
+}
+
+/// A session joined with its user.
+#[derive(FromRow)]
+pub(crate) struct LiveSessionRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
+
+impl LiveSessionRow {
+    pub(crate) fn into_parts(self) -> Result<(SessionRecord, User), sqlx::Error> {
+        Ok((self.session.into(), self.user.into_user()?))
+    }
+}
+
+/// The row of `FIND_PRESENTED_TOKEN`: the token with its session and user.
+#[derive(FromRow)]
+pub(crate) struct PresentedRow {
+    generation: StoredGeneration,
+    token_expires_at: StoredTime,
+    spent_at: Option<StoredTime>,
+    revoked_at: Option<StoredTime>,
+    #[sqlx(flatten)]
+    live: LiveSessionRow,
+}
+
+impl PresentedRow {
+    /// The token as the rotation rules see it, its generation, its session and its user.
+    pub(crate) fn into_parts(
+        self,
+    ) -> Result<(PresentedToken, u32, SessionRecord, User), sqlx::Error> {
+        let (session, user) = self.live.into_parts()?;
+        let token = PresentedToken {
+            expires_at: self.token_expires_at.0,
+            spent_at: self.spent_at.map(|t| t.0),
+            session_revoked: self.revoked_at.is_some(),
+            user_disabled: user.disabled,
+        };
+        Ok((token, self.generation.0, session, user))
+    }
+}

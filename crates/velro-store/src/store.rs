@@ -1,0 +1,622 @@
+//! The one `Store` body both databases run. What differs per dialect is the [`Dialect`] trait
+//! (connections, transactions, the two statements that differ) and the sqlx encoding of
+//! [`StoredTime`](crate::rows::StoredTime) and [`StoredGeneration`](crate::rows::StoredGeneration).
+//!
+//! The body is a macro, expanded once per store type, rather than a generic `impl<D: Dialect>`:
+//! generic sqlx code needs a higher-ranked `Executor` bound on `&mut Connection`, an
+//! `IntoArguments` bound and an `Encode + Type` (or `Decode + Type`) bound for every value type,
+//! restated on every helper, and async_trait's `Send` check on such futures is prone to
+//! higher-ranked lifetime errors. Expanded per type, every statement is concrete and the body
+//! reads like ordinary sqlx code.
+
+use std::sync::Arc;
+
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Pool, Transaction};
+use velro_core::StoreError;
+
+use crate::error::{from_migrate, from_sqlx};
+use crate::WaitCounter;
+
+/// What a store does its own way; everything else is [`sql_store!`].
+pub(crate) trait Dialect {
+    type Db: Database;
+
+    /// How an atomic operation's transaction starts.
+    const BEGIN: &'static str;
+
+    /// `sql::FIND_PRESENTED_TOKEN`, with whatever row lock the dialect needs to serialise
+    /// rotations of one session.
+    const FIND_PRESENTED_TOKEN: &'static str;
+
+    /// The admin listing's email-prefix filter, in pieces with the prefix bound between each
+    /// two. It compares characters literally, unlike LIKE with its `%` and `_`.
+    const EMAIL_PREFIX_FILTER: &'static [&'static str];
+
+    fn pools(&self) -> &Pools<Self::Db>;
+}
+
+/// A store's connections: lookups take one from `read`, writes from `write` (the same pool
+/// where the database has no single writer), and every wait for one is counted.
+#[derive(Debug)]
+pub(crate) struct Pools<Db: Database> {
+    pub(crate) read: Pool<Db>,
+    pub(crate) write: Pool<Db>,
+    waiting: Arc<WaitCounter>,
+}
+
+// Not derived: that would ask for `Db: Clone`, which the marker types do not implement.
+impl<Db: Database> Clone for Pools<Db> {
+    fn clone(&self) -> Self {
+        Self {
+            read: self.read.clone(),
+            write: self.write.clone(),
+            waiting: self.waiting.clone(),
+        }
+    }
+}
+
+impl<Db: Database> Pools<Db> {
+    pub(crate) fn new(read: Pool<Db>, write: Pool<Db>) -> Self {
+        Self {
+            read,
+            write,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Store calls waiting for a connection right now.
+    pub(crate) fn waiting(&self) -> u32 {
+        self.waiting.get()
+    }
+
+    /// A connection for one lookup.
+    pub(crate) async fn read(&self) -> Result<PoolConnection<Db>, StoreError> {
+        self.waiting
+            .around(self.read.acquire())
+            .await
+            .map_err(from_sqlx)
+    }
+
+    /// A connection for one single-statement write.
+    pub(crate) async fn write(&self) -> Result<PoolConnection<Db>, StoreError> {
+        self.waiting
+            .around(self.write.acquire())
+            .await
+            .map_err(from_sqlx)
+    }
+
+    /// Applies the migrations that have not run yet, on the writer.
+    pub(crate) async fn migrate(&self, migrations: &Migrator) -> Result<(), StoreError>
+    where
+        Db::Connection: Migrate,
+    {
+        migrations.run(&self.write).await.map_err(from_migrate)
+    }
+
+    /// A transaction on the writer, started with `begin` (the dialect's [`Dialect::BEGIN`]).
+    pub(crate) async fn begin(
+        &self,
+        begin: &'static str,
+    ) -> Result<Transaction<'static, Db>, StoreError> {
+        self.waiting
+            .around(self.write.begin_with(begin))
+            .await
+            .map_err(from_sqlx)
+    }
+}
+
+/// Implements `velro_core::store::Store` for a type that implements [`Dialect`] and whose
+/// dialect can encode `StoredTime` and `StoredGeneration`.
+macro_rules! sql_store {
+    ($store:ty) => {
+        // An unnamed const scopes the body's imports and helpers to this expansion.
+        const _: () = {
+            use async_trait::async_trait;
+            use sqlx::{QueryBuilder, Transaction};
+            use time::OffsetDateTime;
+            use uuid::Uuid;
+            use velro_core::domain::{
+                AdminUserChange, AvatarUrl, Credentials, DisplayName, Email, NewUser, PasswordHash,
+                ProfileChange, Role, SessionId, SessionRecord, User, UserId, UserPage, UserQuery,
+            };
+            use velro_core::store::{
+                NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
+            };
+            use velro_core::StoreError;
+
+            use $crate::error::SqlxResultExt;
+            use $crate::page::page;
+            use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
+            use $crate::rows::{
+                CredentialsRow, LiveSessionRow, PresentedRow, SessionRow, StoredGeneration,
+                StoredTime, UserRow,
+            };
+            use $crate::sql;
+            use $crate::store::Dialect;
+
+            type Db = <$store as Dialect>::Db;
+
+            #[async_trait]
+            impl Store for $store {
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query(sql::PING)
+                        .execute(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn create_user(
+                    &self,
+                    user: NewUser,
+                    session: NewSession,
+                ) -> Result<User, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let row: UserRow = sqlx::query_as(sql::INSERT_USER)
+                        .bind(user.id.0)
+                        .bind(user.email.as_str())
+                        .bind(user.password_hash.as_str())
+                        .bind(user.display_name.as_ref().map(DisplayName::as_str))
+                        .bind(user.credits_balance)
+                        .bind(Role::default().as_str())
+                        .bind(StoredTime(user.now))
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?;
+                    let created = row.into_user().db()?;
+                    insert_session(&mut tx, &session).await?;
+                    tx.commit().await.db()?;
+                    Ok(created)
+                }
+
+                async fn find_credentials_by_email(
+                    &self,
+                    email: &Email,
+                ) -> Result<Option<Credentials>, StoreError> {
+                    let row: Option<CredentialsRow> =
+                        sqlx::query_as(sql::FIND_CREDENTIALS_BY_EMAIL)
+                            .bind(email.as_str())
+                            .fetch_optional(&mut *self.pools().read().await?)
+                            .await
+                            .db()?;
+                    row.map(CredentialsRow::into_credentials).transpose().db()
+                }
+
+                async fn find_credentials(
+                    &self,
+                    user_id: UserId,
+                ) -> Result<Option<Credentials>, StoreError> {
+                    let row: Option<CredentialsRow> = sqlx::query_as(sql::FIND_CREDENTIALS)
+                        .bind(user_id.0)
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    row.map(CredentialsRow::into_credentials).transpose().db()
+                }
+
+                async fn replace_password_hash(
+                    &self,
+                    user_id: UserId,
+                    hash: &PasswordHash,
+                    now: OffsetDateTime,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(sql::SET_PASSWORD_HASH)
+                        .bind(hash.as_str())
+                        .bind(StoredTime(now))
+                        .bind(user_id.0)
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn create_session(&self, session: NewSession) -> Result<(), StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    insert_session(&mut tx, &session).await?;
+                    tx.commit().await.db()
+                }
+
+                async fn find_live_session(
+                    &self,
+                    session_id: SessionId,
+                ) -> Result<Option<SessionWithUser>, StoreError> {
+                    let row: Option<LiveSessionRow> = sqlx::query_as(sql::FIND_LIVE_SESSION)
+                        .bind(session_id.0)
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let (session, user) = row.into_parts().db()?;
+                    Ok(Some(SessionWithUser { session, user }))
+                }
+
+                async fn rotate_refresh_token(
+                    &self,
+                    presented: TokenHash,
+                    successor: TokenHash,
+                    policy: RefreshPolicy,
+                    now: OffsetDateTime,
+                ) -> Result<Rotation, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    // Twice at most: losing the race to spend the token means it is now spent,
+                    // and the second reading judges it as such. (In PostgreSQL, after waiting for
+                    // the session lock, READ COMMITTED refreshes only the locked row, so the token
+                    // may still look unspent; then the conditional spend matches nothing, and the
+                    // second reading, a new snapshot, sees it spent.)
+                    for _ in 0..2 {
+                        let row: Option<PresentedRow> =
+                            sqlx::query_as(<$store as Dialect>::FIND_PRESENTED_TOKEN)
+                                .bind(presented.0.as_slice())
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .db()?;
+                        let Some(row) = row else {
+                            return Ok(Rotation::Invalid);
+                        };
+                        let (token, generation, session, user) = row.into_parts().db()?;
+                        match judge(&token, &policy, now) {
+                            Verdict::Invalid => return Ok(Rotation::Invalid),
+                            Verdict::ReusedWithinGrace => {
+                                let newest: Option<StoredGeneration> =
+                                    sqlx::query_scalar(sql::NEWEST_GENERATION)
+                                        .bind(session.id.0)
+                                        .fetch_one(&mut *tx)
+                                        .await
+                                        .db()?;
+                                tx.commit().await.db()?;
+                                return Ok(Rotation::ReusedWithinGrace {
+                                    session,
+                                    user,
+                                    presented_generation: generation,
+                                    newest_generation: newest.map_or(generation, |g| g.0),
+                                });
+                            }
+                            Verdict::ReusedAfterGrace => {
+                                sqlx::query(sql::REVOKE_SESSION_BY_ID)
+                                    .bind(StoredTime(now))
+                                    .bind(session.id.0)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .db()?;
+                                tx.commit().await.db()?;
+                                return Ok(Rotation::ReusedAfterGrace {
+                                    session_id: session.id,
+                                });
+                            }
+                            Verdict::Rotate => {
+                                let spent = sqlx::query(sql::SPEND_REFRESH_TOKEN)
+                                    .bind(StoredTime(now))
+                                    .bind(presented.0.as_slice())
+                                    .execute(&mut *tx)
+                                    .await
+                                    .db()?;
+                                if spent.rows_affected() == 0 {
+                                    continue;
+                                }
+                                let expires_at = successor_expiry(&policy, &session, now).db()?;
+                                sqlx::query(sql::INSERT_REFRESH_TOKEN)
+                                    .bind(successor.0.as_slice())
+                                    .bind(session.id.0)
+                                    .bind(StoredGeneration(next_generation(generation).db()?))
+                                    .bind(StoredTime(now))
+                                    .bind(StoredTime(expires_at))
+                                    .execute(&mut *tx)
+                                    .await
+                                    .db()?;
+                                let refreshed = sqlx::query(sql::RECORD_REFRESH)
+                                    .bind(StoredTime(now))
+                                    .bind(StoredTime(expires_at))
+                                    .bind(session.id.0)
+                                    .execute(&mut *tx)
+                                    .await
+                                    .db()?;
+                                if refreshed.rows_affected() == 0 {
+                                    return Ok(Rotation::Invalid);
+                                }
+                                tx.commit().await.db()?;
+                                let session = SessionRecord {
+                                    last_refreshed_at: Some(now),
+                                    expires_at,
+                                    ..session
+                                };
+                                return Ok(Rotation::Rotated { session, user });
+                            }
+                        }
+                    }
+                    Ok(Rotation::Invalid)
+                }
+
+                async fn revoke_session(
+                    &self,
+                    user_id: UserId,
+                    session_id: SessionId,
+                    now: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(sql::REVOKE_SESSION)
+                        .bind(StoredTime(now))
+                        .bind(session_id.0)
+                        .bind(user_id.0)
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn revoke_sessions(
+                    &self,
+                    user_id: UserId,
+                    keep: Option<SessionId>,
+                    now: OffsetDateTime,
+                ) -> Result<Vec<SessionId>, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let revoked = revoke_sessions(&mut tx, user_id, keep, now).await?;
+                    tx.commit().await.db()?;
+                    Ok(revoked)
+                }
+
+                async fn list_live_sessions(
+                    &self,
+                    user_id: UserId,
+                    now: OffsetDateTime,
+                ) -> Result<Vec<SessionRecord>, StoreError> {
+                    let found: Vec<SessionRow> = sqlx::query_as(sql::LIST_LIVE_SESSIONS)
+                        .bind(user_id.0)
+                        .bind(StoredTime(now))
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(found.into_iter().map(SessionRecord::from).collect())
+                }
+
+                async fn update_profile(
+                    &self,
+                    user_id: UserId,
+                    change: &ProfileChange,
+                    now: OffsetDateTime,
+                ) -> Result<Option<User>, StoreError> {
+                    let name = change.display_name.as_ref();
+                    let avatar = change.avatar_url.as_ref();
+                    let row: Option<UserRow> = sqlx::query_as(sql::UPDATE_PROFILE)
+                        .bind(name.is_some())
+                        .bind(name.and_then(Option::as_ref).map(DisplayName::as_str))
+                        .bind(avatar.is_some())
+                        .bind(avatar.and_then(Option::as_ref).map(AvatarUrl::as_str))
+                        .bind(StoredTime(now))
+                        .bind(user_id.0)
+                        .fetch_optional(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    row.map(UserRow::into_user).transpose().db()
+                }
+
+                async fn create_reset_token(
+                    &self,
+                    user_id: UserId,
+                    token: TokenHash,
+                    expires_at: OffsetDateTime,
+                    now: OffsetDateTime,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(sql::INSERT_RESET_TOKEN)
+                        .bind(token.0.as_slice())
+                        .bind(user_id.0)
+                        .bind(StoredTime(now))
+                        .bind(StoredTime(expires_at))
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn find_reset_token_user(
+                    &self,
+                    token: TokenHash,
+                    now: OffsetDateTime,
+                ) -> Result<Option<Credentials>, StoreError> {
+                    let row: Option<CredentialsRow> = sqlx::query_as(sql::FIND_RESET_TOKEN_USER)
+                        .bind(token.0.as_slice())
+                        .bind(StoredTime(now))
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    row.map(CredentialsRow::into_credentials).transpose().db()
+                }
+
+                async fn reset_password(
+                    &self,
+                    token: TokenHash,
+                    hash: &PasswordHash,
+                    now: OffsetDateTime,
+                ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let owner: Option<Uuid> = sqlx::query_scalar(sql::SPEND_RESET_TOKEN)
+                        .bind(StoredTime(now))
+                        .bind(token.0.as_slice())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                    let Some(owner) = owner.map(UserId) else {
+                        return Ok(None);
+                    };
+                    sqlx::query(sql::SET_PASSWORD_HASH)
+                        .bind(hash.as_str())
+                        .bind(StoredTime(now))
+                        .bind(owner.0)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    sqlx::query(sql::SPEND_USER_RESET_TOKENS)
+                        .bind(StoredTime(now))
+                        .bind(owner.0)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    let revoked = revoke_sessions(&mut tx, owner, None, now).await?;
+                    tx.commit().await.db()?;
+                    Ok(Some((owner, revoked)))
+                }
+
+                async fn change_password(
+                    &self,
+                    user_id: UserId,
+                    hash: &PasswordHash,
+                    keep: SessionId,
+                    now: OffsetDateTime,
+                ) -> Result<Vec<SessionId>, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    sqlx::query(sql::SET_PASSWORD_HASH)
+                        .bind(hash.as_str())
+                        .bind(StoredTime(now))
+                        .bind(user_id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    let revoked = revoke_sessions(&mut tx, user_id, Some(keep), now).await?;
+                    tx.commit().await.db()?;
+                    Ok(revoked)
+                }
+
+                async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+                    let mut select = QueryBuilder::<Db>::new(sql::LIST_USERS);
+                    if let Some(prefix) = &query.email_prefix {
+                        let filter = <$store as Dialect>::EMAIL_PREFIX_FILTER;
+                        for (i, piece) in filter.iter().enumerate() {
+                            if i > 0 {
+                                select.push_bind(prefix.as_str());
+                            }
+                            select.push(piece);
+                        }
+                    }
+                    if let Some(after) = &query.after {
+                        select
+                            .push(sql::LIST_USERS_AFTER)
+                            .push_bind(StoredTime(after.created_at))
+                            .push(", ")
+                            .push_bind(after.id.0)
+                            .push(")");
+                    }
+                    select
+                        .push(sql::LIST_USERS_ORDER)
+                        .push_bind(i64::from(query.limit) + 1);
+                    let found: Vec<UserRow> = select
+                        .build_query_as()
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    let users = found
+                        .into_iter()
+                        .map(UserRow::into_user)
+                        .collect::<Result<_, _>>()
+                        .db()?;
+                    Ok(page(users, query.limit))
+                }
+
+                async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {
+                    let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER)
+                        .bind(user_id.0)
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    row.map(UserRow::into_user).transpose().db()
+                }
+
+                async fn update_user(
+                    &self,
+                    user_id: UserId,
+                    change: &AdminUserChange,
+                    now: OffsetDateTime,
+                ) -> Result<Option<User>, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let row: Option<UserRow> = sqlx::query_as(sql::UPDATE_USER)
+                        .bind(change.disabled)
+                        .bind(change.role.map(Role::as_str))
+                        .bind(change.credits_balance)
+                        .bind(change.email_confirmed)
+                        .bind(StoredTime(now))
+                        .bind(user_id.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let user = row.into_user().db()?;
+                    if change.disabled == Some(true) {
+                        revoke_sessions(&mut tx, user_id, None, now).await?;
+                    }
+                    tx.commit().await.db()?;
+                    Ok(Some(user))
+                }
+
+                async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError> {
+                    let done = sqlx::query(sql::DELETE_USER)
+                        .bind(user_id.0)
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(done.rows_affected() > 0)
+                }
+            }
+
+            /// The session and its first refresh token (generation 0).
+            async fn insert_session(
+                tx: &mut Transaction<'static, Db>,
+                session: &NewSession,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_SESSION)
+                    .bind(session.id.0)
+                    .bind(session.user_id.0)
+                    .bind(StoredTime(session.now))
+                    .bind(StoredTime(session.refresh_expires_at))
+                    .bind(session.remember_me)
+                    .bind(session.user_agent.as_deref())
+                    .bind(session.ip.as_deref())
+                    .execute(&mut **tx)
+                    .await
+                    .db()?;
+                sqlx::query(sql::INSERT_REFRESH_TOKEN)
+                    .bind(session.refresh_token.0.as_slice())
+                    .bind(session.id.0)
+                    .bind(StoredGeneration(0))
+                    .bind(StoredTime(session.now))
+                    .bind(StoredTime(session.refresh_expires_at))
+                    .execute(&mut **tx)
+                    .await
+                    .db()?;
+                Ok(())
+            }
+
+            async fn revoke_sessions(
+                tx: &mut Transaction<'static, Db>,
+                user_id: UserId,
+                keep: Option<SessionId>,
+                now: OffsetDateTime,
+            ) -> Result<Vec<SessionId>, StoreError> {
+                let revoked: Vec<Uuid> = match keep {
+                    Some(keep) => {
+                        sqlx::query_scalar(sql::REVOKE_OTHER_SESSIONS)
+                            .bind(StoredTime(now))
+                            .bind(user_id.0)
+                            .bind(keep.0)
+                            .fetch_all(&mut **tx)
+                            .await
+                    }
+                    None => {
+                        sqlx::query_scalar(sql::REVOKE_USER_SESSIONS)
+                            .bind(StoredTime(now))
+                            .bind(user_id.0)
+                            .fetch_all(&mut **tx)
+                            .await
+                    }
+                }
+                .db()?;
+                Ok(revoked.into_iter().map(SessionId).collect())
+            }
+        };
+    };
+}
+
+pub(crate) use sql_store;
