@@ -1,7 +1,7 @@
 //! The contract, machine-readable: the OpenAPI 3.1 document generated from the handlers'
 //! `#[utoipa::path]` attributes (GET /openapi.json) and a Swagger UI reference at GET /docs whose
-//! assets are compiled into the binary. Request bodies are read field by field (`ValidJson`), so
-//! the request schemas here are documentation only; the wire response types derive their own.
+//! assets are compiled into the binary. Every schema is derived on the type that reads or writes
+//! the body, beside its handler; this module only gathers them.
 
 use std::sync::OnceLock;
 
@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{
     Content, Header, Object, OpenApi as Document, Ref, RefOr, ResponseBuilder, Type,
 };
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::AppState;
@@ -196,183 +196,6 @@ impl Modify for CommonResponses {
             }
         }
     }
-}
-
-/// The contract's error body, documented from the type the error middleware writes.
-pub(crate) type ErrorResponse = crate::middleware::WireError<'static>;
-
-/// One of the roles a user can have.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum RoleName {
-    Viewer,
-    Creator,
-    Admin,
-}
-
-/// `scope` of POST /logout: which sessions end. Values are case-sensitive.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum LogoutScope {
-    Local,
-    Global,
-    Others,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct RegisterBody {
-    /// Trimmed and lowercased; `local@domain` with a DNS domain, at most 254 characters.
-    #[schema(max_length = 254, example = "ada@example.com")]
-    email: String,
-    /// 8 to 128 characters; not one of the 10,000 most common passwords, not the email or its local part.
-    #[schema(min_length = 8, max_length = 128)]
-    password: String,
-    /// 1 to 100 characters after trimming; becomes `display_name`.
-    #[schema(min_length = 1, max_length = 100)]
-    full_name: Option<String>,
-    /// When present, must equal `password`.
-    confirm_password: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct LoginBody {
-    #[schema(max_length = 254, example = "ada@example.com")]
-    email: String,
-    #[schema(min_length = 1)]
-    password: String,
-    /// Refresh tokens live 30 days instead of 7 (the choice carries over to every rotation).
-    #[schema(nullable = false, default = false)]
-    remember_me: Option<bool>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct RefreshBody {
-    #[schema(min_length = 1)]
-    refresh_token: String,
-}
-
-/// An absent field stays as it is; `null` clears it.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProfileBody {
-    #[schema(min_length = 1, max_length = 100)]
-    full_name: Option<String>,
-    /// An absolute `https` URL with a host (an empty string is 422, not a clear).
-    #[schema(min_length = 1, max_length = 2048)]
-    avatar_url: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PasswordResetBody {
-    #[schema(max_length = 254, example = "ada@example.com")]
-    email: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PasswordResetConfirmBody {
-    /// The token from the reset message.
-    #[schema(min_length = 1)]
-    token: String,
-    /// The register policy applies.
-    #[schema(min_length = 8, max_length = 128)]
-    new_password: String,
-    /// When present, must equal `new_password`.
-    confirm_password: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ChangePasswordBody {
-    #[schema(min_length = 1)]
-    current_password: String,
-    /// The register policy applies, including "not the email".
-    #[schema(min_length = 8, max_length = 128)]
-    new_password: String,
-    /// When present, must equal `new_password`.
-    confirm_password: Option<String>,
-}
-
-/// Every field is optional; an absent one is left as it is.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct UpdateUserBody {
-    /// Disabling revokes every session at once.
-    #[schema(nullable = false)]
-    disabled: Option<bool>,
-    #[schema(nullable = false)]
-    role: Option<RoleName>,
-    #[schema(nullable = false, minimum = 0)]
-    credits_balance: Option<i64>,
-    #[schema(nullable = false)]
-    email_confirmed: Option<bool>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct FlagsBody {
-    /// Switches the session/profile cache on or off at run time.
-    #[schema(nullable = false)]
-    cache: Option<bool>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct HealthBody {
-    #[schema(example = "ok")]
-    status: String,
-    #[schema(example = "0.1.0")]
-    version: String,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum ReadyStatus {
-    Ok,
-    Degraded,
-    Unavailable,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ReadyBody {
-    /// `ok` and `degraded` (served from the database, e.g. Redis down) are 200; `unavailable` is 503.
-    status: ReadyStatus,
-    checks: ReadyChecks,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ReadyChecks {
-    database: DatabaseCheck,
-    cache: CacheCheck,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct DatabaseCheck {
-    /// `ok`, `unavailable` or `timeout`.
-    status: String,
-    latency_ms: f64,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct CacheCheck {
-    /// `ok`, `degraded` or `disabled`.
-    status: String,
-    /// `none`, `l1` or `l1+l2`.
-    layers: String,
-    /// Why the cache is degraded.
-    #[schema(nullable = false)]
-    reason: Option<String>,
 }
 
 #[cfg(test)]
