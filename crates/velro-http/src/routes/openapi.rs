@@ -1,11 +1,12 @@
 //! The contract, machine-readable: the OpenAPI 3.1 document generated from the handlers'
-//! `#[utoipa::path]` attributes (GET /openapi.json) and a Swagger UI reference at GET /docs whose
-//! assets are compiled into the binary. Every schema is derived on the type that reads or writes
+//! `#[utoipa::path]` attributes (GET /openapi.json), a Swagger UI reference at GET /docs whose
+//! assets are compiled into the binary, and at GET / a page for browsers that points to both. The
+//! page and the reference are for people, so the document does not list them. Every schema is derived on the type that reads or writes
 //! the body, beside its handler; this module only gathers them.
 
 use std::sync::OnceLock;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,7 +18,7 @@ use utoipa::openapi::{
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// The docs page runs its own (self-hosted) scripts and Swagger UI's inline styles; nothing else.
 /// Set here so that the JSON API's stricter policy, set by the security-headers layer when a
@@ -33,7 +34,59 @@ pub(super) fn router() -> Router<AppState> {
         Router::<AppState>::from(swagger).layer(axum::middleware::map_response(with_docs_csp));
     Router::new()
         .route("/openapi.json", get(openapi_json))
+        // Other methods keep the unknown route's 404, as before there was a page.
+        .route("/", get(home).fallback(|| async { ApiError::NotFound }))
         .merge(docs)
+}
+
+/// What a browser shows at the service's address. A status page will be linked here too.
+const HOME_PAGE: &str = "<!doctype html>
+<html lang=\"en\">
+<head><meta charset=\"utf-8\"><title>Velro Auth API</title></head>
+<body>
+<h1>Velro Auth API</h1>
+<p>This address serves a JSON API. Its reference is at <a href=\"/docs/\">/docs</a>; the
+machine-readable contract is at <a href=\"/openapi.json\">/openapi.json</a>.</p>
+</body>
+</html>
+";
+
+/// Whether the client asked for HTML: a browser's navigation does, an API client does not.
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let essence = parts.next().unwrap_or_default();
+            let refused = parts.any(|param| {
+                param
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            essence.eq_ignore_ascii_case("text/html") && !refused
+        })
+}
+
+/// A page for people; everyone else keeps the contract's 404 for a route that is not the API's.
+async fn home(headers: HeaderMap) -> Response {
+    let mut response = if accepts_html(&headers) {
+        (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            HOME_PAGE,
+        )
+            .into_response()
+    } else {
+        ApiError::NotFound.into_response()
+    };
+    // The answer depends on Accept, so caches must key on it.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
 }
 
 async fn with_docs_csp(mut response: Response) -> Response {
@@ -296,6 +349,26 @@ mod tests {
             .collect();
         required.sort_unstable();
         assert_eq!(required, ["email", "password"]);
+    }
+
+    #[test]
+    fn only_a_client_that_asks_for_html_gets_the_page() {
+        let with = |accept: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_str(accept).expect("a header value"),
+            );
+            accepts_html(&headers)
+        };
+        assert!(with(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(with("Text/HTML; q=0.5"));
+        assert!(!with("application/json"));
+        assert!(!with("*/*"));
+        assert!(!with("text/html;q=0, application/json"));
+        assert!(!accepts_html(&HeaderMap::new()));
     }
 
     #[test]
