@@ -35,33 +35,61 @@ impl ApiError {
     }
 }
 
-/// Every kind of failure a client can see; [`Failure::row`] is the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
-    ValidationFailed,
-    InvalidCredentials,
-    AccountDisabled,
-    EmailExists,
-    TokenMissing,
-    TokenInvalid,
-    TokenExpired,
-    SessionRevoked,
-    RefreshTokenInvalid,
-    RefreshTokenReused,
-    ResetTokenInvalid,
-    InvalidServiceKey,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    HeadersTooLarge,
-    BadRequest,
-    RateLimited,
-    Overloaded,
-    Timeout,
-    Internal,
+/// Declares [`Failure`] and its table together, one row a line.
+macro_rules! failures {
+    ($($(#[$why:meta])* $name:ident => $status:ident, $code:literal, $detail:literal, $extra:ident;)*) => {
+        /// Every kind of failure a client can see.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Failure {
+            $($(#[$why])* $name),*
+        }
+
+        impl Failure {
+            #[cfg(test)]
+            const ALL: &'static [Self] = &[$(Self::$name),*];
+
+            /// The table.
+            pub(crate) const fn row(self) -> Row {
+                match self {
+                    $(Self::$name => Row {
+                        status: StatusCode::$status,
+                        code: $code,
+                        detail: $detail,
+                        extra: Extra::$extra,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+failures! {
+    ValidationFailed => UNPROCESSABLE_ENTITY, "validation_failed", "Request validation failed", None;
+    InvalidCredentials => UNAUTHORIZED, "invalid_credentials", "Invalid email or password", None;
+    AccountDisabled => FORBIDDEN, "account_disabled", "This account is disabled", None;
+    EmailExists => CONFLICT, "email_exists", "An account with this email already exists", None;
+    TokenMissing => UNAUTHORIZED, "token_missing", "A bearer token is required", None;
+    TokenInvalid => UNAUTHORIZED, "token_invalid", "The access token is invalid", InvalidToken;
+    TokenExpired => UNAUTHORIZED, "token_expired", "The access token has expired", InvalidToken;
+    SessionRevoked => UNAUTHORIZED, "session_revoked", "The session has ended", InvalidToken;
+    RefreshTokenInvalid => UNAUTHORIZED, "refresh_token_invalid", "The refresh token is invalid", None;
+    RefreshTokenReused => UNAUTHORIZED, "refresh_token_reused", "The refresh token was already used; the session has been revoked", None;
+    ResetTokenInvalid => BAD_REQUEST, "reset_token_invalid", "The reset token is invalid, used or expired", None;
+    InvalidServiceKey => UNAUTHORIZED, "invalid_service_key", "A valid service key is required", None;
+    Unauthorized => UNAUTHORIZED, "unauthorized", "Authentication required", None;
+    Forbidden => FORBIDDEN, "forbidden", "You may not do this", None;
+    NotFound => NOT_FOUND, "not_found", "Not found", None;
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", None;
+    /// The contract fixes the limit at 16 KiB, so the text may name it.
+    PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large", "The request body is too large (limit 16 KiB)", None;
+    /// Not "(application/json)": any application/*+json counts as JSON too.
+    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body must be JSON", None;
+    HeadersTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "The request headers are too large", None;
+    BadRequest => BAD_REQUEST, "bad_request", "The request could not be understood", None;
+    RateLimited => TOO_MANY_REQUESTS, "rate_limited", "Too many requests; retry later", RetryAfter;
+    Overloaded => SERVICE_UNAVAILABLE, "overloaded", "The service is busy; retry shortly", RetryAfter;
+    Timeout => SERVICE_UNAVAILABLE, "timeout", "The request took too long; retry shortly", RetryAfter;
+    Internal => INTERNAL_SERVER_ERROR, "internal_error", "Internal server error", None;
 }
 
 /// The headers a failure carries besides the body.
@@ -83,15 +111,6 @@ pub(crate) struct Row {
     pub extra: Extra,
 }
 
-const fn row(status: StatusCode, code: &'static str, detail: &'static str, extra: Extra) -> Row {
-    Row {
-        status,
-        code,
-        detail,
-        extra,
-    }
-}
-
 /// `Retry-After` when the cause did not say how long to wait.
 pub(crate) const RETRY_AFTER_SECS: u64 = 1;
 
@@ -101,155 +120,6 @@ pub(crate) const BEARER_CHALLENGE: &str = "Bearer";
 const INVALID_TOKEN_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
 
 impl Failure {
-    /// The table.
-    pub(crate) const fn row(self) -> Row {
-        use Extra::{InvalidToken, RetryAfter};
-        use StatusCode as S;
-        match self {
-            Self::ValidationFailed => row(
-                S::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                "Request validation failed",
-                Extra::None,
-            ),
-            Self::InvalidCredentials => row(
-                S::UNAUTHORIZED,
-                "invalid_credentials",
-                "Invalid email or password",
-                Extra::None,
-            ),
-            Self::AccountDisabled => row(
-                S::FORBIDDEN,
-                "account_disabled",
-                "This account is disabled",
-                Extra::None,
-            ),
-            Self::EmailExists => row(
-                S::CONFLICT,
-                "email_exists",
-                "An account with this email already exists",
-                Extra::None,
-            ),
-            Self::TokenMissing => row(
-                S::UNAUTHORIZED,
-                "token_missing",
-                "A bearer token is required",
-                Extra::None,
-            ),
-            Self::TokenInvalid => row(
-                S::UNAUTHORIZED,
-                "token_invalid",
-                "The access token is invalid",
-                InvalidToken,
-            ),
-            Self::TokenExpired => row(
-                S::UNAUTHORIZED,
-                "token_expired",
-                "The access token has expired",
-                InvalidToken,
-            ),
-            Self::SessionRevoked => row(
-                S::UNAUTHORIZED,
-                "session_revoked",
-                "The session has ended",
-                InvalidToken,
-            ),
-            Self::RefreshTokenInvalid => row(
-                S::UNAUTHORIZED,
-                "refresh_token_invalid",
-                "The refresh token is invalid",
-                Extra::None,
-            ),
-            Self::RefreshTokenReused => row(
-                S::UNAUTHORIZED,
-                "refresh_token_reused",
-                "The refresh token was already used; the session has been revoked",
-                Extra::None,
-            ),
-            Self::ResetTokenInvalid => row(
-                S::BAD_REQUEST,
-                "reset_token_invalid",
-                "The reset token is invalid, used or expired",
-                Extra::None,
-            ),
-            Self::InvalidServiceKey => row(
-                S::UNAUTHORIZED,
-                "invalid_service_key",
-                "A valid service key is required",
-                Extra::None,
-            ),
-            Self::Unauthorized => row(
-                S::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-                Extra::None,
-            ),
-            Self::Forbidden => row(
-                S::FORBIDDEN,
-                "forbidden",
-                "You may not do this",
-                Extra::None,
-            ),
-            Self::NotFound => row(S::NOT_FOUND, "not_found", "Not found", Extra::None),
-            Self::MethodNotAllowed => row(
-                S::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-                Extra::None,
-            ),
-            // The contract fixes the limit at 16 KiB, so the text may name it.
-            Self::PayloadTooLarge => row(
-                S::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The request body is too large (limit 16 KiB)",
-                Extra::None,
-            ),
-            // Not "(application/json)": any application/*+json counts as JSON too.
-            Self::UnsupportedMediaType => row(
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "The body must be JSON",
-                Extra::None,
-            ),
-            Self::HeadersTooLarge => row(
-                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "headers_too_large",
-                "The request headers are too large",
-                Extra::None,
-            ),
-            Self::BadRequest => row(
-                S::BAD_REQUEST,
-                "bad_request",
-                "The request could not be understood",
-                Extra::None,
-            ),
-            Self::RateLimited => row(
-                S::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests; retry later",
-                RetryAfter,
-            ),
-            Self::Overloaded => row(
-                S::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "The service is busy; retry shortly",
-                RetryAfter,
-            ),
-            Self::Timeout => row(
-                S::SERVICE_UNAVAILABLE,
-                "timeout",
-                "The request took too long; retry shortly",
-                RetryAfter,
-            ),
-            Self::Internal => row(
-                S::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "Internal server error",
-                Extra::None,
-            ),
-        }
-    }
-
     fn of(error: &AuthError) -> Self {
         use AuthError as E;
         match error {
@@ -465,37 +335,10 @@ pub(crate) struct WireFieldError {
 mod tests {
     use super::*;
 
-    const ALL: [Failure; 24] = [
-        Failure::ValidationFailed,
-        Failure::InvalidCredentials,
-        Failure::AccountDisabled,
-        Failure::EmailExists,
-        Failure::TokenMissing,
-        Failure::TokenInvalid,
-        Failure::TokenExpired,
-        Failure::SessionRevoked,
-        Failure::RefreshTokenInvalid,
-        Failure::RefreshTokenReused,
-        Failure::ResetTokenInvalid,
-        Failure::InvalidServiceKey,
-        Failure::Unauthorized,
-        Failure::Forbidden,
-        Failure::NotFound,
-        Failure::MethodNotAllowed,
-        Failure::PayloadTooLarge,
-        Failure::UnsupportedMediaType,
-        Failure::HeadersTooLarge,
-        Failure::BadRequest,
-        Failure::RateLimited,
-        Failure::Overloaded,
-        Failure::Timeout,
-        Failure::Internal,
-    ];
-
     #[test]
     fn every_code_has_one_status_and_one_detail() {
         let mut seen: Vec<Row> = Vec::new();
-        for failure in ALL {
+        for &failure in Failure::ALL {
             let row = failure.row();
             if let Some(same) = seen.iter().find(|other| other.code == row.code) {
                 assert_eq!(same.status, row.status, "{}", row.code);
@@ -507,7 +350,7 @@ mod tests {
 
     #[test]
     fn retry_after_goes_with_429_and_503_and_only_with_them() {
-        for failure in ALL {
+        for &failure in Failure::ALL {
             let row = failure.row();
             let limited = matches!(
                 row.status,
