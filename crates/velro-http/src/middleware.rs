@@ -1,20 +1,18 @@
 //! The layer every request passes through: request id, the one deadline, the contract's error
-//! body, and the one log line.
+//! body (rendered by `error::render`), and the one log line.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tracing::Instrument;
 use uuid::Uuid;
 use velro_core::domain::UserId;
 
-use crate::error::{describe_status, ApiError, BodyIsFinal, ErrorBody, RETRY_AFTER_SECS};
+use crate::error::{ApiError, BEARER_CHALLENGE};
 use crate::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -60,7 +58,7 @@ pub(crate) async fn observe(
             Ok(response) => response,
             Err(_) => ApiError::Timeout.into_response(),
         };
-    let mut response = render_error_body(response, &request_id);
+    let mut response = crate::error::render(response, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -90,96 +88,16 @@ pub(crate) async fn observe(
     response
 }
 
-/// Gives every non-2xx response the contract's body, whether it came from a handler (with an
-/// [`ErrorBody`]) or from the framework (by status alone), and `Retry-After` on 429 and 503.
-fn render_error_body(response: Response, request_id: &str) -> Response {
-    let status = response.status();
-    if status.is_success() || status.is_informational() || status.is_redirection() {
-        return response;
-    }
-    if response.extensions().get::<BodyIsFinal>().is_some() {
-        return response;
-    }
-    let (mut parts, _) = response.into_parts();
-    let rendered = parts.extensions.remove::<ErrorBody>().unwrap_or_else(|| {
-        let (code, detail) = describe_status(status);
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), "request failed outside a handler");
-        }
-        ErrorBody {
-            code,
-            detail,
-            errors: (status == StatusCode::UNPROCESSABLE_ENTITY).then(Vec::new),
-        }
-    });
-    let body = WireError {
-        detail: rendered.detail,
-        code: rendered.code,
-        status_code: status.as_u16(),
-        request_id,
-        errors: rendered.errors.map(|errors| {
-            errors
-                .into_iter()
-                .map(|e| WireFieldError {
-                    field: e.field,
-                    message: e.message,
-                })
-                .collect()
-        }),
-    };
-    let body = serde_json::to_string(&body).unwrap_or_default();
-    if matches!(
-        status,
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-    ) && !parts.headers.contains_key(header::RETRY_AFTER)
-    {
-        parts
-            .headers
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-    }
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(body))
-}
-
-/// The contract's error body, keys in the contract's order.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = ErrorResponse)]
-pub(crate) struct WireError<'a> {
-    /// For humans.
-    detail: &'static str,
-    /// The stable snake_case machine code that clients branch on.
-    code: &'static str,
-    /// The HTTP status, repeated.
-    status_code: u16,
-    /// The response's `x-request-id`.
-    request_id: &'a str,
-    /// Only on 422 `validation_failed`: one entry per bad or missing field.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    errors: Option<Vec<WireFieldError>>,
-}
-
-/// One bad or missing field of a 422.
-#[derive(Serialize, utoipa::ToSchema)]
-#[schema(as = FieldError)]
-pub(crate) struct WireFieldError {
-    field: String,
-    message: String,
-}
-
 /// On endpoints that take a Bearer token, every 401 names the scheme.
 pub(crate) async fn bearer_challenge(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED
         && !response.headers().contains_key(header::WWW_AUTHENTICATE)
     {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(BEARER_CHALLENGE),
+        );
     }
     response
 }

@@ -6,7 +6,7 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use velro_core::domain::{SessionRecord, User};
+use velro_core::domain::{Role, SessionRecord, User};
 use velro_core::service::IssuedSession;
 
 const RFC3339_UTC: &[FormatItem<'static>] =
@@ -19,6 +19,25 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// One of the roles a user can have.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RoleName {
+    Viewer,
+    Creator,
+    Admin,
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Viewer => Self::Viewer,
+            Role::Creator => Self::Creator,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = User)]
 pub(crate) struct UserResponse {
@@ -28,8 +47,7 @@ pub(crate) struct UserResponse {
     display_name: Option<String>,
     avatar_url: Option<String>,
     credits_balance: i64,
-    #[schema(value_type = crate::routes::openapi::RoleName)]
-    role: &'static str,
+    role: RoleName,
     email_confirmed: bool,
     #[schema(format = DateTime)]
     created_at: String,
@@ -45,7 +63,7 @@ impl From<User> for UserResponse {
             display_name: user.display_name,
             avatar_url: user.avatar_url,
             credits_balance: user.credits_balance,
-            role: user.role.as_str(),
+            role: user.role.into(),
             email_confirmed: user.email_confirmed,
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),

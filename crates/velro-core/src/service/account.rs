@@ -21,6 +21,15 @@ pub struct Registration {
     pub display_name: Option<DisplayName>,
 }
 
+/// A sign-in attempt whose every field has been parsed.
+#[derive(Debug)]
+pub struct Login {
+    pub email: Email,
+    pub password: Secret<String>,
+    /// Refresh tokens of the new session live the long lifetime.
+    pub remember_me: bool,
+}
+
 impl AuthService {
     pub async fn register(
         &self,
@@ -63,11 +72,15 @@ impl AuthService {
 
     pub async fn login(
         &self,
-        email: &Email,
-        password: Secret<String>,
-        remember_me: bool,
+        login: Login,
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
+        let Login {
+            email,
+            password,
+            remember_me,
+        } = login;
+        let email = &email;
         let deps = self.deps();
         // Unknown and known emails are counted alike, so a refusal says nothing about either.
         deps.limits.check_ip(Policy::LoginIp, client.ip()).await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use time::Duration;
 
-pub use account::Registration;
+pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use session::{Authenticated, LogoutScope};
 

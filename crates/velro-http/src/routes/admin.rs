@@ -4,10 +4,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{middleware, Json, Router};
+use utoipa::ToSchema;
 use velro_core::domain::{AdminUserChange, Role, UserCursor, UserId, UserQuery};
 
+use crate::error::ErrorResponse;
 use crate::extract::{AdminCaller, Fields, FromFields, PathId, QueryParams, ValidJson};
-use crate::wire::{AdminUserResponse, UserListResponse};
+use crate::wire::{AdminUserResponse, RoleName, UserListResponse};
 use crate::{ApiError, AppState};
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -82,9 +84,9 @@ fn user_query(query: &QueryParams) -> Result<UserQuery, ApiError> {
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size (default 50)"), ("after" = Option<String>, Query, description = "The `next` cursor of the previous page"), ("email" = Option<String>, Query, description = "A literal, case-insensitive email prefix")),
     responses(
         (status = 200, description = "A page of users, newest first", body = UserListResponse),
-        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
-        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
-        (status = 422, description = "`validation_failed`: a bad `limit`, `after` or `email`, or an empty value", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: a bad `limit`, `after` or `email`, or an empty value", body = ErrorResponse),
     ),
     security(("service_key" = [])),
 )]
@@ -108,9 +110,9 @@ async fn list_users(
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, description = "The user", body = AdminUserResponse),
-        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
-        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
-        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = ErrorResponse),
     ),
     security(("service_key" = [])),
 )]
@@ -122,7 +124,20 @@ async fn get_user(
     Ok(Json(state.admin.get_user(UserId(id)).await?.into()))
 }
 
-struct UpdateUserRequest(AdminUserChange);
+/// Every field is optional; an absent one is left as it is.
+#[derive(ToSchema)]
+#[schema(as = UpdateUserBody)]
+struct UpdateUserRequest {
+    /// Disabling revokes every session at once.
+    #[schema(nullable = false)]
+    disabled: Option<bool>,
+    #[schema(value_type = Option<RoleName>, nullable = false)]
+    role: Option<Role>,
+    #[schema(nullable = false, minimum = 0)]
+    credits_balance: Option<i64>,
+    #[schema(nullable = false)]
+    email_confirmed: Option<bool>,
+}
 
 impl FromFields for UpdateUserRequest {
     fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
@@ -140,12 +155,12 @@ impl FromFields for UpdateUserRequest {
             }
             other => other,
         };
-        Some(Self(AdminUserChange {
+        Some(Self {
             disabled,
             role,
             credits_balance,
             email_confirmed,
-        }))
+        })
     }
 }
 
@@ -153,13 +168,13 @@ impl FromFields for UpdateUserRequest {
     patch,
     path = "/api/v1/admin/users/{id}",
     tag = "admin",
-    request_body = super::openapi::UpdateUserBody,
+    request_body = UpdateUserRequest,
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 200, description = "The updated user", body = AdminUserResponse),
-        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
-        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
-        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = ErrorResponse),
     ),
     security(("service_key" = [])),
 )]
@@ -167,8 +182,14 @@ async fn update_user(
     State(state): State<AppState>,
     _: AdminCaller,
     PathId(id): PathId,
-    ValidJson(UpdateUserRequest(change)): ValidJson<UpdateUserRequest>,
+    ValidJson(request): ValidJson<UpdateUserRequest>,
 ) -> Result<Json<AdminUserResponse>, ApiError> {
+    let change = AdminUserChange {
+        disabled: request.disabled,
+        role: request.role,
+        credits_balance: request.credits_balance,
+        email_confirmed: request.email_confirmed,
+    };
     Ok(Json(
         state.admin.update_user(UserId(id), &change).await?.into(),
     ))
@@ -181,9 +202,9 @@ async fn update_user(
     params(("id" = uuid::Uuid, Path, description = "A user id")),
     responses(
         (status = 204, description = "Deleted; every session revoked; the email can be registered again"),
-        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
-        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
-        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = ErrorResponse),
     ),
     security(("service_key" = [])),
 )]
@@ -196,13 +217,17 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(serde::Serialize, ToSchema)]
 #[schema(as = Flags)]
 struct FlagsResponse {
     cache: bool,
 }
 
+#[derive(ToSchema)]
+#[schema(as = FlagsBody)]
 struct FlagsRequest {
+    /// Switches the session/profile cache on or off at run time.
+    #[schema(nullable = false)]
     cache: Option<bool>,
 }
 
@@ -220,8 +245,8 @@ impl FromFields for FlagsRequest {
     tag = "admin",
     responses(
         (status = 200, description = "Run-time flags", body = FlagsResponse),
-        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
-        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = ErrorResponse),
     ),
     security(("service_key" = [])),
 )]
@@ -235,11 +260,11 @@ async fn get_flags(State(state): State<AppState>, _: AdminCaller) -> Json<FlagsR
     put,
     path = "/api/v1/admin/flags",
     tag = "admin",
-    request_body = super::openapi::FlagsBody,
+    request_body = FlagsRequest,
     responses(
         (status = 200, description = "The flags after the change", body = FlagsResponse),
-        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = super::openapi::ErrorResponse),
-        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = ErrorResponse),
     ),
     security(("service_key" = [])),
 )]

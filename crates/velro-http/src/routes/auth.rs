@@ -6,10 +6,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{middleware, Json, Router};
+use utoipa::ToSchema;
 use velro_core::domain::{AvatarUrl, DisplayName, Email, NewPassword, ProfileChange, SessionId};
-use velro_core::service::{LogoutScope, Registration};
+use velro_core::service::{Login, LogoutScope, Registration};
 use velro_core::Secret;
 
+use crate::error::ErrorResponse;
 use crate::extract::{Caller, Client, Fields, FromFields, PathId, QueryParams, ValidJson};
 use crate::wire::{
     MessageResponse, SessionInfo, SessionListResponse, SessionResponse, UserResponse,
@@ -51,13 +53,13 @@ fn secret(fields: &mut Fields, field: &str) -> Option<Secret<String>> {
     })
 }
 
-/// A new password under the policy, and its confirmation when one was sent.
+/// A new password under the policy, and its confirmation (`confirm_password`) when one was sent.
 fn new_password(
     fields: &mut Fields,
     state: &AppState,
     field: &str,
     email: Option<&Email>,
-) -> Option<NewPassword> {
+) -> (Option<NewPassword>, Option<Secret<String>>) {
     let raw = fields.string(field);
     let confirm = fields.optional_string("confirm_password");
     if let (Some(password), Some(confirm)) = (&raw, &confirm) {
@@ -66,28 +68,49 @@ fn new_password(
         }
     }
     let policy = state.auth.password_policy();
-    fields.parse(field, raw, |password| match email {
+    let password = fields.parse(field, raw, |password| match email {
         Some(email) => policy.check_for(password, email),
         None => policy.check(password),
-    })
+    });
+    (password, confirm.map(Secret::new))
 }
 
-struct RegisterRequest(Registration);
+#[derive(ToSchema)]
+#[schema(as = RegisterBody)]
+struct RegisterRequest {
+    /// Trimmed and lowercased; `local@domain` with a DNS domain, at most 254 characters.
+    #[schema(value_type = String, max_length = 254, example = "ada@example.com")]
+    email: Email,
+    /// 8 to 128 characters; not one of the 10,000 most common passwords, not the email or its local part.
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
+    password: NewPassword,
+    /// 1 to 100 characters after trimming; becomes `display_name`.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    full_name: Option<DisplayName>,
+    /// When present, must equal `password`.
+    #[schema(value_type = Option<String>)]
+    #[expect(
+        dead_code,
+        reason = "compared with the password while parsing; a field for the schema"
+    )]
+    confirm_password: Option<Secret<String>>,
+}
 
 impl FromFields for RegisterRequest {
     fn from_fields(fields: &mut Fields, state: &AppState) -> Option<Self> {
         let email = email(fields);
-        let password = new_password(fields, state, "password", email.as_ref());
+        let (password, confirm_password) = new_password(fields, state, "password", email.as_ref());
         let full_name = fields.optional_string("full_name");
-        let display_name = match full_name {
+        let full_name = match full_name {
             Some(raw) => Some(fields.parse("full_name", Some(raw), DisplayName::parse)?),
             None => None,
         };
-        Some(Self(Registration {
+        Some(Self {
             email: email?,
             password: password?,
-            display_name,
-        }))
+            full_name,
+            confirm_password,
+        })
     }
 }
 
@@ -95,25 +118,36 @@ impl FromFields for RegisterRequest {
     post,
     path = "/api/v1/auth/register",
     tag = "auth",
-    request_body = super::openapi::RegisterBody,
+    request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered and signed in", body = SessionResponse),
-        (status = 409, description = "`email_exists`", body = super::openapi::ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+        (status = 409, description = "`email_exists`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
     ),
 )]
 async fn register(
     State(state): State<AppState>,
     Client(client): Client,
-    ValidJson(RegisterRequest(registration)): ValidJson<RegisterRequest>,
+    ValidJson(request): ValidJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let registration = Registration {
+        email: request.email,
+        password: request.password,
+        display_name: request.full_name,
+    };
     let session = state.auth.register(registration, client).await?;
     Ok((StatusCode::CREATED, Json(SessionResponse::from(session))))
 }
 
+#[derive(ToSchema)]
+#[schema(as = LoginBody)]
 struct LoginRequest {
+    #[schema(value_type = String, max_length = 254, example = "ada@example.com")]
     email: Email,
+    #[schema(value_type = String, min_length = 1)]
     password: Secret<String>,
+    /// Refresh tokens live 30 days instead of 7 (the choice carries over to every rotation).
+    #[schema(value_type = Option<bool>, nullable = false, default = false)]
     remember_me: bool,
 }
 
@@ -134,12 +168,12 @@ impl FromFields for LoginRequest {
     post,
     path = "/api/v1/auth/login",
     tag = "auth",
-    request_body = super::openapi::LoginBody,
+    request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = SessionResponse),
-        (status = 401, description = "`invalid_credentials`: unknown email or wrong password (the same body either way)", body = super::openapi::ErrorResponse),
-        (status = 403, description = "`account_disabled` (only after the password was verified)", body = super::openapi::ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_credentials`: unknown email or wrong password (the same body either way)", body = ErrorResponse),
+        (status = 403, description = "`account_disabled` (only after the password was verified)", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
     ),
 )]
 async fn login(
@@ -147,15 +181,12 @@ async fn login(
     Client(client): Client,
     ValidJson(request): ValidJson<LoginRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    let session = state
-        .auth
-        .login(
-            &request.email,
-            request.password,
-            request.remember_me,
-            client,
-        )
-        .await?;
+    let login = Login {
+        email: request.email,
+        password: request.password,
+        remember_me: request.remember_me,
+    };
+    let session = state.auth.login(login, client).await?;
     Ok(Json(session.into()))
 }
 
@@ -165,7 +196,7 @@ async fn login(
     tag = "auth",
     responses(
         (status = 200, description = "The caller, as of now", body = UserResponse),
-        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = ErrorResponse),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -173,7 +204,16 @@ async fn get_me(Caller(caller): Caller) -> Json<UserResponse> {
     Json(caller.user.into())
 }
 
-struct ProfileRequest(ProfileChange);
+/// An absent field stays as it is; `null` clears it.
+#[derive(ToSchema)]
+#[schema(as = ProfileBody)]
+struct ProfileRequest {
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    full_name: Option<Option<DisplayName>>,
+    /// An absolute `https` URL with a host (an empty string is 422, not a clear).
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 2048)]
+    avatar_url: Option<Option<AvatarUrl>>,
+}
 
 impl FromFields for ProfileRequest {
     fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
@@ -182,7 +222,7 @@ impl FromFields for ProfileRequest {
         // A bad value reads as absent instead of ending the parse: it has been reported, so the
         // request is refused anyway, and the other field still gets checked (one entry per bad
         // field, per the contract).
-        let display_name = match full_name {
+        let full_name = match full_name {
             Some(Some(raw)) => {
                 fields.parse("full_name", Some(raw), |s| DisplayName::parse(s).map(Some))
             }
@@ -196,10 +236,10 @@ impl FromFields for ProfileRequest {
             Some(None) => Some(None),
             None => None,
         };
-        Some(Self(ProfileChange {
-            display_name,
+        Some(Self {
+            full_name,
             avatar_url,
-        }))
+        })
     }
 }
 
@@ -207,27 +247,37 @@ impl FromFields for ProfileRequest {
     put,
     path = "/api/v1/auth/profile",
     tag = "auth",
-    request_body = super::openapi::ProfileBody,
+    request_body = ProfileRequest,
     responses(
         (status = 200, description = "The updated user", body = UserResponse),
-        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = ErrorResponse),
     ),
     security(("bearer_jwt" = [])),
 )]
 async fn update_profile(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    ValidJson(ProfileRequest(change)): ValidJson<ProfileRequest>,
+    ValidJson(request): ValidJson<ProfileRequest>,
 ) -> Result<Json<UserResponse>, ApiError> {
+    let change = ProfileChange {
+        display_name: request.full_name,
+        avatar_url: request.avatar_url,
+    };
     let user = state.auth.update_profile(&caller, change).await?;
     Ok(Json(user.into()))
 }
 
-struct RefreshRequest(Secret<String>);
+#[derive(ToSchema)]
+#[schema(as = RefreshBody)]
+struct RefreshRequest {
+    #[schema(value_type = String, min_length = 1)]
+    refresh_token: Secret<String>,
+}
 
 impl FromFields for RefreshRequest {
     fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
-        secret(fields, "refresh_token").map(Self)
+        let refresh_token = secret(fields, "refresh_token")?;
+        Some(Self { refresh_token })
     }
 }
 
@@ -235,30 +285,59 @@ impl FromFields for RefreshRequest {
     post,
     path = "/api/v1/auth/refresh",
     tag = "auth",
-    request_body = super::openapi::RefreshBody,
+    request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new session pair; the same successor again within the reuse grace window", body = SessionResponse),
-        (status = 401, description = "`refresh_token_invalid` (unknown, expired or revoked) or `refresh_token_reused` (spent before the grace window: the session is revoked)", body = super::openapi::ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`refresh_token_invalid` (unknown, expired or revoked) or `refresh_token_reused` (spent before the grace window: the session is revoked)", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
     ),
 )]
 async fn refresh(
     State(state): State<AppState>,
     Client(client): Client,
-    ValidJson(RefreshRequest(token)): ValidJson<RefreshRequest>,
+    ValidJson(request): ValidJson<RefreshRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    Ok(Json(state.auth.refresh(token, client).await?.into()))
+    let session = state.auth.refresh(request.refresh_token, client).await?;
+    Ok(Json(session.into()))
+}
+
+/// `scope` of POST /logout: which sessions end. Values are case-sensitive.
+#[derive(ToSchema)]
+#[schema(as = LogoutScope, rename_all = "lowercase")]
+enum ScopeParam {
+    Local,
+    Global,
+    Others,
+}
+
+impl ScopeParam {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "local" => Some(Self::Local),
+            "global" => Some(Self::Global),
+            "others" => Some(Self::Others),
+            _ => None,
+        }
+    }
+
+    fn scope(self) -> LogoutScope {
+        match self {
+            Self::Local => LogoutScope::Local,
+            Self::Global => LogoutScope::Global,
+            Self::Others => LogoutScope::Others,
+        }
+    }
 }
 
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout",
     tag = "auth",
-    params(("scope" = Option<super::openapi::LogoutScope>, Query, description = "`local` (default): this session; `global`: every session; `others`: every other one")),
+    params(("scope" = Option<ScopeParam>, Query, description = "`local` (default): this session; `global`: every session; `others`: every other one")),
     responses(
         (status = 200, description = "Logged out", body = MessageResponse),
-        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
-        (status = 422, description = "`validation_failed`: an unknown or empty `scope`", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: an unknown or empty `scope`", body = ErrorResponse),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -268,15 +347,10 @@ async fn logout(
     query: QueryParams,
 ) -> Result<Json<MessageResponse>, ApiError> {
     let scope = match query.get("scope")? {
-        None | Some("local") => LogoutScope::Local,
-        Some("global") => LogoutScope::Global,
-        Some("others") => LogoutScope::Others,
-        Some(_) => {
-            return Err(ApiError::field(
-                "scope",
-                "must be one of local, global, others",
-            ))
-        }
+        None => LogoutScope::Local,
+        Some(raw) => ScopeParam::parse(raw)
+            .ok_or_else(|| ApiError::field("scope", "must be one of local, global, others"))?
+            .scope(),
     };
     state.auth.logout(&caller, scope).await?;
     let message = match scope {
@@ -287,11 +361,17 @@ async fn logout(
     Ok(Json(MessageResponse::new(message)))
 }
 
-struct ResetRequest(Email);
+#[derive(ToSchema)]
+#[schema(as = PasswordResetBody)]
+struct ResetRequest {
+    #[schema(value_type = String, max_length = 254, example = "ada@example.com")]
+    email: Email,
+}
 
 impl FromFields for ResetRequest {
     fn from_fields(fields: &mut Fields, _state: &AppState) -> Option<Self> {
-        email(fields).map(Self)
+        let email = email(fields)?;
+        Some(Self { email })
     }
 }
 
@@ -299,18 +379,21 @@ impl FromFields for ResetRequest {
     post,
     path = "/api/v1/auth/password-reset",
     tag = "auth",
-    request_body = super::openapi::PasswordResetBody,
+    request_body = ResetRequest,
     responses(
         (status = 202, description = "The same answer whether or not the account exists", body = MessageResponse),
-        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
     ),
 )]
 async fn request_password_reset(
     State(state): State<AppState>,
     Client(client): Client,
-    ValidJson(ResetRequest(email)): ValidJson<ResetRequest>,
+    ValidJson(request): ValidJson<ResetRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state.auth.request_password_reset(email, client).await?;
+    state
+        .auth
+        .request_password_reset(request.email, client)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageResponse::new(
@@ -319,18 +402,32 @@ async fn request_password_reset(
     ))
 }
 
+#[derive(ToSchema)]
+#[schema(as = PasswordResetConfirmBody)]
 struct ResetConfirmRequest {
+    /// The token from the reset message.
+    #[schema(value_type = String, min_length = 1)]
     token: Secret<String>,
+    /// The register policy applies.
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
     new_password: NewPassword,
+    /// When present, must equal `new_password`.
+    #[schema(value_type = Option<String>)]
+    #[expect(
+        dead_code,
+        reason = "compared with the password while parsing; a field for the schema"
+    )]
+    confirm_password: Option<Secret<String>>,
 }
 
 impl FromFields for ResetConfirmRequest {
     fn from_fields(fields: &mut Fields, state: &AppState) -> Option<Self> {
         let token = secret(fields, "token");
-        let new_password = new_password(fields, state, "new_password", None);
+        let (new_password, confirm_password) = new_password(fields, state, "new_password", None);
         Some(Self {
             token: token?,
             new_password: new_password?,
+            confirm_password,
         })
     }
 }
@@ -339,11 +436,11 @@ impl FromFields for ResetConfirmRequest {
     post,
     path = "/api/v1/auth/password-reset-confirm",
     tag = "auth",
-    request_body = super::openapi::PasswordResetConfirmBody,
+    request_body = ResetConfirmRequest,
     responses(
         (status = 200, description = "Password set; every session revoked", body = MessageResponse),
-        (status = 400, description = "`reset_token_invalid`: used, expired or unknown", body = super::openapi::ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+        (status = 400, description = "`reset_token_invalid`: used, expired or unknown", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
     ),
 )]
 async fn confirm_password_reset(
@@ -359,18 +456,31 @@ async fn confirm_password_reset(
     )))
 }
 
+#[derive(ToSchema)]
+#[schema(as = ChangePasswordBody)]
 struct ChangePasswordRequest {
+    #[schema(value_type = String, min_length = 1)]
     current_password: Secret<String>,
+    /// The register policy applies, including "not the email".
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
     new_password: NewPassword,
+    /// When present, must equal `new_password`.
+    #[schema(value_type = Option<String>)]
+    #[expect(
+        dead_code,
+        reason = "compared with the password while parsing; a field for the schema"
+    )]
+    confirm_password: Option<Secret<String>>,
 }
 
 impl FromFields for ChangePasswordRequest {
     fn from_fields(fields: &mut Fields, state: &AppState) -> Option<Self> {
         let current_password = secret(fields, "current_password");
-        let new_password = new_password(fields, state, "new_password", None);
+        let (new_password, confirm_password) = new_password(fields, state, "new_password", None);
         Some(Self {
             current_password: current_password?,
             new_password: new_password?,
+            confirm_password,
         })
     }
 }
@@ -379,11 +489,11 @@ impl FromFields for ChangePasswordRequest {
     post,
     path = "/api/v1/auth/change-password",
     tag = "auth",
-    request_body = super::openapi::ChangePasswordBody,
+    request_body = ChangePasswordRequest,
     responses(
         (status = 200, description = "Password changed; every other session revoked", body = MessageResponse),
-        (status = 401, description = "`invalid_credentials` (wrong current password; nothing changes), or a token code: `token_missing`, `token_invalid`, `token_expired`, `session_revoked`", body = super::openapi::ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`invalid_credentials` (wrong current password; nothing changes), or a token code: `token_missing`, `token_invalid`, `token_expired`, `session_revoked`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -413,7 +523,7 @@ async fn change_password(
     tag = "auth",
     responses(
         (status = 200, description = "The caller's live sessions, newest first", body = SessionListResponse),
-        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = ErrorResponse),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -440,8 +550,8 @@ async fn list_sessions(
     params(("id" = uuid::Uuid, Path, description = "A session id from GET /sessions")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = super::openapi::ErrorResponse),
-        (status = 404, description = "`not_found`: not one of the caller's live sessions, or not a UUID", body = super::openapi::ErrorResponse),
+        (status = 401, description = "`token_missing`, `token_invalid`, `token_expired` or `session_revoked`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: not one of the caller's live sessions, or not a UUID", body = ErrorResponse),
     ),
     security(("bearer_jwt" = [])),
 )]

@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use velro_core::cache::CacheHealth;
 
 use crate::error::BodyIsFinal;
 use crate::AppState;
@@ -39,17 +41,75 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// GET /health's answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = HealthBody)]
+struct HealthResponse {
+    #[schema(example = "ok", value_type = String)]
+    status: &'static str,
+    #[schema(example = "0.1.0", value_type = String)]
+    version: &'static str,
+}
+
 /// Liveness: no I/O at all.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "service",
     responses(
-        (status = 200, description = "Alive (no I/O)", body = super::openapi::HealthBody),
+        (status = 200, description = "Alive (no I/O)", body = HealthResponse),
     ),
 )]
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "version": state.settings.version}))
+async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
+    Json(HealthResponse {
+        status: "ok",
+        version: state.settings.version,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ReadyStatus {
+    Ok,
+    Degraded,
+    Unavailable,
+}
+
+/// GET /health/ready's answer, on 200 and on 503 alike.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReadyBody)]
+struct ReadyResponse {
+    /// `ok` and `degraded` (served from the database, e.g. Redis down) are 200; `unavailable` is 503.
+    status: ReadyStatus,
+    checks: ReadyChecks,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ReadyChecks {
+    database: DatabaseCheck,
+    cache: CacheCheck,
+}
+
+#[derive(Serialize, ToSchema)]
+struct DatabaseCheck {
+    /// `ok`, `unavailable` or `timeout`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    latency_ms: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CacheCheck {
+    /// `ok`, `degraded` or `disabled`.
+    #[schema(value_type = String)]
+    status: &'static str,
+    /// `none`, `l1` or `l1+l2`.
+    #[schema(value_type = String)]
+    layers: &'static str,
+    /// Why the cache is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    reason: Option<String>,
 }
 
 /// Readiness: the database within a bound, and the cache's state (known without I/O). A failing
@@ -59,8 +119,8 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     path = "/health/ready",
     tag = "service",
     responses(
-        (status = 200, description = "`ok`, or `degraded` (served from the database)", body = super::openapi::ReadyBody),
-        (status = 503, description = "`unavailable`: the database is unreachable (this body, not the error body)", body = super::openapi::ReadyBody),
+        (status = 200, description = "`ok`, or `degraded` (served from the database)", body = ReadyResponse),
+        (status = 503, description = "`unavailable`: the database is unreachable (this body, not the error body)", body = ReadyResponse),
     ),
 )]
 async fn ready(State(state): State<AppState>) -> Response {
@@ -69,47 +129,49 @@ async fn ready(State(state): State<AppState>) -> Response {
         tokio::time::timeout(state.settings.readiness_timeout, state.auth.check_store()).await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
     let (status, database) = match database {
-        Ok(Ok(())) => ("ok", json!({"status": "ok", "latency_ms": latency_ms})),
+        Ok(Ok(())) => (ReadyStatus::Ok, "ok"),
         Ok(Err(error)) => {
             tracing::warn!(error = %error, "readiness: database check failed");
-            (
-                "unavailable",
-                json!({"status": "unavailable", "latency_ms": latency_ms}),
-            )
+            (ReadyStatus::Unavailable, "unavailable")
         }
         Err(_) => {
             tracing::warn!("readiness: database check timed out");
-            (
-                "unavailable",
-                json!({"status": "timeout", "latency_ms": latency_ms}),
-            )
+            (ReadyStatus::Unavailable, "timeout")
         }
     };
     let cache_health = state.cache.health();
-    let mut cache = json!({"status": cache_health.status()});
-    if let velro_core::cache::CacheHealth::Degraded(reason) = &cache_health {
-        cache["reason"] = json!(reason);
-    }
     let layers = match cache_health {
-        velro_core::cache::CacheHealth::Disabled => "none",
-        velro_core::cache::CacheHealth::LocalOnly => "l1",
+        CacheHealth::Disabled => "none",
+        CacheHealth::LocalOnly => "l1",
         _ => "l1+l2",
     };
-    cache["layers"] = json!(layers);
-    let status = if status == "ok" && cache_health.status() == "degraded" {
-        "degraded"
+    let status = if status == ReadyStatus::Ok && cache_health.status() == "degraded" {
+        ReadyStatus::Degraded
     } else {
         status
     };
-    let code = if status == "unavailable" {
+    let code = if status == ReadyStatus::Unavailable {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    let body = json!({
-        "status": status,
-        "checks": {"database": database, "cache": cache},
-    });
+    let body = ReadyResponse {
+        status,
+        checks: ReadyChecks {
+            database: DatabaseCheck {
+                status: database,
+                latency_ms,
+            },
+            cache: CacheCheck {
+                status: cache_health.status(),
+                layers,
+                reason: match cache_health {
+                    CacheHealth::Degraded(reason) => Some(reason),
+                    _ => None,
+                },
+            },
+        },
+    };
     let mut response = (code, Json(body)).into_response();
     response.extensions_mut().insert(BodyIsFinal);
     if code == StatusCode::SERVICE_UNAVAILABLE {

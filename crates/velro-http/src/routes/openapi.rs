@@ -1,11 +1,12 @@
 //! The contract, machine-readable: the OpenAPI 3.1 document generated from the handlers'
-//! `#[utoipa::path]` attributes (GET /openapi.json) and a Swagger UI reference at GET /docs whose
-//! assets are compiled into the binary. Request bodies are read field by field (`ValidJson`), so
-//! the request schemas here are documentation only; the wire response types derive their own.
+//! `#[utoipa::path]` attributes (GET /openapi.json), a Swagger UI reference at GET /docs whose
+//! assets are compiled into the binary, and at GET / a page for browsers that points to both. The
+//! page and the reference are for people, so the document does not list them. Every schema is derived on the type that reads or writes
+//! the body, beside its handler; this module only gathers them.
 
 use std::sync::OnceLock;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -14,10 +15,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{
     Content, Header, Object, OpenApi as Document, Ref, RefOr, ResponseBuilder, Type,
 };
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// The docs page runs its own (self-hosted) scripts and Swagger UI's inline styles; nothing else.
 /// Set here so that the JSON API's stricter policy, set by the security-headers layer when a
@@ -33,7 +34,59 @@ pub(super) fn router() -> Router<AppState> {
         Router::<AppState>::from(swagger).layer(axum::middleware::map_response(with_docs_csp));
     Router::new()
         .route("/openapi.json", get(openapi_json))
+        // Other methods keep the unknown route's 404, as before there was a page.
+        .route("/", get(home).fallback(|| async { ApiError::NotFound }))
         .merge(docs)
+}
+
+/// What a browser shows at the service's address. A status page will be linked here too.
+const HOME_PAGE: &str = "<!doctype html>
+<html lang=\"en\">
+<head><meta charset=\"utf-8\"><title>Velro Auth API</title></head>
+<body>
+<h1>Velro Auth API</h1>
+<p>This address serves a JSON API. Its reference is at <a href=\"/docs/\">/docs</a>; the
+machine-readable contract is at <a href=\"/openapi.json\">/openapi.json</a>.</p>
+</body>
+</html>
+";
+
+/// Whether the client asked for HTML: a browser's navigation does, an API client does not.
+fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let essence = parts.next().unwrap_or_default();
+            let refused = parts.any(|param| {
+                param
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            essence.eq_ignore_ascii_case("text/html") && !refused
+        })
+}
+
+/// A page for people; everyone else keeps the contract's 404 for a route that is not the API's.
+async fn home(headers: HeaderMap) -> Response {
+    let mut response = if accepts_html(&headers) {
+        (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            HOME_PAGE,
+        )
+            .into_response()
+    } else {
+        ApiError::NotFound.into_response()
+    };
+    // The answer depends on Accept, so caches must key on it.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
 }
 
 async fn with_docs_csp(mut response: Response) -> Response {
@@ -198,183 +251,6 @@ impl Modify for CommonResponses {
     }
 }
 
-/// The contract's error body, documented from the type the error middleware writes.
-pub(crate) type ErrorResponse = crate::middleware::WireError<'static>;
-
-/// One of the roles a user can have.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum RoleName {
-    Viewer,
-    Creator,
-    Admin,
-}
-
-/// `scope` of POST /logout: which sessions end. Values are case-sensitive.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum LogoutScope {
-    Local,
-    Global,
-    Others,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct RegisterBody {
-    /// Trimmed and lowercased; `local@domain` with a DNS domain, at most 254 characters.
-    #[schema(max_length = 254, example = "ada@example.com")]
-    email: String,
-    /// 8 to 128 characters; not one of the 10,000 most common passwords, not the email or its local part.
-    #[schema(min_length = 8, max_length = 128)]
-    password: String,
-    /// 1 to 100 characters after trimming; becomes `display_name`.
-    #[schema(min_length = 1, max_length = 100)]
-    full_name: Option<String>,
-    /// When present, must equal `password`.
-    confirm_password: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct LoginBody {
-    #[schema(max_length = 254, example = "ada@example.com")]
-    email: String,
-    #[schema(min_length = 1)]
-    password: String,
-    /// Refresh tokens live 30 days instead of 7 (the choice carries over to every rotation).
-    #[schema(nullable = false, default = false)]
-    remember_me: Option<bool>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct RefreshBody {
-    #[schema(min_length = 1)]
-    refresh_token: String,
-}
-
-/// An absent field stays as it is; `null` clears it.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ProfileBody {
-    #[schema(min_length = 1, max_length = 100)]
-    full_name: Option<String>,
-    /// An absolute `https` URL with a host (an empty string is 422, not a clear).
-    #[schema(min_length = 1, max_length = 2048)]
-    avatar_url: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PasswordResetBody {
-    #[schema(max_length = 254, example = "ada@example.com")]
-    email: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct PasswordResetConfirmBody {
-    /// The token from the reset message.
-    #[schema(min_length = 1)]
-    token: String,
-    /// The register policy applies.
-    #[schema(min_length = 8, max_length = 128)]
-    new_password: String,
-    /// When present, must equal `new_password`.
-    confirm_password: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ChangePasswordBody {
-    #[schema(min_length = 1)]
-    current_password: String,
-    /// The register policy applies, including "not the email".
-    #[schema(min_length = 8, max_length = 128)]
-    new_password: String,
-    /// When present, must equal `new_password`.
-    confirm_password: Option<String>,
-}
-
-/// Every field is optional; an absent one is left as it is.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct UpdateUserBody {
-    /// Disabling revokes every session at once.
-    #[schema(nullable = false)]
-    disabled: Option<bool>,
-    #[schema(nullable = false)]
-    role: Option<RoleName>,
-    #[schema(nullable = false, minimum = 0)]
-    credits_balance: Option<i64>,
-    #[schema(nullable = false)]
-    email_confirmed: Option<bool>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct FlagsBody {
-    /// Switches the session/profile cache on or off at run time.
-    #[schema(nullable = false)]
-    cache: Option<bool>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct HealthBody {
-    #[schema(example = "ok")]
-    status: String,
-    #[schema(example = "0.1.0")]
-    version: String,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub(crate) enum ReadyStatus {
-    Ok,
-    Degraded,
-    Unavailable,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ReadyBody {
-    /// `ok` and `degraded` (served from the database, e.g. Redis down) are 200; `unavailable` is 503.
-    status: ReadyStatus,
-    checks: ReadyChecks,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ReadyChecks {
-    database: DatabaseCheck,
-    cache: CacheCheck,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct DatabaseCheck {
-    /// `ok`, `unavailable` or `timeout`.
-    status: String,
-    latency_ms: f64,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct CacheCheck {
-    /// `ok`, `degraded` or `disabled`.
-    status: String,
-    /// `none`, `l1` or `l1+l2`.
-    layers: String,
-    /// Why the cache is degraded.
-    #[schema(nullable = false)]
-    reason: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +349,26 @@ mod tests {
             .collect();
         required.sort_unstable();
         assert_eq!(required, ["email", "password"]);
+    }
+
+    #[test]
+    fn only_a_client_that_asks_for_html_gets_the_page() {
+        let with = |accept: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT,
+                HeaderValue::from_str(accept).expect("a header value"),
+            );
+            accepts_html(&headers)
+        };
+        assert!(with(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(with("Text/HTML; q=0.5"));
+        assert!(!with("application/json"));
+        assert!(!with("*/*"));
+        assert!(!with("text/html;q=0, application/json"));
+        assert!(!accepts_html(&HeaderMap::new()));
     }
 
     #[test]

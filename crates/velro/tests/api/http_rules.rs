@@ -415,3 +415,110 @@ async fn readiness_reports_the_database(app: TestApp) {
     assert!(body["checks"]["database"]["latency_ms"].is_number());
     assert!(body["checks"]["cache"]["status"].is_string());
 }
+
+/// A browser opening the service's address finds the API reference; an API client still gets the
+/// contract's 404 there, and the answer tells caches that it depends on `Accept`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_itself_points_a_browser_to_the_docs() {
+    let app = TestApp::sqlite().await;
+    let page = app
+        .client
+        .get(app.url("/"))
+        .header(
+            reqwest::header::ACCEPT,
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    let content_type = page.headers()[CONTENT_TYPE].to_str().expect("ASCII");
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert_eq!(page.headers()[reqwest::header::VARY], "accept");
+    let html = page.text().await.expect("HTML");
+    assert!(html.contains("href=\"/docs/\""), "{html}");
+    let docs = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(docs.status(), StatusCode::OK);
+
+    let api_client = app
+        .client
+        .get(app.url("/"))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(api_client.headers()[reqwest::header::VARY], "accept");
+    expect_error(api_client, StatusCode::NOT_FOUND, "not_found").await;
+    let post = app.client.post(app.url("/")).send().await.expect("sent");
+    expect_error(post, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+/// A client that uploads a chunked body far over the limit, and reads only once it has sent it
+/// all, still reads the whole 413. Its receive window is kept small (two small answers come
+/// first, on the same connection), so part of the 413 is still waiting on the server when the
+/// upload is refused: a server that then closed with the upload unread would reset the
+/// connection and the rest of the answer with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_over_the_limit_gets_its_whole_413_even_when_read_after_sending() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::sqlite().await;
+    let address = app
+        .address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    // The smallest the kernel allows: a window of about a kilobyte.
+    socket.set_recv_buffer_size(1).expect("a receive buffer");
+    let mut stream = socket.connect(address).await.expect("connects");
+    let id = "r".repeat(128);
+    let mut upload = format!(
+        "GET /health HTTP/1.1\r\nHost: test\r\nx-request-id: {id}\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: test\r\nx-request-id: {id}\r\n\r\n\
+         POST {REGISTER} HTTP/1.1\r\nHost: test\r\nx-request-id: {id}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    // 4 MiB, 256 times the limit; the first chunk opens a JSON string so that the body is
+    // refused for its size, not its syntax.
+    upload.extend_from_slice(b"b\r\n{\"email\": \"\r\n");
+    let chunk = vec![b'p'; 64 * 1024];
+    for _ in 0..64 {
+        upload.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        upload.extend_from_slice(&chunk);
+        upload.extend_from_slice(b"\r\n");
+    }
+    upload.extend_from_slice(b"0\r\n\r\n");
+    // The server stops reading the upload once it is over the limit; a write error is allowed,
+    // a lost answer is not.
+    let _ = stream.write_all(&upload).await;
+    let mut answers = Vec::new();
+    let read = stream.read_to_end(&mut answers).await;
+    let text = String::from_utf8_lossy(&answers).to_string();
+    let last = text
+        .rfind("HTTP/1.1 ")
+        .map(|start| &text[start..])
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("HTTP/1.1 413 "),
+        "no 413 ({read:?}): {text:?}"
+    );
+    let (head, body) = last.split_once("\r\n\r\n").expect("a whole head");
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length");
+    assert_eq!(body.len(), length, "a cut answer ({read:?}): {text:?}");
+    let body: Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(body["code"], "payload_too_large");
+    assert_eq!(body["request_id"], id.as_str());
+}
