@@ -50,11 +50,14 @@ fn prompt(question: &str) -> std::io::Result<String> {
     let mut silent = before.clone();
     silent.local_modes.remove(LocalModes::ECHO);
     silent.local_modes.insert(LocalModes::ECHONL);
-    tty.write_all(question.as_bytes())?;
-    tty.flush()?;
+    // Echo goes off before the question shows, so that nothing typed after it is displayed;
+    // `Flush` drops anything typed ahead, as getpass does.
     tcsetattr(&tty, OptionalActions::Flush, &silent)?;
+    let asked = tty
+        .write_all(question.as_bytes())
+        .and_then(|()| tty.flush());
     let mut line = String::new();
-    let read = BufReader::new(&tty).read_line(&mut line);
+    let read = asked.and_then(|()| BufReader::new(&tty).read_line(&mut line));
     // Echo comes back whether or not the read worked.
     let restored = tcsetattr(&tty, OptionalActions::Now, &before);
     read?;
