@@ -60,7 +60,7 @@ impl From<Refusal> for Failure {
         let status = refusal.status.as_u16();
         if matches!(status, 401 | 403) {
             let hint = if status == 401 {
-                "check VELRO_SERVICE_KEY against the instance's own"
+                "check VELRO_SERVICE_KEY against the instance's own (an instance without one refuses every key)"
             } else {
                 "a user's access token is not the service key"
             };
