@@ -1,6 +1,7 @@
 //! The `velro` binary's library half: configuration, wiring and the server's life cycle, shared
 //! by `main` and the API tests.
 
+pub mod admin;
 pub mod config;
 pub mod database;
 pub mod keys;

@@ -7,6 +7,7 @@ mod helpers;
 mod abuse;
 mod accounts;
 mod admin;
+mod admin_cli;
 mod attacks;
 mod concurrency;
 mod dashboards;
