@@ -24,7 +24,7 @@ if ! mount -t tmpfs -o "size=${MB}m" tmpfs "$DISK" 2>"$TMP/mount.err"; then
 fi
 MOUNTS+=("$DISK")
 log "tmpfs of $MB MiB on $DISK"
-VELRO_DATA=$DISK/data start_velro sqlite
+FAULT_DATA_DIR=$DISK/data start_velro sqlite
 URL=$(velro_url sqlite)
 LOAD=$TMP/load
 start_load "$LOAD" --host "$URL" --duration $((FULL_SECS + 26)) --me-workers 3 --me-rate 20 \
@@ -42,9 +42,9 @@ mark disk_freed
 log "space back: $(df -k --output=avail "$DISK" | tail -1 | tr -d ' ') KiB free"
 
 wait_load
-cause=$(grep -iE 'disk is full|no space|SQLITE_FULL|code: 13' "$TMP/sqlite.log" | head -1 | cut -c1-300 || true)
+cause=$(plain_log "$TMP/sqlite.log" | grep -iE 'disk is full|no space|SQLITE_FULL|code: 13' | head -1 | cut -c1-300 || true)
 echo "--- server log lines at WARN/ERROR (counted):" >&2
-grep -E 'WARN|ERROR' "$TMP/sqlite.log" | sed -E 's/^[^ ]+ +//; s/request_id=[^ ]+//' | cut -c1-240 \
+plain_log "$TMP/sqlite.log" | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//; s/request\{[^}]*\}/request/' | cut -c1-240 \
   | sort | uniq -c | sort -rn | head -8 >&2 || true
 acked=$(wc -l <"$LOAD/acked-registrations.txt")
 in_db=$(count_acked_sqlite "$LOAD/acked-registrations.txt" "$DISK/data/velro.db")

@@ -40,7 +40,9 @@ stop_pid() { # PID [seconds]: SIGTERM, wait, then SIGKILL; only a PID this scrip
 cleanup() {
   local status=$?
   set +e
-  for pid in "${PIDS[@]}"; do stop_pid "$pid" 5; done
+  # Newest first: the load and the servers before the databases they use.
+  local i
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" 5; done
   if [[ -n $PGDATA && -f $PGDATA/postmaster.pid ]]; then
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
   fi
@@ -125,16 +127,18 @@ start_velro() {
   local name=$1 port; shift
   port=$(eval "echo \${VELRO_PORT_$name:-}")
   [[ -n $port ]] || port=$(free_port)
-  env VELRO_BIND="127.0.0.1:$port" VELRO_DATA_DIR="${VELRO_DATA:-$TMP/data-$name}" \
+  env VELRO_BIND="127.0.0.1:$port" VELRO_DATA_DIR="${FAULT_DATA_DIR:-$TMP/data-$name}" \
     VELRO_JWT_SECRET="$JWT_SECRET" VELRO_SERVICE_KEY="$SERVICE_KEY" \
-    VELRO_RATE_LIMIT_SCALE=1000 RUST_LOG='info,velro::access=warn' "$@" \
+    VELRO_RATE_LIMIT_SCALE=1000 RUST_LOG='info,velro::access=warn' NO_COLOR=1 "$@" \
     nice -n "$NICE" "$SERVER_BIN" serve >>"$TMP/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   eval "VELRO_PID_$name=$pid VELRO_PORT_$name=$port VELRO_URL_$name=http://127.0.0.1:$port"
-  wait_http "http://127.0.0.1:$port/health" 60
+  wait_http "http://127.0.0.1:$port/health" 60 || { tail -5 "$TMP/$name.log" >&2; return 1; }
   log "velro $name on 127.0.0.1:$port (pid $pid)"
 }
+
+plain_log() { sed 's/\x1b\[[0-9;]*m//g' "$1"; } # FILE: a log without colour codes
 
 velro_pid() { eval "echo \$VELRO_PID_$1"; }
 velro_url() { eval "echo \$VELRO_URL_$1"; }

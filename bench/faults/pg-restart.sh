@@ -38,6 +38,8 @@ mark start_done
 log "PostgreSQL back (pid $(pg_pid))"
 
 wait_load
-grep -E 'WARN|ERROR' "$TMP/a.log" | cut -c1-220 | sort | uniq -c | sort -rn | head -8 >&2 || true
+echo "--- server log lines at WARN/ERROR (counted):" >&2
+plain_log "$TMP/a.log" | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//; s/request\{[^}]*\}/request/' \
+  | cut -c1-220 | sort | uniq -c | sort -rn | head -8 >&2 || true
 report pg-restart "$LOAD" --title "PostgreSQL restarted and stopped ${DOWN} s under load (Redis: ${FAULT_REDIS:-1})" \
   --fact max_failed_secs="${FAULT_MAX_FAILED_SECS:-3.0}" --fact max_recovery_secs=5

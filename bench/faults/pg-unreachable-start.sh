@@ -28,7 +28,7 @@ watch_start() {
   : >"$TMP/$name.log"
   started=$(date +%s.%N)
   env VELRO_BIND="127.0.0.1:$port" VELRO_DATA_DIR="$TMP/data-$name" DATABASE_URL="$url" \
-    VELRO_JWT_SECRET="$JWT_SECRET" nice -n "$NICE" "$SERVER_BIN" serve >"$TMP/$name.log" 2>&1 &
+    VELRO_JWT_SECRET="$JWT_SECRET" NO_COLOR=1 nice -n "$NICE" "$SERVER_BIN" serve >"$TMP/$name.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
   VELRO_PORT=$port VELRO_PID=$pid HEALTH=none READY=none EXITED=no EXIT_STATUS=- EXIT_SECS=-
@@ -50,11 +50,13 @@ watch_start() {
 }
 
 show() { # NAME: what the operator saw
-  local name=$1 lines leaked=no
+  local name=$1 lines leaked=no distinct
   lines=$(wc -l <"$TMP/$name.log")
+  # The same message as a log line and again on stderr counts once.
+  distinct=$(plain_log "$TMP/$name.log" | sed -E 's/^.*(ERROR velro: |^error: )//' | sort -u | wc -l)
   grep -q "$SECRET_PW" "$TMP/$name.log" && leaked=yes
-  echo "--- $name: exited=$EXITED status=$EXIT_STATUS after=${EXIT_SECS}s /health=$HEALTH /health/ready=$READY output_lines=$lines password_in_output=$leaked"
-  sed 's/^/    | /' "$TMP/$name.log" | cut -c1-260
+  echo "--- $name: exited=$EXITED status=$EXIT_STATUS after=${EXIT_SECS}s /health=$HEALTH /health/ready=$READY output_lines=$lines distinct_messages=$distinct password_in_output=$leaked"
+  plain_log "$TMP/$name.log" | sed 's/^/    | /' | cut -c1-260
 }
 
 judge() { # NAME: PASS when it exits promptly with a line naming PostgreSQL and no secret, or stays up
@@ -110,6 +112,17 @@ show late; judge late
 if [[ $EXITED == no ]]; then
   r=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$VELRO_PORT/health/ready" || true)
   echo "    late: /health/ready after PostgreSQL came up: $r"
+else
+  # What a supervisor (systemd Restart=on-failure, Kubernetes) does next: start it again.
+  for _ in $(seq 100); do pg_run "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" && break; sleep 0.1; done
+  t0=$(date +%s.%N)
+  start_velro late2 DATABASE_URL="postgres://velro:$SECRET_PW@127.0.0.1:$PGPORT/velro"
+  r=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$(velro_url late2)/health/ready" || true)
+  echo "    late, started again once PostgreSQL was up (as a supervisor would): /health/ready $r," \
+    "$(python3 -c "import time; print(f'{time.time() - $t0:.2f}')") s after the start"
+  grep -q "$SECRET_PW" "$TMP/late2.log" && verdicts+=("FAIL late2: the password is in the output")
+  [[ $r == 200 ]] || verdicts+=("FAIL late2: not ready after a restart with PostgreSQL up")
+  stop_pid "$(velro_pid late2)" 5
 fi
 stop_pid "$VELRO_PID" 5
 

@@ -4,9 +4,10 @@
 # and polls /health/ready and /metrics (velro_cache_circuit_open, velro_cache_pubsub_connected)
 # every 100 ms. Redis is killed mid-load and started again, empty, on the same port after
 # FAULT_REDIS_DOWN_SECS (default 14: longer than the L1 lifetime, so that the staleness probe can
-# finish while Redis is away). Two probes (mixload.py probe-logout): a logout on A while Redis is
-# away, polled on B until refused (bounded by the L1 lifetime, 10 s by default), and the same
-# after Redis returned and both instances re-subscribed (cross-instance invalidation resumed).
+# finish while Redis is away). Three probes (mixload.py probe-logout): a logout on A while Redis
+# is away, polled on B until refused (bounded by the L1 lifetime, 10 s by default); the same once
+# both instances re-subscribed (their circuits may still be open: reported, bounded by 1 s); and
+# once both circuits closed (cross-instance invalidation resumed: under 250 ms here).
 # Checks: 0 failed requests, the circuit opened and closed on both instances, both probes.
 # About 50 s plus the build.
 #
@@ -41,22 +42,35 @@ sleep "$remaining"
 start_redis "$REDIS_PORT"
 mark redis_back
 
-# Invalidation resumes once both instances have re-subscribed; then the second probe.
-for name in a b; do
-  for _ in $(seq 100); do
-    curl -fsS "$(velro_url $name)/metrics" | grep -q '^velro_cache_pubsub_connected 1' && break
-    sleep 0.1
+# Invalidation resumes once both instances have re-subscribed: a first probe then (the
+# circuit may still be open: an invalidation Redis could not take is retried every 500 ms),
+# and a second once both circuits have closed again.
+wait_metric() { # NAME VALUE: until both instances export it
+  local name
+  for name in a b; do
+    for _ in $(seq 100); do
+      curl -fsS "$(velro_url $name)/metrics" | grep -q "^$1 $2" && break
+      sleep 0.1
+    done
   done
-done
+}
+wait_metric velro_cache_pubsub_connected 1
 mark resubscribed
-python3 "$FAULTS/mixload.py" probe-logout --a "$A" --b "$B" --timeout 5 >"$TMP/probe-after.json"
-log "probe after Redis returned: $(cat "$TMP/probe-after.json")"
+python3 "$FAULTS/mixload.py" probe-logout --a "$A" --b "$B" --timeout 5 --interval-ms 5 \
+  >"$TMP/probe-resubscribed.json"
+log "probe after both re-subscribed: $(cat "$TMP/probe-resubscribed.json")"
+wait_metric velro_cache_circuit_open 0
+mark circuits_closed
+python3 "$FAULTS/mixload.py" probe-logout --a "$A" --b "$B" --timeout 5 --interval-ms 5 \
+  >"$TMP/probe-after.json"
+log "probe after both circuits closed: $(cat "$TMP/probe-after.json")"
 
 wait_load
 for name in a b; do
   echo "--- instance $name: cache log lines" >&2
-  grep -iE 'circuit|redis|pub/?sub' "$TMP/$name.log" | cut -c1-200 | head -12 >&2 || true
+  plain_log "$TMP/$name.log" | grep -iE 'circuit|redis|pub/?sub|feed' | cut -c1-200 | head -12 >&2 || true
 done
 report redis-kill "$LOAD" --title "Redis SIGKILLed for ${DOWN} s under load, two instances" \
-  --fact l1_ttl_secs=$((L1_MS / 1000)) --fact max_lag_ms=1000 \
+  --fact l1_ttl_secs=$((L1_MS / 1000)) --fact max_lag_ms=250 \
+  --fact probe_resubscribed="$(cat "$TMP/probe-resubscribed.json")" \
   --fact probe_during="$(cat "$TMP/probe-during.json")" --fact probe_after="$(cat "$TMP/probe-after.json")"

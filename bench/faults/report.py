@@ -84,10 +84,11 @@ def overlapping(events, start, end):
     return [e for e in events if e["t0"] <= end and e["t1"] >= start]
 
 
-def recovery(events, back):
+def recovery(events, back, until=float("inf")):
     """Seconds from `back` to the first acknowledged write started after it, and to the end of
-    the last failed request started after it (0 when none failed)."""
-    after = [e for e in events if e["t0"] >= back]
+    the last failed request started after it (0 when none failed); only requests started
+    before `until` (the next fault) count."""
+    after = [e for e in events if back <= e["t0"] < until]
     first_ok = min((e["t1"] for e in after if ok(e) and e["ep"] in WRITES), default=None)
     last_err = max((e["t1"] for e in after if not ok(e)), default=None)
     return (None if first_ok is None else first_ok - back,
@@ -114,8 +115,9 @@ def mode_pg_restart(ctx, checks, out):
     bad = [e for e in events if e["status"] == 500 or e["status"] is None]
     checks.add("no 500, no client timeout, no transport error", not bad,
                f"{len(bad)} such requests" + (f" (first: {outcome(bad[0])} on {bad[0]['ep']})" if bad else ""))
-    for label, begin, back in (("restart -m fast", "restart_begin", "restart_done"),
-                               ("stop 8 s + start", "stop_begin", "start_done")):
+    for label, begin, back, next_fault in (
+            ("restart -m fast", "restart_begin", "restart_done", "stop_begin"),
+            ("stop + start", "stop_begin", "start_done", None)):
         if begin not in marks or back not in marks:
             continue
         during = overlapping(events, marks[begin], marks[back])
@@ -133,7 +135,7 @@ def mode_pg_restart(ctx, checks, out):
         me_ok = sum(1 for e in me if ok(e))
         checks.add(f"{label}: /me answered 200 throughout (cache)", me and me_ok == len(me),
                    f"{me_ok}/{len(me)} 200")
-        first_ok, last_err = recovery(events, marks[back])
+        first_ok, last_err = recovery(events, marks[back], marks.get(next_fault, float("inf")))
         checks.add(f"{label}: recovered within {max_recovery:.0f} s of PostgreSQL's return",
                    first_ok is not None and last_err <= max_recovery,
                    f"first acknowledged write {fmt_s(first_ok)} after, "
@@ -186,11 +188,18 @@ def mode_redis_kill(ctx, checks, out):
         checks.add("logout on A while Redis is away: refused on B within the L1 lifetime",
                    lag is not None and lag <= l1 * 1000 + 1000,
                    f"refused after {lag} ms (L1 TTL {l1:.0f} s) {probe}")
+    early = facts.get("probe_resubscribed")
+    if early:
+        probe = json.loads(early)
+        lag = probe.get("refused_after_ms")
+        checks.add("logout on A once both re-subscribed (circuits maybe still open): refused on B within 1 s",
+                   lag is not None and lag <= 1000, f"refused after {lag} ms {probe}")
     after = facts.get("probe_after")
     if after:
         probe = json.loads(after)
         lag = probe.get("refused_after_ms")
-        checks.add("logout on A after Redis returned: refused on B (invalidation resumed)",
+        checks.add(f"logout on A once both circuits closed: refused on B within "
+                   f"{float(facts.get('max_lag_ms', 1000)):.0f} ms (invalidation resumed)",
                    lag is not None and lag <= float(facts.get("max_lag_ms", 1000)),
                    f"refused after {lag} ms {probe}")
 

@@ -53,7 +53,7 @@ for backend in $BACKENDS; do
   refresh_check=$(python3 "$FAULTS/mixload.py" check-refresh --host "$(velro_url "$name")" \
     --chains "$LOAD/refresh-chains.json")
   echo "--- $backend: shutdown log lines" >&2
-  grep -iE 'shutting down|drain|stopped|grace' "$TMP/$name.log" | cut -c1-200 >&2 || true
+  plain_log "$TMP/$name.log" | grep -iE 'shutting down|drain|stopped|grace' | cut -c1-200 >&2 || true
   report sigterm "$LOAD" --title "SIGTERM under load on $backend (exit status $exit_status)" \
     --fact grace_secs="$GRACE" --fact acked="$acked" --fact acked_in_db="$in_db" \
     --fact refresh_check="$refresh_check" || status=1
