@@ -5,7 +5,7 @@
 # takes every free byte; 12 s later it is deleted. Checks: while full, writes answer 503 (never
 # 500, never a hang) and a log line names the full disk; token checks (/me) keep answering 200;
 # writes succeed again within 5 s of space returning; every acknowledged registration is in
-# the database at the end. About 40 s plus the build.
+# the database at the end, which passes PRAGMA integrity_check. About 40 s plus the build.
 #
 #   bench/faults/disk-full.sh
 FAULT_NAME=disk-full
@@ -48,5 +48,7 @@ plain_log "$TMP/sqlite.log" | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//; s
   | sort | uniq -c | sort -rn | head -8 >&2 || true
 acked=$(wc -l <"$LOAD/acked-registrations.txt")
 in_db=$(count_acked_sqlite "$LOAD/acked-registrations.txt" "$DISK/data/velro.db")
-report disk-full "$LOAD" --title "disk full (tmpfs ${MB} MiB) on SQLite under load" \
+integrity=$(python3 -c 'import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' "$DISK/data/velro.db")
+report disk-full "$LOAD" --title "disk full (tmpfs ${MB} MiB) on SQLite under load" --fact integrity="$integrity" \
   --fact log_cause="$cause" --fact acked="$acked" --fact acked_in_db="$in_db"

@@ -70,8 +70,8 @@ wait_http() { # URL SECONDS: until it answers 2xx
 build() {
   if [[ -n ${FAULT_SERVER_BIN:-} ]]; then SERVER_BIN=$FAULT_SERVER_BIN; return; fi
   if [[ ${FAULT_NO_BUILD:-0} != 1 ]]; then
-    log "nice -n 10 cargo build --release -p velro --locked"
-    (cd "$ROOT" && nice -n 10 cargo build --release -p velro --locked)
+    log "nice -n 10 cargo build --release -p velro -p velro-load --locked"
+    (cd "$ROOT" && nice -n 10 cargo build --release -p velro -p velro-load --locked)
   fi
   SERVER_BIN=$ROOT/target/release/velro
   [[ -x $SERVER_BIN ]] || { log "no server binary at $SERVER_BIN"; exit 2; }

@@ -49,7 +49,7 @@ wait_metric() { # NAME VALUE: until both instances export it
   local name
   for name in a b; do
     for _ in $(seq 100); do
-      curl -fsS "$(velro_url $name)/metrics" | grep -q "^$1 $2" && break
+      curl -fsS "$(velro_url $name)/metrics" 2>/dev/null | grep -q "^$1 $2" && break
       sleep 0.1
     done
   done

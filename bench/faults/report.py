@@ -86,9 +86,9 @@ def overlapping(events, start, end):
 
 def recovery(events, back, until=float("inf")):
     """Seconds from `back` to the first acknowledged write started after it, and to the end of
-    the last failed request started after it (0 when none failed); only requests started
-    before `until` (the next fault) count."""
-    after = [e for e in events if back <= e["t0"] < until]
+    the last failed request started after it (0 when none failed); requests still running when
+    the next fault began (`until`) belong to that fault."""
+    after = [e for e in events if back <= e["t0"] and e["t1"] < until]
     first_ok = min((e["t1"] for e in after if ok(e) and e["ep"] in WRITES), default=None)
     last_err = max((e["t1"] for e in after if not ok(e)), default=None)
     return (None if first_ok is None else first_ok - back,
@@ -282,11 +282,16 @@ def mode_disk_full(ctx, checks, out):
                f"{sum(1 for e in me if ok(e))}/{len(me)} 200")
     checks.add("a clear log line names the cause", facts.get("log_cause"),
                facts.get("log_cause") or "no log line mentions the full disk")
+    first_refused = min((e["t1"] for e in refused), default=None)
+    out.append(f"  first write refused {fmt_s(first_refused and first_refused - full)} after the disk "
+               f"filled (until then SQLite reused space inside its WAL file)")
     first_ok, last_err = recovery(events, freed)
     checks.add("writes recover within 5 s of space returning",
                first_ok is not None and last_err <= 5.0,
                f"first acknowledged write {fmt_s(first_ok)} after, last failure {last_err:.2f} s after")
     durable_checks(ctx, checks)
+    if "integrity" in facts:
+        checks.add("PRAGMA integrity_check at the end", facts["integrity"] == "ok", facts["integrity"])
 
 
 MODES = {"pg-restart": mode_pg_restart, "redis-kill": mode_redis_kill, "sigterm": mode_sigterm,

@@ -11,7 +11,7 @@ SCRIPTS=${FAULT_ONLY:-pg-restart pg-unreachable-start redis-kill sigterm kill9 d
 OUT=$FAULTS/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 if [[ ${FAULT_NO_BUILD:-0} != 1 && -z ${FAULT_SERVER_BIN:-} ]]; then
-  (cd "$ROOT" && nice -n 10 cargo build --release -p velro --locked) || exit 2
+  (cd "$ROOT" && nice -n 10 cargo build --release -p velro -p velro-load --locked) || exit 2
 fi
 {
   echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
