@@ -15,9 +15,12 @@ use velro_core::domain::{Email, Role, SessionId, SessionRecord, User, UserId};
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
-use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
+use velro_core::service::{
+    AdminService, AuthService, AuthSettings, Dependencies, SupabaseAuth, SupabaseSettings,
+};
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
+    SupabaseTokenProfile,
     AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
 };
 use velro_core::{Clock, Secret, StoreError};
@@ -193,9 +196,21 @@ impl App {
             ServiceKey::parse(&Secret::new(SERVICE_KEY.to_string())).expect("a valid service key");
         let cache = Arc::new(NoCache);
         let admin = AdminService::new(store, clock, auth.clone(), Some(service_key), cache.clone());
+        let supabase = SupabaseAuth::new(
+            auth.clone(),
+            SupabaseSettings {
+                tokens: SupabaseTokenProfile {
+                    issuer: "http://localhost:8000/auth/v1".into(),
+                    audience: "authenticated".into(),
+                    admin_roles: vec!["service_role".into()],
+                },
+                disable_signup: false,
+            },
+        );
         let state = AppState {
             auth,
             admin,
+            supabase,
             cache,
             metrics: Arc::new(String::new),
             settings: HttpSettings::default(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use velro_core::cache::CacheControl;
-use velro_core::service::{AdminService, AuthService};
+use velro_core::service::{AdminService, AuthService, SupabaseAuth};
 
 use crate::TrustedProxies;
 
@@ -23,6 +23,8 @@ pub struct HttpSettings {
     /// Origins allowed by CORS; empty: no CORS headers at all. `*` only without credentials.
     pub cors_allowed_origins: Vec<String>,
     pub cors_allow_credentials: bool,
+    /// Also serve the Supabase Auth surface at `/` (as GoTrue itself does), besides `/auth/v1`.
+    pub supabase_at_root: bool,
     pub version: &'static str,
 }
 
@@ -36,6 +38,7 @@ impl Default for HttpSettings {
             trusted_proxies: TrustedProxies::default(),
             cors_allowed_origins: Vec::new(),
             cors_allow_credentials: false,
+            supabase_at_root: false,
             version: env!("CARGO_PKG_VERSION"),
         }
     }
@@ -48,6 +51,8 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct AppState {
     pub auth: AuthService,
     pub admin: AdminService,
+    /// The Supabase Auth (GoTrue) surface's use cases, over the same `auth`.
+    pub supabase: SupabaseAuth,
     pub cache: Arc<dyn CacheControl>,
     pub metrics: MetricsRenderer,
     pub settings: HttpSettings,

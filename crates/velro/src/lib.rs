@@ -8,5 +8,6 @@ pub mod keys;
 pub mod mailer;
 pub mod serve;
 pub mod startup;
+mod supabase_config;
 pub mod telemetry;
 pub mod telemetry_metrics;

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod session;
+mod supabase;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use time::Duration;
 pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use session::{Authenticated, LogoutScope};
+pub use supabase::{SupabaseAuth, SupabaseError, SupabaseSettings};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;

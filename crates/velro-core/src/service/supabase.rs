@@ -1,0 +1,174 @@
+//! The Supabase Auth (GoTrue) use cases: thin variants of registration, sign-in, refresh,
+//! authentication and logout that hand out GoTrue-shaped access tokens. Every rule (password
+//! check, rate limits, failed-login back-off, rotation, revocation, cache invalidation) is the
+//! one `AuthService` applies to the v1 API; nothing here repeats one.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::{AuthService, Authenticated, ClientInfo, IssuedSession, LogoutScope, Registration};
+use crate::domain::{AdminUserChange, Email, SessionId};
+use crate::tokens::{AdminToken, AuthMethod, SupabaseTokenProfile};
+use crate::{AuthError, Secret};
+
+/// The settings of the Supabase surface, named after GoTrue's.
+#[derive(Debug, Clone)]
+pub struct SupabaseSettings {
+    pub tokens: SupabaseTokenProfile,
+    /// GoTrue's `DISABLE_SIGNUP`: `/signup` refuses everyone.
+    pub disable_signup: bool,
+}
+
+/// What only the Supabase surface can end with, besides the shared meanings.
+#[derive(Debug, thiserror::Error)]
+pub enum SupabaseError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("sign-ups are disabled")]
+    SignupDisabled,
+}
+
+/// The Supabase-compatible use cases, over the same `AuthService`. Cheap to clone.
+#[derive(Clone)]
+pub struct SupabaseAuth {
+    auth: AuthService,
+    settings: Arc<SupabaseSettings>,
+}
+
+/// When a session began, for `amr`: sessions ids are UUIDv7, whose first 48 bits are the
+/// creation time in milliseconds; `None` for ids made otherwise (imported sessions).
+fn session_started(session: SessionId) -> Option<i64> {
+    let (seconds, _) = session.0.get_timestamp()?.to_unix();
+    i64::try_from(seconds).ok()
+}
+
+impl SupabaseAuth {
+    pub fn new(auth: AuthService, settings: SupabaseSettings) -> Self {
+        Self {
+            auth,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &SupabaseSettings {
+        &self.settings
+    }
+
+    pub fn auth(&self) -> &AuthService {
+        &self.auth
+    }
+
+    /// GoTrue answers a disabled sign-up before looking at the request; the handler asks
+    /// first, and `sign_up` asks again.
+    pub fn check_signup_allowed(&self) -> Result<(), SupabaseError> {
+        if self.settings.disable_signup {
+            return Err(SupabaseError::SignupDisabled);
+        }
+        Ok(())
+    }
+
+    /// Registration with auto-confirm: the account is created and signed in by the v1 use
+    /// case, then marked confirmed, as GoTrue does when `MAILER_AUTOCONFIRM` is on.
+    pub async fn sign_up(
+        &self,
+        registration: Registration,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, SupabaseError> {
+        self.check_signup_allowed()?;
+        let issued = self.auth.register(registration, client).await?;
+        let deps = self.auth.deps();
+        let confirm = AdminUserChange {
+            email_confirmed: Some(true),
+            ..AdminUserChange::default()
+        };
+        // The account was created a moment ago; gone now means deleted in between.
+        let user = deps
+            .store
+            .update_user(issued.user.id, &confirm, deps.clock.now())
+            .await
+            .map_err(AuthError::from)?
+            .ok_or(AuthError::SessionRevoked)?;
+        Ok(self.reissue(IssuedSession { user, ..issued })?)
+    }
+
+    /// `grant_type=password`: the v1 login (limits, back-off, dummy hash for unknown emails,
+    /// rehash) with a Supabase token.
+    pub async fn sign_in(
+        &self,
+        email: &Email,
+        password: Secret<String>,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let issued = self.auth.login(email, password, false, client).await?;
+        self.reissue(issued)
+    }
+
+    /// `grant_type=refresh_token`: the same rotation, reuse window and family revocation.
+    pub async fn refresh(
+        &self,
+        presented: Secret<String>,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
+        let issued = self.auth.refresh(presented, client).await?;
+        self.reissue(issued)
+    }
+
+    /// A Supabase user token whose session is live; Velro's own tokens are refused.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated, AuthError> {
+        let deps = self.auth.deps();
+        let verified = deps.access_tokens.verify_supabase(
+            &self.settings.tokens,
+            access_token,
+            deps.clock.now(),
+        )?;
+        self.auth.live_session(verified).await
+    }
+
+    pub async fn logout(
+        &self,
+        caller: &Authenticated,
+        scope: LogoutScope,
+    ) -> Result<(), AuthError> {
+        self.auth.logout(caller, scope).await
+    }
+
+    /// An admin credential (`service_role` key or any token with an admin role signed by our
+    /// keys). A credential naming a session holds only while that session is live.
+    pub async fn authorize_admin(&self, bearer: Option<&str>) -> Result<AdminToken, AuthError> {
+        let token = bearer.ok_or(AuthError::TokenMissing)?;
+        let deps = self.auth.deps();
+        let admin =
+            deps.access_tokens
+                .verify_admin(&self.settings.tokens, token, deps.clock.now())?;
+        if let Some(session) = admin.session_id {
+            if deps.store.find_live_session(session).await?.is_none() {
+                return Err(AuthError::SessionRevoked);
+            }
+        }
+        Ok(admin)
+    }
+
+    /// The session the v1 use case issued, with a Supabase access token in place of the v1 one.
+    fn reissue(&self, issued: IssuedSession) -> Result<IssuedSession, AuthError> {
+        let deps = self.auth.deps();
+        let now: OffsetDateTime = deps.clock.now();
+        let method = AuthMethod {
+            method: "password",
+            timestamp: session_started(issued.session_id).unwrap_or(now.unix_timestamp()),
+        };
+        let access = deps.access_tokens.issue_supabase(
+            &self.settings.tokens,
+            &issued.user,
+            issued.session_id,
+            method,
+            now,
+        )?;
+        Ok(IssuedSession {
+            access_token: access.token,
+            expires_in: access.expires_at - access.issued_at,
+            expires_at: access.expires_at,
+            ..issued
+        })
+    }
+}
