@@ -18,4 +18,5 @@ mod passwords;
 mod process;
 mod secrets_in_logs;
 mod sessions;
+mod supabase;
 mod two_instances;
