@@ -23,12 +23,14 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, extra_env: dict[str, str]):
-        binary = os.environ.get("VELRO_BIN", str(ROOT / "target" / "debug" / "velro"))
+        binary = os.environ.get("VELRO_TEST_BIN", str(ROOT / "target" / "debug" / "velro"))
         self.data_dir = tempfile.TemporaryDirectory(prefix="velro-clients-")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # The outer environment's VELRO_* settings (a developer's, or VELRO_TEST_BIN) stay out.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("VELRO_")}
         env = {
-            **os.environ,
+            **inherited,
             "VELRO_BIND": f"127.0.0.1:{self.port}",
             "VELRO_DATA_DIR": self.data_dir.name,
             "VELRO_JWT_SECRET": JWT_SECRET,
