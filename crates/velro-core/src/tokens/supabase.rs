@@ -232,3 +232,153 @@ impl AccessTokens {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::Duration;
+
+    use super::*;
+    use crate::domain::{Email, Role};
+    use crate::tokens::{AccessTokenConfig, KeySet, SigningKey};
+    use crate::{Clock, Secret, SystemClock};
+
+    const SECRET: &[u8] = b"a-project-jwt-secret-of-at-least-32-bytes";
+
+    fn key() -> SigningKey {
+        SigningKey::hs256("ours", Secret::new(SECRET.to_vec()), SystemClock.now()).expect("valid")
+    }
+
+    fn tokens() -> AccessTokens {
+        AccessTokens::new(&AccessTokenConfig {
+            keys: KeySet::single(key()),
+            issuer: "velro".into(),
+            lifetime: Duration::seconds(3600),
+            leeway: Duration::seconds(0),
+        })
+    }
+
+    fn profile() -> SupabaseTokenProfile {
+        SupabaseTokenProfile {
+            issuer: "https://auth.example.com/auth/v1".into(),
+            audience: "authenticated".into(),
+            admin_roles: vec!["service_role".into(), "supabase_admin".into()],
+        }
+    }
+
+    fn user(role: Role) -> User {
+        let now = SystemClock.now();
+        User {
+            id: UserId(Uuid::new_v4()),
+            email: Email::parse("ada@example.com").expect("valid"),
+            display_name: None,
+            avatar_url: None,
+            credits_balance: 0,
+            role,
+            email_confirmed: true,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn method(now: OffsetDateTime) -> AuthMethod {
+        AuthMethod {
+            method: "password",
+            timestamp: now.unix_timestamp(),
+        }
+    }
+
+    /// A token without `kid`, as Supabase's anon and service_role keys are made.
+    fn legacy_token(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .expect("encodes")
+    }
+
+    #[test]
+    fn supabase_tokens_verify_here_and_v1_tokens_do_not() {
+        let tokens = tokens();
+        let now = SystemClock.now();
+        let user = user(Role::Viewer);
+        let session = SessionId(Uuid::now_v7());
+        let supabase = tokens
+            .issue_supabase(&profile(), &user, session, method(now), now)
+            .expect("issues");
+        let verified = tokens
+            .verify_supabase(&profile(), supabase.token.expose(), now)
+            .expect("verifies");
+        assert_eq!(verified.session_id, session);
+        assert_eq!(verified.user_id, user.id);
+        assert!(tokens.verify(supabase.token.expose(), now).is_err());
+
+        let v1 = tokens.issue(&user, session, now).expect("issues");
+        assert!(tokens
+            .verify_supabase(&profile(), v1.token.expose(), now)
+            .is_err());
+        let later = now + Duration::seconds(3601);
+        assert!(matches!(
+            tokens.verify_supabase(&profile(), supabase.token.expose(), later),
+            Err(AuthError::TokenExpired)
+        ));
+    }
+
+    #[test]
+    fn admin_credentials_need_an_admin_role_and_nothing_else() {
+        let tokens = tokens();
+        let now = SystemClock.now();
+        let admin = |claims| tokens.verify_admin(&profile(), &legacy_token(claims), now);
+        assert_eq!(
+            admin(json!({"role": "service_role"})).ok().map(|t| t.role),
+            Some("service_role".to_string())
+        );
+        assert!(admin(json!({"sub": "1234567890", "role": "supabase_admin"})).is_ok());
+        assert!(matches!(
+            admin(json!({"role": "anon"})),
+            Err(AuthError::Forbidden)
+        ));
+        assert!(matches!(admin(json!({})), Err(AuthError::Forbidden)));
+        assert!(matches!(
+            admin(json!({"role": "service_role", "exp": now.unix_timestamp() - 1})),
+            Err(AuthError::TokenExpired)
+        ));
+        // Velro's own user tokens never pass, whatever role they carry.
+        let v1 = tokens
+            .issue(&user(Role::Admin), SessionId(Uuid::now_v7()), now)
+            .expect("issues");
+        let with_admin_roles = SupabaseTokenProfile {
+            admin_roles: vec!["admin".into()],
+            ..profile()
+        };
+        assert!(matches!(
+            tokens.verify_admin(&with_admin_roles, v1.token.expose(), now),
+            Err(AuthError::Forbidden)
+        ));
+        let user_token = tokens
+            .issue_supabase(
+                &profile(),
+                &user(Role::Admin),
+                SessionId(Uuid::now_v7()),
+                method(now),
+                now,
+            )
+            .expect("issues");
+        assert!(matches!(
+            tokens.verify_admin(&profile(), user_token.token.expose(), now),
+            Err(AuthError::Forbidden)
+        ));
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"role": "service_role"}),
+            &jsonwebtoken::EncodingKey::from_secret(b"another-secret-of-at-least-32-bytes!!"),
+        )
+        .expect("encodes");
+        assert!(matches!(
+            tokens.verify_admin(&profile(), &forged, now),
+            Err(AuthError::TokenInvalid)
+        ));
+    }
+}
