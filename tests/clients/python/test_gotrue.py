@@ -6,14 +6,18 @@ import json
 import uuid
 
 import httpx
+import jwt as pyjwt
 import pytest
-from supabase_auth import SyncGoTrueClient
+from supabase_auth import SyncGoTrueAdminAPI, SyncGoTrueClient
 from supabase_auth.errors import (
     AuthApiError,
     AuthWeakPasswordError,
 )
 
+from conftest import JWT_SECRET
+
 PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "purple monkey dishwasher 42"
 
 
 def email() -> str:
@@ -221,3 +225,38 @@ def test_repeated_failed_sign_ins_answer_429_over_request_rate_limit(limited_ser
                 break
     assert codes[-1] == (429, "over_request_rate_limit")
     assert codes[0] == (400, "invalid_credentials")
+
+
+def test_update_user_sets_metadata_and_a_new_password(server):
+    address = email()
+    auth = client(server)
+    auth.sign_up({"email": address, "password": PASSWORD})
+    other = client(server)
+    other.sign_in_with_password({"email": address, "password": PASSWORD})
+    updated = auth.update_user({"data": {"full_name": "Grace Hopper"}})
+    assert updated.user.user_metadata["full_name"] == "Grace Hopper"
+    with pytest.raises(AuthApiError) as raised:
+        auth.update_user({"password": PASSWORD})
+    assert (raised.value.status, raised.value.code) == (422, "same_password")
+    auth.update_user({"password": NEW_PASSWORD})
+    assert auth.get_user().user.email == address
+    with pytest.raises(AuthApiError) as raised:
+        other.get_user()
+    assert raised.value.code == "session_not_found"
+    assert client(server).sign_in_with_password(
+        {"email": address, "password": NEW_PASSWORD}
+    ).session is not None
+
+
+def test_the_admin_api_takes_a_role_only_service_role_key(server):
+    user = client(server).sign_up({"email": email(), "password": PASSWORD}).user
+    service_role = pyjwt.encode({"role": "service_role"}, JWT_SECRET, algorithm="HS256")
+    admin = SyncGoTrueAdminAPI(
+        url=server.auth_url, headers={"Authorization": f"Bearer {service_role}"}
+    )
+    assert admin.get_user_by_id(user.id).user.email == user.email
+    anon = pyjwt.encode({"role": "anon"}, JWT_SECRET, algorithm="HS256")
+    refused = SyncGoTrueAdminAPI(url=server.auth_url, headers={"Authorization": f"Bearer {anon}"})
+    with pytest.raises(AuthApiError) as raised:
+        refused.get_user_by_id(user.id)
+    assert (raised.value.status, raised.value.code) == (403, "not_admin")

@@ -13,7 +13,7 @@ use time::Duration;
 pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use session::{Authenticated, LogoutScope};
-pub use supabase::{SupabaseAuth, SupabaseError, SupabaseSettings};
+pub use supabase::{SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::{AuthService, Authenticated, ClientInfo, IssuedSession, LogoutScope, Registration};
-use crate::domain::{AdminUserChange, Email, SessionId};
+use crate::domain::{AdminUserChange, Email, NewPassword, ProfileChange, SessionId, User, UserId};
 use crate::tokens::{AdminToken, AuthMethod, SupabaseTokenProfile};
 use crate::{AuthError, Secret};
 
@@ -27,6 +27,15 @@ pub enum SupabaseError {
     Auth(#[from] AuthError),
     #[error("sign-ups are disabled")]
     SignupDisabled,
+    #[error("the new password is the current one")]
+    SamePassword,
+}
+
+/// What `PUT /user` may change: the password, and the metadata keys Velro keeps.
+#[derive(Debug, Default)]
+pub struct SupabaseUserChange {
+    pub password: Option<NewPassword>,
+    pub profile: ProfileChange,
 }
 
 /// The Supabase-compatible use cases, over the same `AuthService`. Cheap to clone.
@@ -133,6 +142,43 @@ impl SupabaseAuth {
         self.auth.logout(caller, scope).await
     }
 
+    /// `PUT /user`. A new password goes through the same limits and storage as the v1 change
+    /// (every other session revoked, the caller's kept) but, as in GoTrue, needs no current
+    /// password: holding the session is enough. It must differ from the current one.
+    pub async fn update_user(
+        &self,
+        caller: &Authenticated,
+        change: SupabaseUserChange,
+        client: ClientInfo,
+    ) -> Result<User, SupabaseError> {
+        let deps = self.auth.deps();
+        if let Some(password) = change.password {
+            let credentials = self.auth.before_password_change(caller, &client).await?;
+            let same = deps
+                .hasher
+                .verify(
+                    Secret::new(password.expose().to_string()),
+                    Some(credentials.password_hash),
+                )
+                .await?
+                .matches;
+            if same {
+                return Err(SupabaseError::SamePassword);
+            }
+            self.auth.set_password(caller, password).await?;
+        }
+        let profile = change.profile;
+        if profile.display_name.is_some() || profile.avatar_url.is_some() {
+            return Ok(self.auth.update_profile(caller, profile).await?);
+        }
+        Ok(deps
+            .store
+            .find_user(caller.user.id)
+            .await
+            .map_err(AuthError::from)?
+            .ok_or(AuthError::SessionRevoked)?)
+    }
+
     /// An admin credential (`service_role` key or any token with an admin role signed by our
     /// keys). A credential naming a session holds only while that session is live.
     pub async fn authorize_admin(&self, bearer: Option<&str>) -> Result<AdminToken, AuthError> {
@@ -147,6 +193,16 @@ impl SupabaseAuth {
             }
         }
         Ok(admin)
+    }
+
+    /// A user by id, for an admin (`authorize_admin` has passed).
+    pub async fn find_user(&self, _admin: &AdminToken, user_id: UserId) -> Result<User, AuthError> {
+        self.auth
+            .deps()
+            .store
+            .find_user(user_id)
+            .await?
+            .ok_or(AuthError::NotFound)
     }
 
     /// The session the v1 use case issued, with a Supabase access token in place of the v1 one.

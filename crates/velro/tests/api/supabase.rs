@@ -9,7 +9,7 @@ use velro::config::Switch;
 use crate::both_stores;
 use crate::helpers::{
     expect_error, expect_json, expect_rejected_token, jwt_claims, sign_jwt, unique_email, TestApp,
-    JWT_SECRET, PASSWORD,
+    JWT_SECRET, NEW_PASSWORD, PASSWORD, SERVICE_KEY,
 };
 
 const VERSION: &str = "2024-01-01";
@@ -568,6 +568,131 @@ async fn the_surface_is_served_at_the_root_only_when_configured(app: TestApp) {
     assert_eq!(health["status"], "ok");
 }
 
+async fn put_user(app: &TestApp, access: &str, body: Value) -> Response {
+    call(app, Method::PUT, "/user", Some(access), Some(body)).await
+}
+
+async fn a_new_password_keeps_this_session_and_ends_the_others_on_both_surfaces(app: TestApp) {
+    let email = unique_email("supa-password");
+    let this = sign_up(&app, &email).await;
+    let other = sign_in(&app, &email).await;
+    let v1 = app.login(&email, PASSWORD).await;
+    let same = put_user(&app, access(&this), json!({"password": PASSWORD})).await;
+    expect_gotrue(same, StatusCode::UNPROCESSABLE_ENTITY, "same_password").await;
+    let weak = put_user(&app, access(&this), json!({"password": "short"})).await;
+    expect_gotrue(weak, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
+
+    let changed = put_user(&app, access(&this), json!({"password": NEW_PASSWORD})).await;
+    let user = expect_json(changed, StatusCode::OK).await;
+    assert_eq!(user["email"], email.as_str());
+    assert_eq!(get_user(&app, access(&this)).await.status(), StatusCode::OK);
+    expect_gotrue(
+        get_user(&app, access(&other)).await,
+        StatusCode::FORBIDDEN,
+        "session_not_found",
+    )
+    .await;
+    expect_rejected_token(app.me(&v1.access).await, "session_revoked").await;
+    expect_gotrue(
+        password_grant(&app, &email, PASSWORD).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_credentials",
+    )
+    .await;
+    let signed_in = password_grant(&app, &email, NEW_PASSWORD).await;
+    expect_json(signed_in, StatusCode::OK).await;
+    app.login(&email, NEW_PASSWORD).await;
+}
+
+async fn user_metadata_keeps_the_profile_keys_and_refuses_others(app: TestApp) {
+    let email = unique_email("supa-metadata");
+    let session = sign_up(&app, &email).await;
+    let body = json!({"data": {"full_name": "Grace Hopper", "avatar_url": "https://img.example.com/g.png"}});
+    let user = expect_json(put_user(&app, access(&session), body).await, StatusCode::OK).await;
+    assert_eq!(user["user_metadata"]["full_name"], "Grace Hopper");
+    assert_eq!(
+        user["user_metadata"]["avatar_url"],
+        "https://img.example.com/g.png"
+    );
+    let v1 = app.login(&email, PASSWORD).await;
+    assert_eq!(
+        app.me_json(&v1.access).await["display_name"],
+        "Grace Hopper"
+    );
+
+    let cleared = put_user(&app, access(&session), json!({"data": {"full_name": null}})).await;
+    let user = expect_json(cleared, StatusCode::OK).await;
+    assert!(user["user_metadata"].get("full_name").is_none(), "{user}");
+    let unknown = put_user(&app, access(&session), json!({"data": {"plan": "pro"}})).await;
+    expect_gotrue(unknown, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let email_change = put_user(
+        &app,
+        access(&session),
+        json!({"email": unique_email("supa-new")}),
+    )
+    .await;
+    expect_gotrue(email_change, StatusCode::BAD_REQUEST, "validation_failed").await;
+}
+
+async fn admin_credentials_are_checked_as_gotrue_checks_them(app: TestApp) {
+    let session = sign_up(&app, &unique_email("supa-admin")).await;
+    let id = session["user"]["id"].as_str().expect("id");
+    let path = format!("/admin/users/{id}");
+    let service_role = sign_jwt(
+        &json!({"role": "service_role"}),
+        JWT_SECRET,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let found = call(&app, Method::GET, &path, Some(&service_role), None).await;
+    assert_eq!(expect_json(found, StatusCode::OK).await, session["user"]);
+    let supabase_admin = sign_jwt(
+        &json!({"sub": "1234567890", "role": "supabase_admin"}),
+        JWT_SECRET,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let found = call(&app, Method::GET, &path, Some(&supabase_admin), None).await;
+    assert_eq!(found.status(), StatusCode::OK);
+
+    let anon = sign_jwt(
+        &json!({"role": "anon", "iss": "supabase"}),
+        JWT_SECRET,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let v1 = app
+        .login(session["user"]["email"].as_str().expect("email"), PASSWORD)
+        .await;
+    for not_admin in [anon.as_str(), access(&session), v1.access.as_str()] {
+        let refused = call(&app, Method::GET, &path, Some(not_admin), None).await;
+        let message = expect_gotrue(refused, StatusCode::FORBIDDEN, "not_admin").await;
+        assert_eq!(message, "User not allowed");
+    }
+    let forged = sign_jwt(
+        &json!({"role": "service_role"}),
+        "another-secret-0123456789abcdefghijklmnop",
+        jsonwebtoken::Algorithm::HS256,
+    );
+    for bad in [forged.as_str(), SERVICE_KEY] {
+        let refused = call(&app, Method::GET, &path, Some(bad), None).await;
+        let message = expect_gotrue(refused, StatusCode::FORBIDDEN, "bad_jwt").await;
+        assert!(message.starts_with("invalid JWT"), "{message}");
+    }
+    let missing = call(&app, Method::GET, &path, None, None).await;
+    expect_gotrue(missing, StatusCode::UNAUTHORIZED, "no_authorization").await;
+
+    let not_uuid = call(
+        &app,
+        Method::GET,
+        "/admin/users/42",
+        Some(&service_role),
+        None,
+    )
+    .await;
+    expect_gotrue(not_uuid, StatusCode::NOT_FOUND, "validation_failed").await;
+    let unknown = format!("/admin/users/{}", uuid::Uuid::new_v4());
+    let unknown = call(&app, Method::GET, &unknown, Some(&service_role), None).await;
+    expect_gotrue(unknown, StatusCode::NOT_FOUND, "user_not_found").await;
+}
+
 both_stores!(
     sign_up_returns_a_session_with_gotrue_user_and_claims,
     sign_up_refusals_speak_gotrue,
@@ -583,4 +708,7 @@ both_stores!(
     sign_up_can_be_disabled,
     the_service_endpoints_answer_as_gotrue_does,
     the_surface_is_served_at_the_root_only_when_configured,
+    a_new_password_keeps_this_session_and_ends_the_others_on_both_surfaces,
+    user_metadata_keeps_the_profile_keys_and_refuses_others,
+    admin_credentials_are_checked_as_gotrue_checks_them,
 );

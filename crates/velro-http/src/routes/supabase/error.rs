@@ -188,6 +188,11 @@ impl From<SupabaseError> for GotrueError {
                 "signup_disabled",
                 "Signups not allowed for this instance",
             ),
+            SupabaseError::SamePassword => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "same_password",
+                "New password should be different from the old password.",
+            ),
         }
     }
 }

@@ -7,7 +7,7 @@ mod error;
 mod wire;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,8 +16,9 @@ use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use velro_core::domain::{DisplayName, Email};
-use velro_core::service::{Authenticated, LogoutScope, Registration};
+use velro_core::domain::{AvatarUrl, DisplayName, Email, ProfileChange, UserId};
+use velro_core::service::{Authenticated, LogoutScope, Registration, SupabaseUserChange};
+use velro_core::tokens::AdminToken;
 use velro_core::Secret;
 
 use crate::extract::{bearer_token, Client};
@@ -48,8 +49,9 @@ fn routes() -> Router<AppState> {
         .route("/settings", get(settings))
         .route("/signup", post(sign_up))
         .route("/token", post(token))
-        .route("/user", get(get_user))
+        .route("/user", get(get_user).put(update_user))
         .route("/logout", post(logout))
+        .route("/admin/users/{id}", get(admin_get_user))
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
 }
 
@@ -114,6 +116,21 @@ impl FromRequestParts<AppState> for SupabaseCaller {
             slot.set(caller.user.id);
         }
         Ok(Self(caller))
+    }
+}
+
+/// The holder of an admin credential (the project's `service_role` key, say).
+struct SupabaseAdmin(AdminToken);
+
+impl FromRequestParts<AppState> for SupabaseAdmin {
+    type Rejection = GotrueError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let admin = state.supabase.authorize_admin(bearer_token(parts)).await?;
+        Ok(Self(admin))
     }
 }
 
@@ -216,19 +233,69 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
     password
         .check_email(&email)
         .map_err(GotrueError::weak_password)?;
-    // `full_name` is the one metadata key Velro keeps (as the account's display name).
-    let display_name = match body.data.as_ref().and_then(|data| data.get("full_name")) {
-        Some(Value::String(name)) => Some(
-            DisplayName::parse(name)
-                .map_err(|why| GotrueError::validation(format!("data.full_name {why}")))?,
-        ),
-        _ => None,
-    };
+    let profile = metadata(body.data)?;
+    if profile.avatar_url.is_some() {
+        return Err(GotrueError::validation(
+            "data.avatar_url can be set after sign-up (PUT /user), not at it",
+        ));
+    }
+    let display_name = profile
+        .display_name
+        .flatten()
+        .map(|name| DisplayName::parse(&name))
+        .transpose()
+        .map_err(|why| GotrueError::validation(format!("data.full_name {why}")))?;
     Ok(Registration {
         email,
         password,
         display_name,
     })
+}
+
+/// `data` (user_metadata) as far as Velro keeps it: `full_name` (the account's display name)
+/// and `avatar_url`, the names Supabase's own providers use; `null` clears one. Velro has no
+/// place for other keys yet, and refuses them rather than drop them unseen.
+fn metadata(data: Option<Value>) -> Result<ProfileChange, GotrueError> {
+    let mut change = ProfileChange::default();
+    let Some(data) = data else {
+        return Ok(change);
+    };
+    let Value::Object(data) = data else {
+        return Err(GotrueError::bad_json("data must be a JSON object"));
+    };
+    for (key, value) in data {
+        let value = match value {
+            Value::Null => None,
+            Value::String(text) => Some(text),
+            _ => {
+                return Err(GotrueError::validation(format!(
+                    "data.{key} must be a string or null"
+                )))
+            }
+        };
+        match key.as_str() {
+            "full_name" => {
+                let parsed = value
+                    .map(|name| DisplayName::parse(&name).map(DisplayName::into_inner))
+                    .transpose()
+                    .map_err(|why| GotrueError::validation(format!("data.full_name {why}")))?;
+                change.display_name = Some(parsed);
+            }
+            "avatar_url" => {
+                let parsed = value
+                    .map(|url| AvatarUrl::parse(&url).map(AvatarUrl::into_inner))
+                    .transpose()
+                    .map_err(|why| GotrueError::validation(format!("data.avatar_url {why}")))?;
+                change.avatar_url = Some(parsed);
+            }
+            other => {
+                return Err(GotrueError::validation(format!(
+                    "user_metadata key {other:?} is not kept by this server (only full_name and avatar_url)"
+                )))
+            }
+        }
+    }
+    Ok(change)
 }
 
 async fn sign_up(
@@ -315,6 +382,57 @@ async fn get_user(
     Json(SupabaseUser::new(&caller.user, audience(&state)))
 }
 
+#[derive(Deserialize)]
+struct UpdateUserBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    Client(client): Client,
+    SupabaseCaller(caller): SupabaseCaller,
+    GotrueJson(body): GotrueJson<UpdateUserBody>,
+) -> Result<Json<SupabaseUser>, GotrueError> {
+    if let Some(email) = body.email.filter(|e| !e.is_empty()) {
+        let unchanged = Email::parse(&email).is_ok_and(|email| email == caller.user.email);
+        if !unchanged {
+            return Err(GotrueError::validation(
+                "Changing the email address is not supported by this server yet",
+            ));
+        }
+    }
+    if body.phone.is_some_and(|p| !p.is_empty()) {
+        return Err(GotrueError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone_provider_disabled",
+            "Phone changes are disabled",
+        ));
+    }
+    let password = body
+        .password
+        .map(|password| {
+            state
+                .auth
+                .password_policy()
+                .check_for(&password, &caller.user.email)
+                .map_err(GotrueError::weak_password)
+        })
+        .transpose()?;
+    let change = SupabaseUserChange {
+        password,
+        profile: metadata(body.data)?,
+    };
+    let user = state.supabase.update_user(&caller, change, client).await?;
+    Ok(Json(SupabaseUser::new(&user, audience(&state))))
+}
+
 /// GoTrue's default scope is `global` (the v1 API's is `local`).
 async fn logout(
     State(state): State<AppState>,
@@ -333,4 +451,20 @@ async fn logout(
     };
     state.supabase.logout(&caller, scope).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn admin_get_user(
+    State(state): State<AppState>,
+    SupabaseAdmin(admin): SupabaseAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<SupabaseUser>, GotrueError> {
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| {
+        GotrueError::new(
+            StatusCode::NOT_FOUND,
+            "validation_failed",
+            "user_id must be an UUID",
+        )
+    })?;
+    let user = state.supabase.find_user(&admin, UserId(id)).await?;
+    Ok(Json(SupabaseUser::new(&user, audience(&state))))
 }
