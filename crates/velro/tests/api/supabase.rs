@@ -693,6 +693,50 @@ async fn admin_credentials_are_checked_as_gotrue_checks_them(app: TestApp) {
     expect_gotrue(unknown, StatusCode::NOT_FOUND, "user_not_found").await;
 }
 
+async fn browsers_may_send_the_supabase_headers_and_read_the_version(app: TestApp) {
+    let origin = "https://app.example.com";
+    let app = app
+        .with_config(|config| config.cors_allowed_origins = vec![origin.into()])
+        .await;
+    let preflight = app
+        .client
+        .request(
+            Method::OPTIONS,
+            app.url("/auth/v1/token?grant_type=password"),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "apikey,authorization,content-type,x-client-info,x-supabase-api-version",
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert!(preflight.status().is_success());
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    for header in ["apikey", "x-client-info", "x-supabase-api-version"] {
+        assert!(allowed.contains(header), "{header} not in {allowed}");
+    }
+    let answer = app
+        .client
+        .post(app.url("/auth/v1/token?grant_type=password"))
+        .header("origin", origin)
+        .header("x-supabase-api-version", VERSION)
+        .json(&json!({"email": unique_email("supa-cors"), "password": PASSWORD}))
+        .send()
+        .await
+        .expect("sent");
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-supabase-api-version"), "{exposed}");
+}
+
 both_stores!(
     sign_up_returns_a_session_with_gotrue_user_and_claims,
     sign_up_refusals_speak_gotrue,
@@ -711,4 +755,5 @@ both_stores!(
     a_new_password_keeps_this_session_and_ends_the_others_on_both_surfaces,
     user_metadata_keeps_the_profile_keys_and_refuses_others,
     admin_credentials_are_checked_as_gotrue_checks_them,
+    browsers_may_send_the_supabase_headers_and_read_the_version,
 );
