@@ -223,7 +223,7 @@ impl AccessTokens {
             return Err(AuthError::TokenExpired);
         }
         let role = claims.role.unwrap_or_default();
-        if claims.sid.is_some() || !profile.admin_roles.iter().any(|admin| *admin == role) {
+        if claims.sid.is_some() || !profile.admin_roles.contains(&role) {
             return Err(AuthError::Forbidden);
         }
         Ok(AdminToken {
