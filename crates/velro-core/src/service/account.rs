@@ -317,7 +317,11 @@ impl AuthService {
 
 /// The one place the "new password must not be the email" rule is applied, for every use case
 /// that sets a password; the answer names the field as the request does.
-pub(super) fn not_the_email(field: &str, password: &NewPassword, email: &Email) -> Result<(), AuthError> {
+pub(super) fn not_the_email(
+    field: &str,
+    password: &NewPassword,
+    email: &Email,
+) -> Result<(), AuthError> {
     password.check_email(email).map_err(|violation| {
         AuthError::Validation(vec![FieldError::new(field, violation.to_string())])
     })

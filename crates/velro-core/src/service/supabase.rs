@@ -153,6 +153,7 @@ impl SupabaseAuth {
     ) -> Result<User, SupabaseError> {
         let deps = self.auth.deps();
         if let Some(password) = change.password {
+            super::account::not_the_email("password", &password, &caller.user.email)?;
             let credentials = self.auth.before_password_change(caller, &client).await?;
             let same = deps
                 .hasher

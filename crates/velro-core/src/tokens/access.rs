@@ -198,6 +198,10 @@ impl AccessTokens {
         self.leeway
     }
 
+    pub(super) fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
     /// Checks algorithm, key, signature, audience, issuer, `nbf` and expiry. The session is
     /// checked by the caller.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<VerifiedAccess, AuthError> {

@@ -194,6 +194,12 @@ async fn sign_up_refusals_speak_gotrue(app: TestApp) {
     assert_eq!(body["code"], "weak_password");
     assert_eq!(body["weak_password"]["reasons"], json!(["length"]));
 
+    let own = unique_email("supa-own");
+    let as_email = json!({"email": own, "password": own});
+    let response = call(&app, Method::POST, "/signup", None, Some(as_email)).await;
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["code"], "weak_password", "{body}");
+
     let bad = json!({"email": "not-an-address", "password": PASSWORD});
     let message = expect_gotrue(
         call(&app, Method::POST, "/signup", None, Some(bad)).await,
@@ -581,6 +587,8 @@ async fn a_new_password_keeps_this_session_and_ends_the_others_on_both_surfaces(
     expect_gotrue(same, StatusCode::UNPROCESSABLE_ENTITY, "same_password").await;
     let weak = put_user(&app, access(&this), json!({"password": "short"})).await;
     expect_gotrue(weak, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
+    let own = put_user(&app, access(&this), json!({"password": email})).await;
+    expect_gotrue(own, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
 
     let changed = put_user(&app, access(&this), json!({"password": NEW_PASSWORD})).await;
     let user = expect_json(changed, StatusCode::OK).await;

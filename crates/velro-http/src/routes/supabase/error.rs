@@ -105,6 +105,16 @@ impl From<AuthError> for GotrueError {
             _ => {}
         }
         match error {
+            // The service's own password rule (not the email), in GoTrue's words.
+            E::Validation(fields)
+                if fields.iter().any(|field| {
+                    field
+                        .message
+                        .starts_with(PasswordViolation::ContainsEmail.code())
+                }) =>
+            {
+                Self::weak_password(PasswordViolation::ContainsEmail)
+            }
             E::Validation(fields) => Self::validation(
                 fields
                     .first()

@@ -230,9 +230,6 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
     };
     let email = Email::parse(&raw_email)
         .map_err(|_| GotrueError::validation("Unable to validate email address: invalid format"))?;
-    password
-        .check_email(&email)
-        .map_err(GotrueError::weak_password)?;
     let profile = metadata(body.data)?;
     if profile.avatar_url.is_some() {
         return Err(GotrueError::validation(
@@ -418,10 +415,11 @@ async fn update_user(
     let password = body
         .password
         .map(|password| {
+            // The email part of the policy is the service's to check.
             state
                 .auth
                 .password_policy()
-                .check_for(&password, &caller.user.email)
+                .check(&password)
                 .map_err(GotrueError::weak_password)
         })
         .transpose()?;
