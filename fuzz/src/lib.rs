@@ -20,8 +20,8 @@ use velro_core::service::{
 };
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
-    SupabaseTokenProfile,
     AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
+    SupabaseTokenProfile,
 };
 use velro_core::{Clock, Secret, StoreError};
 use velro_http::{AppState, HttpSettings};
