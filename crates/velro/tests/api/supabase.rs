@@ -765,3 +765,103 @@ both_stores!(
     admin_credentials_are_checked_as_gotrue_checks_them,
     browsers_may_send_the_supabase_headers_and_read_the_version,
 );
+
+/// Supabase's own `auth.uid()` and `auth.jwt()` (they read PostgREST's `request.jwt.claims`),
+/// a table whose row-level security policy uses them, and the `authenticated` role.
+const SUPABASE_SCHEMA: &[&str] = &[
+    "DO $$ BEGIN CREATE ROLE authenticated NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    "CREATE SCHEMA auth",
+    "CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$ \
+       SELECT coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''), \
+         (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid $$",
+    "CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS $$ \
+       SELECT coalesce(nullif(current_setting('request.jwt.claim', true), ''), \
+         nullif(current_setting('request.jwt.claims', true), ''))::jsonb $$",
+    "GRANT USAGE ON SCHEMA auth TO authenticated",
+    "CREATE TABLE notes (owner uuid NOT NULL, body text NOT NULL)",
+    "ALTER TABLE notes ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY own_notes ON notes FOR SELECT TO authenticated \
+       USING (auth.uid() = owner AND auth.jwt() -> 'app_metadata' ->> 'role' = 'viewer')",
+    "GRANT SELECT ON notes TO authenticated",
+];
+
+/// What PostgREST does with a request's token: check it with the project's JWT secret and
+/// audience, switch to its `role`, hand its claims to the policies. Returns the visible notes.
+async fn notes_visible_to(database: &mut sqlx::PgConnection, token: &str) -> Vec<String> {
+    use sqlx::Row;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["authenticated"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("the project's secret and audience accept the token")
+    .claims;
+    let role = claims["role"].as_str().expect("a role claim");
+    let mut transaction = sqlx::Connection::begin(&mut *database)
+        .await
+        .expect("begins");
+    sqlx::query(&format!("SET LOCAL ROLE \"{role}\""))
+        .execute(&mut *transaction)
+        .await
+        .expect("the token's role is a database role");
+    sqlx::query("SELECT set_config('request.jwt.claims', $1, true)")
+        .bind(claims.to_string())
+        .execute(&mut *transaction)
+        .await
+        .expect("sets the claims");
+    let rows = sqlx::query("SELECT body FROM notes ORDER BY body")
+        .fetch_all(&mut *transaction)
+        .await
+        .expect("reads");
+    rows.iter()
+        .map(|row| row.get::<String, _>("body"))
+        .collect()
+}
+
+/// The issue's proof that a Supabase database accepts Velro's tokens unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_level_security_with_auth_uid_accepts_velro_tokens() {
+    let Some(url) = velro_pgtest::fresh_database().await else {
+        return;
+    };
+    let mut database = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connects");
+    for statement in SUPABASE_SCHEMA {
+        sqlx::query(statement)
+            .execute(&mut database)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let app = TestApp::sqlite().await;
+    let ada = sign_up(&app, &unique_email("supa-rls-ada")).await;
+    let grace = sign_up(&app, &unique_email("supa-rls-grace")).await;
+    for (session, body) in [(&ada, "ada's note"), (&grace, "grace's note")] {
+        let owner: uuid::Uuid = session["user"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("a uuid");
+        sqlx::query("INSERT INTO notes (owner, body) VALUES ($1, $2)")
+            .bind(owner)
+            .bind(body)
+            .execute(&mut database)
+            .await
+            .expect("inserts");
+    }
+    assert_eq!(
+        notes_visible_to(&mut database, access(&ada)).await,
+        ["ada's note"]
+    );
+    assert_eq!(
+        notes_visible_to(&mut database, access(&grace)).await,
+        ["grace's note"]
+    );
+    // A refreshed token still passes: the claims come from the same user and session.
+    let refreshed = expect_json(refresh_grant(&app, refresh(&ada)).await, StatusCode::OK).await;
+    assert_eq!(
+        notes_visible_to(&mut database, access(&refreshed)).await,
+        ["ada's note"]
+    );
+}
