@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{AuthService, Authenticated, ClientInfo, IssuedSession, LogoutScope, Registration};
+use super::{
+    AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
+};
 use crate::domain::{AdminUserChange, Email, NewPassword, ProfileChange, SessionId, User, UserId};
 use crate::tokens::{AdminToken, AuthMethod, SupabaseTokenProfile};
 use crate::{AuthError, Secret};
@@ -105,11 +107,17 @@ impl SupabaseAuth {
     /// rehash) with a Supabase token.
     pub async fn sign_in(
         &self,
-        email: &Email,
+        email: Email,
         password: Secret<String>,
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
-        let issued = self.auth.login(email, password, false, client).await?;
+        // GoTrue sessions have no "remember me": the ordinary refresh-token lifetime.
+        let login = Login {
+            email,
+            password,
+            remember_me: false,
+        };
+        let issued = self.auth.login(login, client).await?;
         self.reissue(issued)
     }
 

@@ -236,16 +236,10 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
             "data.avatar_url can be set after sign-up (PUT /user), not at it",
         ));
     }
-    let display_name = profile
-        .display_name
-        .flatten()
-        .map(|name| DisplayName::parse(&name))
-        .transpose()
-        .map_err(|why| GotrueError::validation(format!("data.full_name {why}")))?;
     Ok(Registration {
         email,
         password,
-        display_name,
+        display_name: profile.display_name.flatten(),
     })
 }
 
@@ -273,14 +267,14 @@ fn metadata(data: Option<Value>) -> Result<ProfileChange, GotrueError> {
         match key.as_str() {
             "full_name" => {
                 let parsed = value
-                    .map(|name| DisplayName::parse(&name).map(DisplayName::into_inner))
+                    .map(|name| DisplayName::parse(&name))
                     .transpose()
                     .map_err(|why| GotrueError::validation(format!("data.full_name {why}")))?;
                 change.display_name = Some(parsed);
             }
             "avatar_url" => {
                 let parsed = value
-                    .map(|url| AvatarUrl::parse(&url).map(AvatarUrl::into_inner))
+                    .map(|url| AvatarUrl::parse(&url))
                     .transpose()
                     .map_err(|why| GotrueError::validation(format!("data.avatar_url {why}")))?;
                 change.avatar_url = Some(parsed);
@@ -349,7 +343,7 @@ async fn token(
                 return Err(velro_core::AuthError::InvalidCredentials.into());
             };
             let password = Secret::new(body.password.unwrap_or_default());
-            state.supabase.sign_in(&email, password, client).await?
+            state.supabase.sign_in(email, password, client).await?
         }
         Some("refresh_token") => {
             let presented = body
