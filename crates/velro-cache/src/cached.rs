@@ -157,7 +157,8 @@ fn count_lookup(layer: &'static str, result: &'static str) {
 velro_core::impl_store! {
     CachedStore, forward to inner:
         ping, create_user, find_credentials_by_email, find_credentials, create_session,
-        list_live_sessions, create_reset_token, find_reset_token_user, list_users, find_user;
+        list_live_sessions, create_reset_token, find_reset_token_user, list_users, page_users,
+        find_user;
 
     async fn replace_password_hash(
         &self,

@@ -176,6 +176,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 
+    /// GoTrue's admin listing (`page`/`per_page`): newest first, `limit` users after skipping
+    /// `offset`, and how many users there are in all.
+    async fn page_users(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError>;
+
     async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError>;
 
     /// Applies the change; disabling revokes every session in the same transaction.
@@ -367,6 +371,11 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { list_users (
             [query: &$crate::domain::UserQuery]
         ) ($crate::domain::UserPage) } $($k)*);
+    };
+    (page_users, $($k:tt)*) => {
+        $crate::impl_store!(@push { page_users (
+            [offset: u64] [limit: u32]
+        ) ((::std::vec::Vec<$crate::domain::User>, u64)) } $($k)*);
     };
     (find_user, $($k:tt)*) => {
         $crate::impl_store!(@push { find_user (

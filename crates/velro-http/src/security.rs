@@ -105,6 +105,9 @@ pub(crate) fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
             // Unreadable in a browser unless exposed, and then supabase-js loses `error.code`.
             HeaderName::from_static("x-supabase-api-version"),
             HeaderName::from_static("x-sb-error-code"),
+            // The admin listing's pagination (GoTrue's `GET /admin/users`).
+            HeaderName::from_static("x-total-count"),
+            header::LINK,
         ])
         .max_age(Duration::from_secs(600));
     Some(if settings.cors_allow_credentials && !any {

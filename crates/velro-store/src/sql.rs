@@ -95,6 +95,15 @@ pub(crate) const LIST_USERS_AFTER: &str = " AND (created_at, user_id) < (";
 
 pub(crate) const LIST_USERS_ORDER: &str = " ORDER BY created_at DESC, user_id DESC LIMIT ";
 
+/// GoTrue's offset pagination, newest first.
+pub(crate) const PAGE_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users ORDER BY created_at DESC, user_id DESC LIMIT $1 OFFSET $2"
+);
+
+pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) FROM users";
+
 // Sessions and refresh tokens.
 
 pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions (session_id, user_id, created_at, \

@@ -143,3 +143,37 @@ test('update user then sign out ends the session', async () => {
   const again = await client().signInWithPassword({ email: address, password: NEW_PASSWORD })
   assert.equal(again.data.user.id, data.user.id)
 })
+
+test('the admin API takes a role-only service_role key and lists users newest first', async () => {
+  const { data } = await client().signUp({ email: email(), password: PASSWORD })
+  const serviceRole = await signHs256({ role: 'service_role' })
+  const admin = new GoTrueClient({
+    url: `${base}/auth/v1`,
+    headers: { Authorization: `Bearer ${serviceRole}` },
+    autoRefreshToken: false,
+    persistSession: false,
+  }).admin
+  const byId = await admin.getUserById(data.user.id)
+  assert.equal(byId.error, null)
+  assert.equal(byId.data.user.email, data.user.email)
+  const listed = await admin.listUsers()
+  assert.equal(listed.error, null)
+  assert.equal(listed.data.users[0].id, data.user.id)
+  assert.equal(listed.data.lastPage, 1)
+  assert.ok(listed.data.total >= 1)
+})
+
+// A JWT signed with the project's secret, as a Supabase service_role key is made.
+async function signHs256(claims) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`
+  const key = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode('super-secret-jwt-token-with-at-least-32-characters-long'),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  )
+  const signature = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(unsigned))
+  return `${unsigned}.${Buffer.from(signature).toString('base64url')}`
+}

@@ -255,6 +255,9 @@ def test_the_admin_api_takes_a_role_only_service_role_key(server):
         url=server.auth_url, headers={"Authorization": f"Bearer {service_role}"}
     )
     assert admin.get_user_by_id(user.id).user.email == user.email
+    listed = admin.list_users(page=1, per_page=1000)
+    assert user.id in [u.id for u in listed]
+    assert listed[0].created_at >= listed[-1].created_at
     anon = pyjwt.encode({"role": "anon"}, JWT_SECRET, algorithm="HS256")
     refused = SyncGoTrueAdminAPI(url=server.auth_url, headers={"Authorization": f"Bearer {anon}"})
     with pytest.raises(AuthApiError) as raised:

@@ -214,6 +214,18 @@ impl SupabaseAuth {
             .ok_or(AuthError::NotFound)
     }
 
+    /// GoTrue's admin listing, newest first: page `page` (from 1) of `per_page` users, and
+    /// how many users there are in all.
+    pub async fn page_users(
+        &self,
+        _admin: &AdminToken,
+        page: u64,
+        per_page: u32,
+    ) -> Result<(Vec<User>, u64), AuthError> {
+        let offset = page.saturating_sub(1).saturating_mul(u64::from(per_page));
+        Ok(self.auth.deps().store.page_users(offset, per_page).await?)
+    }
+
     /// The session the v1 use case issued, with a Supabase access token in place of the v1 one.
     fn reissue(&self, issued: IssuedSession) -> Result<IssuedSession, AuthError> {
         let deps = self.auth.deps();

@@ -9,6 +9,7 @@ use crate::fixture::{
 
 store_contract!(
     users_are_listed_newest_first_in_pages,
+    offset_pages_are_newest_first_with_the_total,
     the_email_filter_is_a_literal_prefix_even_with_underscores_and_percents,
     admin_changes_apply_only_the_given_fields,
     disabling_a_user_revokes_every_session,
@@ -39,6 +40,30 @@ async fn all_pages(fx: &Fixture, email_prefix: Option<&str>, limit: u32) -> Vec<
             None => return users,
         }
     }
+}
+
+async fn offset_pages_are_newest_first_with_the_total(fx: &Fixture) {
+    let store = fx.store();
+    let at = t0();
+    let mut expected = Vec::new();
+    for (i, offset) in [0, 5, 10, 10, 20].into_iter().enumerate() {
+        expected.push(
+            register(store, &format!("paged{i}@example.com"), at + secs(offset))
+                .await
+                .user,
+        );
+    }
+    expected.sort_by_key(|user| std::cmp::Reverse((user.created_at, user.id.0)));
+    let mut walked = Vec::new();
+    for page in 0..3 {
+        let (users, total) = store.page_users(page * 2, 2).await.expect("page_users");
+        assert_eq!(total, 5);
+        walked.extend(users);
+    }
+    assert_eq!(walked, expected);
+    let (beyond, total) = store.page_users(10, 2).await.expect("page_users");
+    assert!(beyond.is_empty());
+    assert_eq!(total, 5);
 }
 
 async fn users_are_listed_newest_first_in_pages(fx: &Fixture) {

@@ -745,6 +745,90 @@ async fn browsers_may_send_the_supabase_headers_and_read_the_version(app: TestAp
     assert!(exposed.contains("x-supabase-api-version"), "{exposed}");
 }
 
+async fn the_admin_list_pages_newest_first_with_gotrue_headers(app: TestApp) {
+    let service_role = sign_jwt(
+        &json!({"role": "service_role"}),
+        JWT_SECRET,
+        jsonwebtoken::Algorithm::HS256,
+    );
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let session = sign_up(&app, &unique_email(&format!("supa-list{i}"))).await;
+        ids.push(session["user"]["id"].clone());
+        app.advance(1);
+    }
+    ids.reverse();
+    let first = call(
+        &app,
+        Method::GET,
+        "/admin/users?page=&per_page=",
+        Some(&service_role),
+        None,
+    )
+    .await;
+    assert_eq!(first.headers()["x-total-count"], "3");
+    let body = expect_json(first, StatusCode::OK).await;
+    assert_eq!(body["aud"], "authenticated");
+    let listed: Vec<Value> = body["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|user| user["id"].clone())
+        .collect();
+    assert_eq!(listed, ids);
+
+    let second = call(
+        &app,
+        Method::GET,
+        "/admin/users?page=2&per_page=2",
+        Some(&service_role),
+        None,
+    )
+    .await;
+    assert_eq!(
+        second.headers()["link"],
+        "<http://localhost:8000/auth/v1/admin/users?page=2&per_page=2>; rel=\"last\""
+    );
+    let body = expect_json(second, StatusCode::OK).await;
+    assert_eq!(body["users"].as_array().expect("users").len(), 1);
+    assert_eq!(body["users"][0]["id"], ids[2]);
+    let first_of_two = call(
+        &app,
+        Method::GET,
+        "/admin/users?page=1&per_page=2",
+        Some(&service_role),
+        None,
+    )
+    .await;
+    assert_eq!(
+        first_of_two.headers()["link"],
+        "<http://localhost:8000/auth/v1/admin/users?page=2&per_page=2>; rel=\"next\", \
+         <http://localhost:8000/auth/v1/admin/users?page=2&per_page=2>; rel=\"last\""
+    );
+    for bad in ["page=-1", "page=x", "per_page=0", "page=0"] {
+        let refused = call(
+            &app,
+            Method::GET,
+            &format!("/admin/users?{bad}"),
+            Some(&service_role),
+            None,
+        )
+        .await;
+        let message = expect_gotrue(refused, StatusCode::BAD_REQUEST, "validation_failed").await;
+        assert_eq!(message, "Bad Pagination Parameters", "{bad}");
+    }
+    let user_token = sign_up(&app, &unique_email("supa-list-user")).await;
+    let refused = call(
+        &app,
+        Method::GET,
+        "/admin/users",
+        Some(access(&user_token)),
+        None,
+    )
+    .await;
+    expect_gotrue(refused, StatusCode::FORBIDDEN, "not_admin").await;
+}
+
 both_stores!(
     sign_up_returns_a_session_with_gotrue_user_and_claims,
     sign_up_refusals_speak_gotrue,
@@ -764,6 +848,7 @@ both_stores!(
     user_metadata_keeps_the_profile_keys_and_refuses_others,
     admin_credentials_are_checked_as_gotrue_checks_them,
     browsers_may_send_the_supabase_headers_and_read_the_version,
+    the_admin_list_pages_newest_first_with_gotrue_headers,
 );
 
 /// Supabase's own `auth.uid()` and `auth.jwt()` (they read PostgREST's `request.jwt.claims`),

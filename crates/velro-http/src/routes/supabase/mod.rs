@@ -51,6 +51,7 @@ fn routes() -> Router<AppState> {
         .route("/token", post(token))
         .route("/user", get(get_user).put(update_user))
         .route("/logout", post(logout))
+        .route("/admin/users", get(admin_list_users))
         .route("/admin/users/{id}", get(admin_get_user))
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
 }
@@ -459,4 +460,60 @@ async fn admin_get_user(
     })?;
     let user = state.supabase.find_user(&admin, UserId(id)).await?;
     Ok(Json(SupabaseUser::new(&user, audience(&state))))
+}
+
+/// GoTrue's page size when none is given, and the largest Velro serves.
+const DEFAULT_PER_PAGE: u32 = 50;
+const MAX_PER_PAGE: u32 = 1000;
+
+/// A pagination parameter: absent or empty (auth-js sends `page=&per_page=`) is the default,
+/// anything but a positive integer is GoTrue's "Bad Pagination Parameters".
+fn pagination(query: Option<&str>, name: &str, default: u64) -> Result<u64, GotrueError> {
+    match query_value(query, name).as_deref() {
+        None | Some("") => Ok(default),
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|value| *value > 0)
+            .ok_or_else(|| GotrueError::validation("Bad Pagination Parameters")),
+    }
+}
+
+async fn admin_list_users(
+    State(state): State<AppState>,
+    SupabaseAdmin(admin): SupabaseAdmin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, GotrueError> {
+    let page = pagination(query.as_deref(), "page", 1)?;
+    let per_page = pagination(query.as_deref(), "per_page", u64::from(DEFAULT_PER_PAGE))?;
+    let per_page = u32::try_from(per_page)
+        .ok()
+        .filter(|n| *n <= MAX_PER_PAGE)
+        .ok_or_else(|| GotrueError::validation("Bad Pagination Parameters"))?;
+    let (users, total) = state.supabase.page_users(&admin, page, per_page).await?;
+    let last = total.div_ceil(u64::from(per_page)).max(1);
+    // `page` first: auth-js reads the number right after the first `=`.
+    let base = format!("{}/admin/users", state.supabase.settings().tokens.issuer);
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!(
+            "<{base}?page={}&per_page={per_page}>; rel=\"next\"",
+            page + 1
+        ));
+    }
+    links.push(format!(
+        "<{base}?page={last}&per_page={per_page}>; rel=\"last\""
+    ));
+    let audience = audience(&state);
+    let users: Vec<SupabaseUser> = users
+        .iter()
+        .map(|user| SupabaseUser::new(user, audience))
+        .collect();
+    let mut response = Json(json!({"users": users, "aud": audience})).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-total-count", total.into());
+    if let Ok(link) = axum::http::HeaderValue::from_str(&links.join(", ")) {
+        headers.insert(axum::http::header::LINK, link);
+    }
+    Ok(response)
 }
