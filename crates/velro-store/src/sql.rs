@@ -36,7 +36,7 @@ pub(crate) const PING: &str = "SELECT 1";
 pub(crate) const INSERT_USER: &str = concat!(
     "INSERT INTO users (user_id, email, password_hash, display_name, avatar_url, \
      credits_balance, role, email_confirmed, disabled, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, NULL, $5, $6, FALSE, FALSE, $7, $7) RETURNING ",
+     VALUES ($1, $2, $3, $4, NULL, $5, $6, $8, FALSE, $7, $7) RETURNING ",
     user_columns!()
 );
 

@@ -162,6 +162,7 @@ macro_rules! sql_store {
                         .bind(user.credits_balance)
                         .bind(Role::default().as_str())
                         .bind(StoredTime(user.now))
+                        .bind(user.email_confirmed)
                         .fetch_one(&mut *tx)
                         .await
                         .db()?;

@@ -151,6 +151,7 @@ pub async fn register(store: &dyn Store) -> (UserId, SessionId) {
                 password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$test".into()),
                 display_name: Some(DisplayName::parse("Ada").expect("a valid name")),
                 credits_balance: 10,
+                email_confirmed: false,
                 now: now(),
             },
             session,

@@ -36,6 +36,17 @@ impl AuthService {
         registration: Registration,
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
+        self.register_with(registration, false, client).await
+    }
+
+    /// Registration, with the address confirmed at once when `email_confirmed` (the Supabase
+    /// surface's auto-confirm); the v1 API registers unconfirmed.
+    pub(super) async fn register_with(
+        &self,
+        registration: Registration,
+        email_confirmed: bool,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
         not_the_email("password", &registration.password, &registration.email)?;
         let deps = self.deps();
         deps.limits
@@ -59,6 +70,7 @@ impl AuthService {
             password_hash,
             display_name: registration.display_name,
             credits_balance: deps.settings.initial_credits,
+            email_confirmed,
             now,
         };
         let user = match deps.store.create_user(user, session).await {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{AdminUserChange, Email, NewPassword, ProfileChange, SessionId, User, UserId};
+use crate::domain::{Email, NewPassword, ProfileChange, SessionId, User, UserId};
 use crate::tokens::{AdminToken, AuthMethod, SupabaseTokenProfile};
 use crate::{AuthError, Secret};
 
@@ -79,28 +79,16 @@ impl SupabaseAuth {
         Ok(())
     }
 
-    /// Registration with auto-confirm: the account is created and signed in by the v1 use
-    /// case, then marked confirmed, as GoTrue does when `MAILER_AUTOCONFIRM` is on.
+    /// Registration with auto-confirm: the v1 use case creates the account already confirmed
+    /// and signs it in, as GoTrue does when `MAILER_AUTOCONFIRM` is on.
     pub async fn sign_up(
         &self,
         registration: Registration,
         client: ClientInfo,
     ) -> Result<IssuedSession, SupabaseError> {
         self.check_signup_allowed()?;
-        let issued = self.auth.register(registration, client).await?;
-        let deps = self.auth.deps();
-        let confirm = AdminUserChange {
-            email_confirmed: Some(true),
-            ..AdminUserChange::default()
-        };
-        // The account was created a moment ago; gone now means deleted in between.
-        let user = deps
-            .store
-            .update_user(issued.user.id, &confirm, deps.clock.now())
-            .await
-            .map_err(AuthError::from)?
-            .ok_or(AuthError::SessionRevoked)?;
-        Ok(self.reissue(IssuedSession { user, ..issued })?)
+        let issued = self.auth.register_with(registration, true, client).await?;
+        Ok(self.reissue(issued)?)
     }
 
     /// `grant_type=password`: the v1 login (limits, back-off, dummy hash for unknown emails,
