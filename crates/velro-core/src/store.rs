@@ -225,7 +225,7 @@ pub mod __private {
 ///         replace_password_hash, create_session, find_live_session, rotate_refresh_token,
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
 ///         create_reset_token, find_reset_token_user, reset_password, change_password,
-///         list_users, find_user, update_user, delete_user;
+///         list_users, page_users, find_user, update_user, delete_user;
 /// }
 /// ```
 #[macro_export]
