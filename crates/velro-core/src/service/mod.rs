@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod session;
+mod status;
 
 use std::sync::Arc;
 
@@ -12,6 +13,9 @@ use time::Duration;
 pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use session::{Authenticated, LogoutScope};
+pub use status::{
+    ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,
+};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;
