@@ -182,7 +182,9 @@ struct Inner {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn seconds(duration: Duration) -> String {
@@ -438,7 +440,10 @@ impl StatusService {
     ) -> Result<Incident, AuthError> {
         let now = self.inner.clock.now();
         if expected_resolution.is_some_and(|at| at <= now) {
-            return Err(AuthError::field("expected_resolution", "must be in the future"));
+            return Err(AuthError::field(
+                "expected_resolution",
+                "must be in the future",
+            ));
         }
         components.sort_unstable();
         components.dedup();
@@ -730,8 +735,7 @@ impl StatusService {
                     })
                     .collect();
                 #[allow(clippy::cast_precision_loss)]
-                let uptime =
-                    (recorded_total > 0).then(|| up_total as f64 / recorded_total as f64);
+                let uptime = (recorded_total > 0).then(|| up_total as f64 / recorded_total as f64);
                 ComponentHistory {
                     component,
                     days,
@@ -982,7 +986,9 @@ mod tests {
                 Some(OffsetDateTime::UNIX_EPOCH),
             )
             .await;
-        assert!(matches!(refused, Err(AuthError::Validation(ref e)) if e[0].field == "expected_resolution"));
+        assert!(
+            matches!(refused, Err(AuthError::Validation(ref e)) if e[0].field == "expected_resolution")
+        );
     }
 
     #[tokio::test]
@@ -992,7 +998,10 @@ mod tests {
         status.record_mail(false);
         status.record_mail(false);
         let report = status.report().await;
-        assert_eq!(state_of(&report, Component::Email), ComponentState::MajorOutage);
+        assert_eq!(
+            state_of(&report, Component::Email),
+            ComponentState::MajorOutage
+        );
         assert_eq!(
             report.components[4].reason,
             "2 of 2 deliveries failed in the last hour"
@@ -1002,6 +1011,9 @@ mod tests {
             status.record_mail(true);
         }
         let report = status.report().await;
-        assert_eq!(state_of(&report, Component::Email), ComponentState::PartialOutage);
+        assert_eq!(
+            state_of(&report, Component::Email),
+            ComponentState::PartialOutage
+        );
     }
 }
