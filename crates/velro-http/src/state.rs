@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use velro_core::cache::CacheControl;
-use velro_core::service::{AdminService, AuthService};
+use velro_core::service::{AdminService, AuthService, StatusService};
 
 use crate::TrustedProxies;
 
@@ -48,6 +48,8 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct AppState {
     pub auth: AuthService,
     pub admin: AdminService,
+    /// The status page's judgement, the traffic it is fed, and the incidents.
+    pub status: StatusService,
     pub cache: Arc<dyn CacheControl>,
     pub metrics: MetricsRenderer,
     pub settings: HttpSettings,

@@ -3,8 +3,10 @@
 mod admin;
 mod auth;
 mod health;
+mod incidents;
 mod jwks;
 pub(crate) mod openapi;
+pub(crate) mod status;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{middleware, Router};
@@ -18,8 +20,9 @@ pub fn router(state: AppState) -> Router {
     let cors = crate::security::cors(&state.settings);
     let router = Router::new()
         .nest("/api/v1/auth", auth::router())
-        .nest("/api/v1/admin", admin::router())
+        .nest("/api/v1/admin", admin::router().merge(incidents::router()))
         .merge(health::router())
+        .merge(status::router())
         .merge(jwks::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound })
