@@ -15,7 +15,9 @@ use velro_core::domain::{Email, Role, SessionId, SessionRecord, User, UserId};
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
-use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
+use velro_core::service::{
+    AdminService, AuthService, AuthSettings, Dependencies, StatusService, StatusSettings,
+};
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
     AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
@@ -194,10 +196,17 @@ impl App {
         let service_key =
             ServiceKey::parse(&Secret::new(SERVICE_KEY.to_string())).expect("a valid service key");
         let cache = Arc::new(NoCache);
+        let status = StatusService::new(
+            store.clone(),
+            clock.clone(),
+            cache.clone(),
+            StatusSettings::default(),
+        );
         let admin = AdminService::new(store, clock, auth.clone(), Some(service_key), cache.clone());
         let state = AppState {
             auth,
             admin,
+            status,
             cache,
             metrics: Arc::new(String::new),
             settings: HttpSettings::default(),

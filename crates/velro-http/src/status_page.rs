@@ -92,12 +92,7 @@ fn class(state: Option<ComponentState>) -> &'static str {
 /// "2026-12-02 14:05 UTC": unambiguous for readers in any time zone.
 fn when(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{} {:02}:{:02} UTC",
-        t.date(),
-        t.hour(),
-        t.minute()
-    )
+    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
 }
 
 fn percent(share: f64) -> String {
@@ -111,12 +106,11 @@ fn history_markup(history: &ComponentHistory) -> Markup {
         .iter()
         .filter(|d| d.worst >= Some(ComponentState::PartialOutage))
         .count();
-    let uptime = history
-        .uptime
-        .map_or_else(|| "no data".to_string(), |u| format!("{} uptime", percent(u)));
-    let summary = format!(
-        "{days}-day history: {uptime}, {outage_days} day(s) with an outage"
+    let uptime = history.uptime.map_or_else(
+        || "no data".to_string(),
+        |u| format!("{} uptime", percent(u)),
     );
+    let summary = format!("{days}-day history: {uptime}, {outage_days} day(s) with an outage");
     html! {
         div.bars role="img" aria-label=(summary) {
             @for day in &history.days {

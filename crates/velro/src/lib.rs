@@ -7,5 +7,6 @@ pub mod keys;
 pub mod mailer;
 pub mod serve;
 pub mod startup;
+pub mod status;
 pub mod telemetry;
 pub mod telemetry_metrics;

@@ -156,8 +156,9 @@ impl StatusReport {
 
 #[derive(Default)]
 struct Held {
-    components: Option<(Instant, OffsetDateTime, Vec<ComponentStatus>)>,
-    history: Option<(Instant, Vec<StateMinutes>)>,
+    /// When (by the service's clock, so that tests can move it) and what was judged last.
+    components: Option<(OffsetDateTime, Vec<ComponentStatus>)>,
+    history: Option<(OffsetDateTime, Vec<StateMinutes>)>,
     incidents: Option<Vec<Incident>>,
     /// The last read of the history, or of the incidents, failed.
     history_stale: bool,
@@ -319,7 +320,7 @@ impl StatusService {
         let fresh = |held: &Held| {
             held.components
                 .as_ref()
-                .is_some_and(|(at, ..)| at.elapsed() < self.inner.settings.snapshot_ttl)
+                .is_some_and(|(at, _)| self.younger_than(*at, self.inner.settings.snapshot_ttl))
         };
         if !fresh(&lock(&self.inner.held)) {
             let _judging = self.inner.judging.lock().await;
@@ -358,7 +359,7 @@ impl StatusService {
         let due = lock(&self.inner.held)
             .history
             .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= self.inner.settings.history_ttl);
+            .is_none_or(|(at, _)| !self.younger_than(*at, self.inner.settings.history_ttl));
         if due {
             self.read_history().await;
         }
@@ -375,7 +376,7 @@ impl StatusService {
         let mut held = lock(&self.inner.held);
         match read {
             Some(history) => {
-                held.history = Some((Instant::now(), history));
+                held.history = Some((self.inner.clock.now(), history));
                 held.history_stale = false;
                 true
             }
@@ -497,6 +498,12 @@ impl StatusService {
     /// The newest incidents, open or not.
     pub async fn list_incidents(&self) -> Result<Vec<Incident>, AuthError> {
         Ok(self.inner.store.list_incidents(INCIDENTS_READ).await?)
+    }
+
+    /// Whether `at` is less than `ttl` ago; a clock that stepped back makes it stale.
+    fn younger_than(&self, at: OffsetDateTime, ttl: Duration) -> bool {
+        let age = self.inner.clock.now() - at;
+        !age.is_negative() && age < ttl
     }
 
     fn history_start(&self) -> UnixMinute {
@@ -658,7 +665,7 @@ impl StatusService {
             status(Component::Cache, cache.0, cache.1),
             status(Component::Email, email.0, email.1),
         ];
-        lock(&self.inner.held).components = Some((Instant::now(), now, components.clone()));
+        lock(&self.inner.held).components = Some((now, components.clone()));
         components
     }
 
@@ -668,7 +675,7 @@ impl StatusService {
         let (generated_at, components) = held
             .components
             .as_ref()
-            .map(|(_, at, c)| (*at, c.clone()))
+            .map(|(at, c)| (*at, c.clone()))
             .unwrap_or((now, Vec::new()));
         let empty = Vec::new();
         let history = held.history.as_ref().map_or(&empty, |(_, h)| h);

@@ -17,4 +17,5 @@ mod passwords;
 mod process;
 mod secrets_in_logs;
 mod sessions;
+mod status;
 mod two_instances;
