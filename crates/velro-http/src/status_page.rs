@@ -181,7 +181,14 @@ pub fn html(report: &StatusReport, links: Links) -> String {
             body {
                 main {
                     h1 { "Velro status" }
-                    p class={ "banner " (class(Some(overall))) } role="status" { (headline(overall)) }
+                    p class={ "banner " (class(Some(overall))) } role="status" {
+                        (headline(overall))
+                        @match open.len() {
+                            0 => {},
+                            1 => { " · 1 open incident, see below" },
+                            n => { " · " (n) " open incidents, see below" },
+                        }
+                    }
                     @if report.from_memory {
                         p.notice {
                             "Part of this page could not be refreshed just now: the uptime history and incidents are the last ones this server held."

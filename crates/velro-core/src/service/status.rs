@@ -190,7 +190,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn seconds(duration: Duration) -> String {
     let secs = duration.as_secs_f64();
-    if secs < 1.0 {
+    if duration < Duration::from_millis(1) {
+        "under 1 ms".to_string()
+    } else if secs < 1.0 {
         format!("{} ms", duration.as_millis())
     } else {
         format!("{secs:.1} s")
@@ -198,7 +200,6 @@ fn seconds(duration: Duration) -> String {
 }
 
 fn percent(part: u64, whole: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
     let share = part as f64 * 100.0 / whole.max(1) as f64;
     if share >= 10.0 {
         format!("{share:.0}%")
@@ -741,8 +742,7 @@ impl StatusService {
                         }
                     })
                     .collect();
-                #[allow(clippy::cast_precision_loss)]
-                let uptime = (recorded_total > 0).then(|| up_total as f64 / recorded_total as f64);
+                            let uptime = (recorded_total > 0).then(|| up_total as f64 / recorded_total as f64);
                 ComponentHistory {
                     component,
                     days,
