@@ -742,7 +742,7 @@ impl StatusService {
                         }
                     })
                     .collect();
-                            let uptime = (recorded_total > 0).then(|| up_total as f64 / recorded_total as f64);
+                let uptime = (recorded_total > 0).then(|| up_total as f64 / recorded_total as f64);
                 ComponentHistory {
                     component,
                     days,
