@@ -357,10 +357,16 @@ impl StatusService {
         let limit = self.inner.settings.check_timeout;
         let store = &self.inner.store;
         bounded(limit, store.record_status(&samples, minute - keep)).await;
-        let due = lock(&self.inner.held)
-            .history
-            .as_ref()
-            .is_none_or(|(at, _)| !self.younger_than(*at, self.inner.settings.history_ttl));
+        // A failed read is retried at the next sample, so the page stops saying "from memory"
+        // within a minute of the database coming back.
+        let due = {
+            let held = lock(&self.inner.held);
+            held.history_stale
+                || held
+                    .history
+                    .as_ref()
+                    .is_none_or(|(at, _)| !self.younger_than(*at, self.inner.settings.history_ttl))
+        };
         if due {
             self.read_history().await;
         }
