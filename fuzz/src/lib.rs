@@ -16,7 +16,8 @@ use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
 use velro_core::service::{
-    AdminService, AuthService, AuthSettings, Dependencies, SupabaseAuth, SupabaseSettings,
+    AdminService, AuthService, AuthSettings, Dependencies, StatusService, StatusSettings,
+    SupabaseAuth, SupabaseSettings,
 };
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
@@ -121,7 +122,8 @@ velro_core::impl_store! {
         create_session, rotate_refresh_token, revoke_session, revoke_sessions,
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
         reset_password, change_password, list_users, page_users, find_user, update_user,
-        delete_user;
+        delete_user, record_status, status_history, latest_status, create_incident,
+        add_incident_update, list_incidents;
 
     async fn find_live_session(
         &self,
@@ -196,6 +198,12 @@ impl App {
         let service_key =
             ServiceKey::parse(&Secret::new(SERVICE_KEY.to_string())).expect("a valid service key");
         let cache = Arc::new(NoCache);
+        let status = StatusService::new(
+            store.clone(),
+            clock.clone(),
+            cache.clone(),
+            StatusSettings::default(),
+        );
         let admin = AdminService::new(store, clock, auth.clone(), Some(service_key), cache.clone());
         let supabase = SupabaseAuth::new(
             auth.clone(),
@@ -212,6 +220,7 @@ impl App {
             auth,
             admin,
             supabase,
+            status,
             cache,
             metrics: Arc::new(String::new),
             settings: HttpSettings::default(),

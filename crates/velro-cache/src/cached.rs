@@ -158,7 +158,8 @@ velro_core::impl_store! {
     CachedStore, forward to inner:
         ping, create_user, find_credentials_by_email, find_credentials, create_session,
         list_live_sessions, create_reset_token, find_reset_token_user, list_users, page_users,
-        find_user;
+        find_user, record_status, status_history, latest_status, create_incident,
+        add_incident_update, list_incidents;
 
     async fn replace_password_hash(
         &self,

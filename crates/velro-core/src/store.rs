@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    AdminUserChange, Credentials, Email, NewUser, PasswordHash, ProfileChange, SessionId,
-    SessionRecord, User, UserId, UserPage, UserQuery,
+    AdminUserChange, Credentials, Email, Incident, IncidentId, NewIncident, NewIncidentUpdate,
+    NewUser, PasswordHash, ProfileChange, SessionId, SessionRecord, StateMinutes, StatusSample,
+    UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
 
@@ -192,6 +193,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the user with its sessions and tokens. False when there was no such user.
     async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError>;
+
+    /// Records this instance's samples. A (component, minute) that another instance already
+    /// recorded keeps the worse state (and its reason), so several instances count once. Samples
+    /// of minutes before `purge_before` are deleted in the same call.
+    async fn record_status(
+        &self,
+        samples: &[StatusSample],
+        purge_before: UnixMinute,
+    ) -> Result<(), StoreError>;
+
+    /// Minutes per (component, UTC day, state) from `since` on.
+    async fn status_history(&self, since: UnixMinute) -> Result<Vec<StateMinutes>, StoreError>;
+
+    /// Each component's most recent sample from `since` on; components without one are absent.
+    async fn latest_status(&self, since: UnixMinute) -> Result<Vec<StatusSample>, StoreError>;
+
+    /// Stores the incident with its first update.
+    async fn create_incident(&self, incident: NewIncident) -> Result<Incident, StoreError>;
+
+    /// Appends an update and sets the incident's status from it (and `resolved_at` when it
+    /// resolves, cleared when it reopens). `None` when there is no such incident.
+    async fn add_incident_update(
+        &self,
+        incident_id: IncidentId,
+        update: NewIncidentUpdate,
+    ) -> Result<Option<Incident>, StoreError>;
+
+    /// The newest `limit` incidents, newest first, each with its updates (newest first).
+    async fn list_incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -225,7 +255,8 @@ pub mod __private {
 ///         replace_password_hash, create_session, find_live_session, rotate_refresh_token,
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
 ///         create_reset_token, find_reset_token_user, reset_password, change_password,
-///         list_users, page_users, find_user, update_user, delete_user;
+///         list_users, page_users, find_user, update_user, delete_user, record_status,
+///         status_history, latest_status, create_incident, add_incident_update, list_incidents;
 /// }
 /// ```
 #[macro_export]
@@ -392,5 +423,35 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { delete_user (
             [user_id: $crate::domain::UserId]
         ) (bool) } $($k)*);
+    };
+    (record_status, $($k:tt)*) => {
+        $crate::impl_store!(@push { record_status (
+            [samples: &[$crate::domain::StatusSample]] [purge_before: $crate::domain::UnixMinute]
+        ) (()) } $($k)*);
+    };
+    (status_history, $($k:tt)*) => {
+        $crate::impl_store!(@push { status_history (
+            [since: $crate::domain::UnixMinute]
+        ) (Vec<$crate::domain::StateMinutes>) } $($k)*);
+    };
+    (latest_status, $($k:tt)*) => {
+        $crate::impl_store!(@push { latest_status (
+            [since: $crate::domain::UnixMinute]
+        ) (Vec<$crate::domain::StatusSample>) } $($k)*);
+    };
+    (create_incident, $($k:tt)*) => {
+        $crate::impl_store!(@push { create_incident (
+            [incident: $crate::domain::NewIncident]
+        ) ($crate::domain::Incident) } $($k)*);
+    };
+    (add_incident_update, $($k:tt)*) => {
+        $crate::impl_store!(@push { add_incident_update (
+            [incident_id: $crate::domain::IncidentId] [update: $crate::domain::NewIncidentUpdate]
+        ) (Option<$crate::domain::Incident>) } $($k)*);
+    };
+    (list_incidents, $($k:tt)*) => {
+        $crate::impl_store!(@push { list_incidents (
+            [limit: u32]
+        ) (Vec<$crate::domain::Incident>) } $($k)*);
     };
 }

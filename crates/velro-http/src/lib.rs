@@ -8,9 +8,12 @@ mod proxies;
 mod routes;
 mod security;
 mod state;
+pub mod status_page;
 mod wire;
 
 pub use error::ApiError;
 pub use proxies::TrustedProxies;
 pub use routes::router;
+/// The status page's JSON body, as GET /status.json answers it.
+pub use routes::status::json as status_json;
 pub use state::{AppState, HttpSettings, MetricsRenderer};

@@ -71,6 +71,11 @@ pub(crate) async fn observe(
         ("route", route.clone()),
         ("status", status.to_string()),
     ];
+    if let Some(surface) = crate::routes::status::surface(&route) {
+        state
+            .status
+            .record_request(surface, response.status().is_server_error());
+    }
     metrics::counter!("velro_http_requests_total", &labels).increment(1);
     metrics::histogram!("velro_http_request_duration_seconds", &labels).record(elapsed);
     let user_id = user.0.get().map(ToString::to_string);

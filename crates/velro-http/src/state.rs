@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use velro_core::cache::CacheControl;
-use velro_core::service::{AdminService, AuthService, SupabaseAuth};
+use velro_core::service::{AdminService, AuthService, StatusService, SupabaseAuth};
 
 use crate::TrustedProxies;
 
@@ -53,6 +53,8 @@ pub struct AppState {
     pub admin: AdminService,
     /// The Supabase Auth (GoTrue) surface's use cases, over the same `auth`.
     pub supabase: SupabaseAuth,
+    /// The status page's judgement, the traffic it is fed, and the incidents.
+    pub status: StatusService,
     pub cache: Arc<dyn CacheControl>,
     pub metrics: MetricsRenderer,
     pub settings: HttpSettings,

@@ -6,14 +6,14 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use velro_core::domain::{Role, SessionRecord, User};
+use velro_core::domain::{Incident, Role, SessionRecord, User};
 use velro_core::service::IssuedSession;
 
 const RFC3339_UTC: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 
 /// RFC 3339 in UTC, whole seconds, as the contract's examples show.
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(RFC3339_UTC)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
@@ -188,5 +188,105 @@ mod tests {
             rfc3339(datetime!(2026-11-28 12:00:00 +02:00)),
             "2026-11-28T10:00:00Z"
         );
+    }
+}
+
+/// An incident as the admin API and the status page's JSON show it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Incident)]
+pub(crate) struct IncidentResponse {
+    id: Uuid,
+    title: String,
+    /// The status of the newest update.
+    #[schema(value_type = IncidentStatusName)]
+    status: &'static str,
+    #[schema(value_type = ImpactName)]
+    impact: &'static str,
+    #[schema(value_type = Vec<ComponentName>)]
+    components: Vec<&'static str>,
+    #[schema(format = DateTime)]
+    expected_resolution: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// Set while the newest update says `resolved`.
+    #[schema(format = DateTime)]
+    resolved_at: Option<String>,
+    /// The timeline, newest first.
+    updates: Vec<IncidentUpdateResponse>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = IncidentUpdate)]
+pub(crate) struct IncidentUpdateResponse {
+    id: Uuid,
+    #[schema(value_type = IncidentStatusName)]
+    status: &'static str,
+    message: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// Where an incident stands.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = IncidentStatus)]
+#[allow(dead_code)] // A schema only: the bodies carry the domain's names.
+pub(crate) enum IncidentStatusName {
+    Investigating,
+    Identified,
+    Monitoring,
+    Resolved,
+}
+
+/// How much of the service an incident affects.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Impact)]
+#[allow(dead_code)] // A schema only.
+pub(crate) enum ImpactName {
+    None,
+    Minor,
+    Major,
+    Critical,
+}
+
+/// A component of the status page.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = Component)]
+#[allow(dead_code)] // A schema only.
+pub(crate) enum ComponentName {
+    AuthApi,
+    TokenChecks,
+    Database,
+    Cache,
+    Email,
+}
+
+impl From<Incident> for IncidentResponse {
+    fn from(incident: Incident) -> Self {
+        Self {
+            id: incident.id.0,
+            title: incident.title.as_str().to_string(),
+            status: incident.status.as_str(),
+            impact: incident.impact.as_str(),
+            components: incident.components.iter().map(|c| c.as_str()).collect(),
+            expected_resolution: incident.expected_resolution.map(rfc3339),
+            created_at: rfc3339(incident.created_at),
+            updated_at: rfc3339(incident.updated_at),
+            resolved_at: incident.resolved_at.map(rfc3339),
+            updates: incident
+                .updates
+                .into_iter()
+                .map(|update| IncidentUpdateResponse {
+                    id: update.id,
+                    status: update.status.as_str(),
+                    message: update.message.as_str().to_string(),
+                    created_at: rfc3339(update.created_at),
+                })
+                .collect(),
+        }
     }
 }

@@ -8,7 +8,9 @@ use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_core::domain::{
-    Credentials, Email, PasswordHash, Role, SessionId, SessionRecord, User, UserId,
+    Component, ComponentState, Credentials, Email, Incident, IncidentId, IncidentStatus,
+    IncidentUpdate, PasswordHash, PublicText, Role, SessionId, SessionRecord, StateMinutes,
+    StatusSample, User, UserId,
 };
 
 use crate::error::corrupt;
@@ -164,5 +166,143 @@ impl PresentedRow {
             user_disabled: user.disabled,
         };
         Ok((token, self.generation.0, session, user))
+    }
+}
+
+/// A row of `STATUS_HISTORY`.
+#[derive(FromRow)]
+pub(crate) struct StateMinutesRow {
+    component: String,
+    day: i64,
+    state: i32,
+    minutes: i64,
+}
+
+fn component(name: &str) -> Result<Component, sqlx::Error> {
+    name.parse()
+        .map_err(|_| corrupt(format!("unknown component {name:?}")))
+}
+
+fn state(severity: i32) -> Result<ComponentState, sqlx::Error> {
+    ComponentState::from_severity(severity)
+        .ok_or_else(|| corrupt(format!("unknown component state {severity}")))
+}
+
+impl StateMinutesRow {
+    pub(crate) fn into_state_minutes(self) -> Result<StateMinutes, sqlx::Error> {
+        Ok(StateMinutes {
+            component: component(&self.component)?,
+            day: self.day,
+            state: state(self.state)?,
+            minutes: u32::try_from(self.minutes)
+                .map_err(|_| corrupt(format!("minute count {}", self.minutes)))?,
+        })
+    }
+}
+
+/// A row of `LATEST_STATUS`.
+#[derive(FromRow)]
+pub(crate) struct StatusSampleRow {
+    component: String,
+    minute: i64,
+    state: i32,
+    reason: String,
+}
+
+impl StatusSampleRow {
+    pub(crate) fn into_sample(self) -> Result<StatusSample, sqlx::Error> {
+        Ok(StatusSample {
+            component: component(&self.component)?,
+            minute: self.minute,
+            state: state(self.state)?,
+            reason: self.reason,
+        })
+    }
+}
+
+/// The columns of `incident_columns!`.
+#[derive(FromRow)]
+pub(crate) struct IncidentRow {
+    incident_id: Uuid,
+    title: String,
+    status: String,
+    impact: String,
+    components: String,
+    expected_resolution: Option<StoredTime>,
+    created_at: StoredTime,
+    updated_at: StoredTime,
+    resolved_at: Option<StoredTime>,
+}
+
+/// How the incident's components are stored: names joined by commas.
+pub(crate) fn join_components(components: &[Component]) -> String {
+    components
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl IncidentRow {
+    pub(crate) fn id(&self) -> Uuid {
+        self.incident_id
+    }
+
+    /// The incident with `updates` (newest first) as its timeline.
+    pub(crate) fn into_incident(
+        self,
+        updates: Vec<IncidentUpdate>,
+    ) -> Result<Incident, sqlx::Error> {
+        let components = self
+            .components
+            .split(',')
+            .filter(|name| !name.is_empty())
+            .map(component)
+            .collect::<Result<_, _>>()?;
+        Ok(Incident {
+            id: IncidentId(self.incident_id),
+            title: PublicText::from_trusted(self.title),
+            status: incident_status(&self.status)?,
+            impact: self
+                .impact
+                .parse()
+                .map_err(|_| corrupt(format!("unknown impact {:?}", self.impact)))?,
+            components,
+            expected_resolution: self.expected_resolution.map(|t| t.0),
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+            resolved_at: self.resolved_at.map(|t| t.0),
+            updates,
+        })
+    }
+}
+
+fn incident_status(name: &str) -> Result<IncidentStatus, sqlx::Error> {
+    name.parse()
+        .map_err(|_| corrupt(format!("unknown incident status {name:?}")))
+}
+
+/// A row of `INCIDENT_UPDATES` / `LIST_INCIDENT_UPDATES`.
+#[derive(FromRow)]
+pub(crate) struct IncidentUpdateRow {
+    update_id: Uuid,
+    incident_id: Uuid,
+    status: String,
+    message: String,
+    created_at: StoredTime,
+}
+
+impl IncidentUpdateRow {
+    pub(crate) fn incident_id(&self) -> Uuid {
+        self.incident_id
+    }
+
+    pub(crate) fn into_update(self) -> Result<IncidentUpdate, sqlx::Error> {
+        Ok(IncidentUpdate {
+            id: self.update_id,
+            status: incident_status(&self.status)?,
+            message: PublicText::from_trusted(self.message),
+            created_at: self.created_at.0,
+        })
     }
 }

@@ -202,3 +202,71 @@ pub(crate) const SPEND_RESET_TOKEN: &str = "UPDATE password_reset_tokens SET use
 /// `$1`: now, `$2`: user.
 pub(crate) const SPEND_USER_RESET_TOKENS: &str = "UPDATE password_reset_tokens SET used_at = $1 \
      WHERE user_id = $2 AND used_at IS NULL";
+
+// The status page. `minute` is minutes since the epoch, so integer division by 1440 is the UTC
+// day in both dialects.
+
+/// Keeps the worse of two instances' judgements of one minute; every SET expression reads the
+/// row as it was, in both dialects, so the reason goes with the state it explains.
+pub(crate) const UPSERT_STATUS_SAMPLE: &str =
+    "INSERT INTO status_samples (component, minute, state, reason) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (component, minute) DO UPDATE SET \
+     reason = CASE WHEN excluded.state > status_samples.state \
+                   THEN excluded.reason ELSE status_samples.reason END, \
+     state = CASE WHEN excluded.state > status_samples.state \
+                  THEN excluded.state ELSE status_samples.state END";
+
+pub(crate) const PURGE_STATUS_SAMPLES: &str = "DELETE FROM status_samples WHERE minute < $1";
+
+pub(crate) const STATUS_HISTORY: &str =
+    "SELECT component, minute / 1440 AS day, state, COUNT(*) AS minutes \
+     FROM status_samples WHERE minute >= $1 GROUP BY component, minute / 1440, state";
+
+pub(crate) const LATEST_STATUS: &str = "SELECT s.component, s.minute, s.state, s.reason \
+     FROM status_samples s JOIN (SELECT component, MAX(minute) AS minute FROM status_samples \
+     WHERE minute >= $1 GROUP BY component) m \
+     ON m.component = s.component AND m.minute = s.minute";
+
+macro_rules! incident_columns {
+    () => {
+        "incident_id, title, status, impact, components, expected_resolution, created_at, \
+         updated_at, resolved_at"
+    };
+}
+
+/// `$7`: now (created and updated), `$8`: resolved at (when opened as resolved).
+pub(crate) const INSERT_INCIDENT: &str = concat!(
+    "INSERT INTO incidents (",
+    incident_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)"
+);
+
+/// `$1`: status, `$2`: now, `$3`: resolved at (NULL reopens), `$4`: incident.
+pub(crate) const SET_INCIDENT_STATUS: &str =
+    "UPDATE incidents SET status = $1, updated_at = $2, resolved_at = $3 WHERE incident_id = $4";
+
+pub(crate) const INSERT_INCIDENT_UPDATE: &str = "INSERT INTO incident_updates (update_id, \
+     incident_id, status, message, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const FIND_INCIDENT: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    " FROM incidents WHERE incident_id = $1"
+);
+
+pub(crate) const INCIDENT_UPDATES: &str = "SELECT update_id, incident_id, status, message, \
+     created_at FROM incident_updates WHERE incident_id = $1 \
+     ORDER BY created_at DESC, update_id DESC";
+
+pub(crate) const LIST_INCIDENTS: &str = concat!(
+    "SELECT ",
+    incident_columns!(),
+    " FROM incidents ORDER BY created_at DESC, incident_id DESC LIMIT $1"
+);
+
+/// The updates of the incidents [`LIST_INCIDENTS`] returns, in one statement.
+pub(crate) const LIST_INCIDENT_UPDATES: &str =
+    "SELECT u.update_id, u.incident_id, u.status, u.message, u.created_at \
+     FROM incident_updates u JOIN (SELECT incident_id FROM incidents \
+     ORDER BY created_at DESC, incident_id DESC LIMIT $1) i ON i.incident_id = u.incident_id \
+     ORDER BY u.created_at DESC, u.update_id DESC";

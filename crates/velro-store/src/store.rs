@@ -118,8 +118,10 @@ macro_rules! sql_store {
             use time::OffsetDateTime;
             use uuid::Uuid;
             use velro_core::domain::{
-                AdminUserChange, AvatarUrl, Credentials, DisplayName, Email, NewUser, PasswordHash,
-                ProfileChange, Role, SessionId, SessionRecord, User, UserId, UserPage, UserQuery,
+                AdminUserChange, AvatarUrl, Credentials, DisplayName, Email, Incident, IncidentId,
+                IncidentStatus, NewIncident, NewIncidentUpdate, NewUser, PasswordHash,
+                ProfileChange, Role, SessionId, SessionRecord, StateMinutes, StatusSample,
+                UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
                 NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
@@ -130,7 +132,8 @@ macro_rules! sql_store {
             use $crate::page::page;
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
-                CredentialsRow, LiveSessionRow, PresentedRow, SessionRow, StoredGeneration,
+                join_components, CredentialsRow, IncidentRow, IncidentUpdateRow, LiveSessionRow,
+                PresentedRow, SessionRow, StateMinutesRow, StatusSampleRow, StoredGeneration,
                 StoredTime, UserRow,
             };
             use $crate::sql;
@@ -585,6 +588,186 @@ macro_rules! sql_store {
                         .db()?;
                     Ok(done.rows_affected() > 0)
                 }
+
+                async fn record_status(
+                    &self,
+                    samples: &[StatusSample],
+                    purge_before: UnixMinute,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    for sample in samples {
+                        sqlx::query(sql::UPSERT_STATUS_SAMPLE)
+                            .bind(sample.component.as_str())
+                            .bind(sample.minute)
+                            .bind(sample.state.severity())
+                            .bind(sample.reason.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                    }
+                    sqlx::query(sql::PURGE_STATUS_SAMPLES)
+                        .bind(purge_before)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    tx.commit().await.db()
+                }
+
+                async fn status_history(
+                    &self,
+                    since: UnixMinute,
+                ) -> Result<Vec<StateMinutes>, StoreError> {
+                    let rows: Vec<StateMinutesRow> = sqlx::query_as(sql::STATUS_HISTORY)
+                        .bind(since)
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    rows.into_iter()
+                        .map(StateMinutesRow::into_state_minutes)
+                        .collect::<Result<_, _>>()
+                        .db()
+                }
+
+                async fn latest_status(
+                    &self,
+                    since: UnixMinute,
+                ) -> Result<Vec<StatusSample>, StoreError> {
+                    let rows: Vec<StatusSampleRow> = sqlx::query_as(sql::LATEST_STATUS)
+                        .bind(since)
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    rows.into_iter()
+                        .map(StatusSampleRow::into_sample)
+                        .collect::<Result<_, _>>()
+                        .db()
+                }
+
+                async fn create_incident(
+                    &self,
+                    incident: NewIncident,
+                ) -> Result<Incident, StoreError> {
+                    let first = &incident.first_update;
+                    let resolved_at =
+                        (first.status == IncidentStatus::Resolved).then_some(StoredTime(first.now));
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    sqlx::query(sql::INSERT_INCIDENT)
+                        .bind(incident.id.0)
+                        .bind(incident.title.as_str())
+                        .bind(first.status.as_str())
+                        .bind(incident.impact.as_str())
+                        .bind(join_components(&incident.components))
+                        .bind(incident.expected_resolution.map(StoredTime))
+                        .bind(StoredTime(first.now))
+                        .bind(resolved_at)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    insert_incident_update(&mut tx, incident.id, first).await?;
+                    let created = find_incident(&mut tx, incident.id).await?;
+                    tx.commit().await.db()?;
+                    created.ok_or_else(|| {
+                        StoreError::Other("the incident just created is missing".into())
+                    })
+                }
+
+                async fn add_incident_update(
+                    &self,
+                    incident_id: IncidentId,
+                    update: NewIncidentUpdate,
+                ) -> Result<Option<Incident>, StoreError> {
+                    let resolved_at = (update.status == IncidentStatus::Resolved)
+                        .then_some(StoredTime(update.now));
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let changed = sqlx::query(sql::SET_INCIDENT_STATUS)
+                        .bind(update.status.as_str())
+                        .bind(StoredTime(update.now))
+                        .bind(resolved_at)
+                        .bind(incident_id.0)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    if changed.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    insert_incident_update(&mut tx, incident_id, &update).await?;
+                    let incident = find_incident(&mut tx, incident_id).await?;
+                    tx.commit().await.db()?;
+                    Ok(incident)
+                }
+
+                async fn list_incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError> {
+                    let mut connection = self.pools().read().await?;
+                    let rows: Vec<IncidentRow> = sqlx::query_as(sql::LIST_INCIDENTS)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *connection)
+                        .await
+                        .db()?;
+                    let updates: Vec<IncidentUpdateRow> =
+                        sqlx::query_as(sql::LIST_INCIDENT_UPDATES)
+                            .bind(i64::from(limit))
+                            .fetch_all(&mut *connection)
+                            .await
+                            .db()?;
+                    let mut by_incident: std::collections::HashMap<Uuid, Vec<_>> =
+                        std::collections::HashMap::new();
+                    for row in updates {
+                        by_incident
+                            .entry(row.incident_id())
+                            .or_default()
+                            .push(row.into_update().db()?);
+                    }
+                    rows.into_iter()
+                        .map(|row| {
+                            let updates = by_incident.remove(&row.id()).unwrap_or_default();
+                            row.into_incident(updates)
+                        })
+                        .collect::<Result<_, _>>()
+                        .db()
+                }
+            }
+
+            async fn insert_incident_update(
+                tx: &mut Transaction<'static, Db>,
+                incident_id: IncidentId,
+                update: &NewIncidentUpdate,
+            ) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_INCIDENT_UPDATE)
+                    .bind(update.id)
+                    .bind(incident_id.0)
+                    .bind(update.status.as_str())
+                    .bind(update.message.as_str())
+                    .bind(StoredTime(update.now))
+                    .execute(&mut **tx)
+                    .await
+                    .db()?;
+                Ok(())
+            }
+
+            /// The incident with its timeline, read inside the writing transaction.
+            async fn find_incident(
+                tx: &mut Transaction<'static, Db>,
+                incident_id: IncidentId,
+            ) -> Result<Option<Incident>, StoreError> {
+                let row: Option<IncidentRow> = sqlx::query_as(sql::FIND_INCIDENT)
+                    .bind(incident_id.0)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .db()?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let updates: Vec<IncidentUpdateRow> = sqlx::query_as(sql::INCIDENT_UPDATES)
+                    .bind(incident_id.0)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .db()?;
+                let updates = updates
+                    .into_iter()
+                    .map(IncidentUpdateRow::into_update)
+                    .collect::<Result<_, _>>()
+                    .db()?;
+                row.into_incident(updates).map(Some).db()
             }
 
             /// The session and its first refresh token (generation 0).

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod mailer;
 pub mod serve;
 pub mod startup;
+pub mod status;
 mod supabase_config;
 pub mod telemetry;
 pub mod telemetry_metrics;

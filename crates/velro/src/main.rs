@@ -10,6 +10,7 @@ use velro::config::{settings_help, Config, Overrides};
 use velro::database::Database;
 use velro::keys::KeysCommand;
 use velro::startup::{shutdown_signal, Application};
+use velro::status::StatusCommand;
 use velro::telemetry;
 
 /// Velro's authentication service. Settings come from an optional TOML file, then VELRO_*
@@ -62,6 +63,15 @@ enum Command {
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// The public status page as static files (export), to publish on another host on a
+    /// schedule; see the README.
+    Status {
+        #[command(subcommand)]
+        command: StatusCommand,
+        /// Folder of the SQLite database [env: VELRO_DATA_DIR] [default: ./velro-data]
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -72,7 +82,9 @@ impl Command {
                 bind: *bind,
                 data_dir: data_dir.clone(),
             },
-            Self::Migrate { data_dir } | Self::Keys { data_dir, .. } => Overrides {
+            Self::Migrate { data_dir }
+            | Self::Keys { data_dir, .. }
+            | Self::Status { data_dir, .. } => Overrides {
                 bind: None,
                 data_dir: data_dir.clone(),
             },
@@ -96,6 +108,7 @@ impl Command {
                 Ok(())
             }
             Self::Keys { command, .. } => velro::keys::run(config, &command),
+            Self::Status { command, .. } => velro::status::run(config, &command).await,
         }
     }
 }

@@ -13,7 +13,10 @@ use velro_core::cache::CacheControl;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
-use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies, SupabaseAuth};
+use velro_core::service::{
+    AdminService, AuthService, AuthSettings, Dependencies, StatusService, StatusSettings,
+    SupabaseAuth,
+};
 use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
@@ -32,6 +35,22 @@ pub struct Application {
     database: Database,
     cache: Arc<CachedStore>,
     connections: ConnectionSettings,
+    /// Records the status page's samples once a minute; stopped before the pool closes.
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+/// How often each instance records its judgement of every component (the history's unit).
+const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+
+fn spawn_sampler(status: StatusService) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SAMPLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            status.sample().await;
+        }
+    })
 }
 
 fn seconds(secs: u64) -> time::Duration {
@@ -55,7 +74,9 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("could not listen on {} (VELRO_BIND)", config.bind))?;
+        let sampler = spawn_sampler(state.status.clone());
         Ok(Self {
+            sampler,
             listener,
             router: velro_http::router(state),
             database,
@@ -86,6 +107,7 @@ impl Application {
                 "in-flight requests did not finish in time; stopping anyway"
             );
         }
+        self.sampler.abort();
         self.cache.shutdown().await;
         self.database.close().await;
         tracing::info!("stopped");
@@ -174,6 +196,19 @@ fn build_state(
     let limits = rate_limits(config, cache);
     let store: Arc<dyn Store> = cache.store.clone();
     let cache: Arc<dyn CacheControl> = cache.control.clone();
+    let request_timeout = Duration::from_millis(config.request_timeout_ms);
+    let readiness_timeout = request_timeout.min(Duration::from_millis(400));
+    let status = StatusService::new(
+        store.clone(),
+        clock.clone(),
+        cache.clone(),
+        StatusSettings {
+            check_timeout: readiness_timeout,
+            slow_database: readiness_timeout / 2,
+            ..StatusSettings::default()
+        },
+    );
+    let mailer = status.observe_mailer(mailer);
     let metrics = crate::telemetry_metrics::renderer(database.clone(), hasher.clone());
     let auth = AuthService::new(Dependencies {
         store: store.clone(),
@@ -195,16 +230,16 @@ fn build_state(
     });
     let admin = AdminService::new(store, clock, auth.clone(), service_key, cache.clone());
     let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings());
-    let request_timeout = Duration::from_millis(config.request_timeout_ms);
     Ok(AppState {
         auth,
         admin,
         supabase,
+        status,
         cache,
         metrics,
         settings: HttpSettings {
             request_timeout,
-            readiness_timeout: request_timeout.min(Duration::from_millis(400)),
+            readiness_timeout,
             max_header_bytes: config.max_header_bytes,
             trusted_proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(|why| {
                 anyhow::anyhow!("invalid configuration: VELRO_TRUSTED_PROXIES: {why}")

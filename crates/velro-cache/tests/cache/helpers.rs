@@ -225,7 +225,8 @@ velro_core::impl_store! {
         create_session, rotate_refresh_token, revoke_session, revoke_sessions,
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
         reset_password, change_password, list_users, page_users, find_user, update_user,
-        delete_user;
+        delete_user, record_status, status_history, latest_status, create_incident,
+        add_incident_update, list_incidents;
 
     async fn find_live_session(
         &self,

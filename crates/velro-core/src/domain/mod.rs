@@ -3,11 +3,17 @@
 mod email;
 mod password;
 mod profile;
+mod status;
 mod user;
 
 pub use email::Email;
 pub use password::{NewPassword, PasswordPolicy, PasswordViolation};
 pub use profile::{AvatarUrl, DisplayName};
+pub use status::{
+    unix_minute, Component, ComponentState, ComponentStatus, Impact, Incident, IncidentId,
+    IncidentStatus, IncidentUpdate, NewIncident, NewIncidentUpdate, PublicText, StateMinutes,
+    StatusSample, UnixMinute, MINUTES_PER_DAY,
+};
 pub use user::{
     AdminUserChange, Credentials, NewUser, PasswordHash, ProfileChange, Role, SessionId,
     SessionRecord, User, UserCursor, UserId, UserPage, UserQuery,

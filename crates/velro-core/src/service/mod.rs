@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod session;
+mod status;
 mod supabase;
 
 use std::sync::Arc;
@@ -13,6 +14,9 @@ use time::Duration;
 pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use session::{Authenticated, LogoutScope};
+pub use status::{
+    ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,
+};
 pub use supabase::{SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
 
 use crate::domain::{PasswordPolicy, SessionId, User};

@@ -160,6 +160,26 @@ impl Fields {
         }
     }
 
+    /// An optional array of strings: absent and `null` are both `None`.
+    pub(crate) fn optional_strings(&mut self, field: &str) -> Option<Vec<String>> {
+        match self.map.remove(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
+                items
+                    .into_iter()
+                    .filter_map(|item| match item {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Some(_) => {
+                self.report(field, "must be an array of strings");
+                None
+            }
+        }
+    }
+
     pub(crate) fn optional_i64(&mut self, field: &str) -> Option<i64> {
         match self.map.remove(field) {
             None => None,

@@ -3,8 +3,10 @@
 mod admin;
 mod auth;
 mod health;
+mod incidents;
 mod jwks;
 pub(crate) mod openapi;
+pub(crate) mod status;
 mod supabase;
 
 use axum::extract::DefaultBodyLimit;
@@ -19,9 +21,10 @@ pub fn router(state: AppState) -> Router {
     let cors = crate::security::cors(&state.settings);
     let router = Router::new()
         .nest("/api/v1/auth", auth::router())
-        .nest("/api/v1/admin", admin::router())
+        .nest("/api/v1/admin", admin::router().merge(incidents::router()))
         .nest("/auth/v1", supabase::router())
         .merge(health::router())
+        .merge(status::router())
         .merge(jwks::router())
         .merge(openapi::router());
     let router = if state.settings.supabase_at_root {

@@ -1,8 +1,9 @@
 //! The contract, machine-readable: the OpenAPI 3.1 document generated from the handlers'
 //! `#[utoipa::path]` attributes (GET /openapi.json), a Swagger UI reference at GET /docs whose
 //! assets are compiled into the binary, and at GET / a page for browsers that points to both. The
-//! page and the reference are for people, so the document does not list them. Every schema is derived on the type that reads or writes
-//! the body, beside its handler; this module only gathers them.
+//! page, the reference and the status page's HTML are for people, so the document does not list
+//! them. Every schema is derived on the type that reads or writes the body, beside its handler;
+//! this module only gathers them.
 
 use std::sync::OnceLock;
 
@@ -39,7 +40,7 @@ pub(super) fn router() -> Router<AppState> {
         .merge(docs)
 }
 
-/// What a browser shows at the service's address. A status page will be linked here too.
+/// What a browser shows at the service's address.
 const HOME_PAGE: &str = "<!doctype html>
 <html lang=\"en\">
 <head><meta charset=\"utf-8\"><title>Velro Auth API</title></head>
@@ -47,6 +48,7 @@ const HOME_PAGE: &str = "<!doctype html>
 <h1>Velro Auth API</h1>
 <p>This address serves a JSON API. Its reference is at <a href=\"/docs/\">/docs</a>; the
 machine-readable contract is at <a href=\"/openapi.json\">/openapi.json</a>.</p>
+<p>Is it working? See the <a href=\"/status\">status page</a>.</p>
 </body>
 </html>
 ";
@@ -133,6 +135,11 @@ async fn openapi_json() -> Response {
         super::admin::delete_user,
         super::admin::get_flags,
         super::admin::put_flags,
+        super::incidents::list_incidents,
+        super::incidents::open_incident,
+        super::incidents::update_incident,
+        super::status::status_json,
+        super::status::status_feed,
         super::health::health,
         super::health::ready,
         super::health::metrics,
@@ -141,8 +148,8 @@ async fn openapi_json() -> Response {
     modifiers(&CommonResponses),
     tags(
         (name = "auth", description = "User-facing endpoints (/api/v1/auth)"),
-        (name = "admin", description = "User administration behind the service key (/api/v1/admin)"),
-        (name = "service", description = "Liveness, readiness, metrics and the token-verification keys"),
+        (name = "admin", description = "User administration and incidents behind the service key (/api/v1/admin)"),
+        (name = "service", description = "Liveness, readiness, metrics, the token-verification keys and the status page's data"),
     )
 )]
 pub struct ApiDoc;
@@ -287,6 +294,11 @@ mod tests {
             ("/api/v1/admin/users/{id}", "delete"),
             ("/api/v1/admin/flags", "get"),
             ("/api/v1/admin/flags", "put"),
+            ("/api/v1/admin/incidents", "get"),
+            ("/api/v1/admin/incidents", "post"),
+            ("/api/v1/admin/incidents/{id}", "patch"),
+            ("/status.json", "get"),
+            ("/status/feed.atom", "get"),
             ("/health", "get"),
             ("/health/ready", "get"),
             ("/metrics", "get"),

@@ -37,6 +37,7 @@ mod fixture;
 mod resets;
 mod rotation;
 mod sessions;
+mod status;
 mod unavailable;
 mod users;
 mod wal;

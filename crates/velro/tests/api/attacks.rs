@@ -327,8 +327,8 @@ async fn the_openapi_document_and_the_docs_page_are_served_by_the_binary() {
         })
         .collect();
     documented.sort();
-    // Every route the router serves, but the document itself, the docs page and the page at /
-    // that points a browser to them.
+    // Every route the router serves, but the document itself, the docs page, the page at /
+    // that points a browser to them, and the status page's HTML.
     let mut served: Vec<String> = [
         "POST /api/v1/auth/register",
         "POST /api/v1/auth/login",
@@ -347,6 +347,11 @@ async fn the_openapi_document_and_the_docs_page_are_served_by_the_binary() {
         "DELETE /api/v1/admin/users/{id}",
         "GET /api/v1/admin/flags",
         "PUT /api/v1/admin/flags",
+        "GET /api/v1/admin/incidents",
+        "POST /api/v1/admin/incidents",
+        "PATCH /api/v1/admin/incidents/{id}",
+        "GET /status.json",
+        "GET /status/feed.atom",
         "GET /health",
         "GET /health/ready",
         "GET /metrics",

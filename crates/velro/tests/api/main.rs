@@ -18,5 +18,6 @@ mod passwords;
 mod process;
 mod secrets_in_logs;
 mod sessions;
+mod status;
 mod supabase;
 mod two_instances;
