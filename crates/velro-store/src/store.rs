@@ -122,7 +122,8 @@ macro_rules! sql_store {
                 ProfileChange, Role, SessionId, SessionRecord, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
-                NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
+                ConsoleSessionRecord, FlagChange, NewSession, RefreshPolicy, Rotation,
+                SessionWithUser, Store, TokenHash,
             };
             use velro_core::StoreError;
 
@@ -130,7 +131,7 @@ macro_rules! sql_store {
             use $crate::page::page;
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
-                CredentialsRow, LiveSessionRow, PresentedRow, SessionRow, StoredGeneration,
+                ConsoleSessionRow, CredentialsRow, FlagChangeRow, LiveSessionRow, PresentedRow, SessionRow, StoredGeneration,
                 StoredTime, UserRow,
             };
             use $crate::sql;
@@ -558,6 +559,92 @@ macro_rules! sql_store {
                         .await
                         .db()?;
                     Ok(done.rows_affected() > 0)
+                }
+
+                async fn create_console_session(
+                    &self,
+                    token: TokenHash,
+                    record: ConsoleSessionRecord,
+                    stale_before: OffsetDateTime,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    sqlx::query(sql::PURGE_CONSOLE_SESSIONS)
+                        .bind(StoredTime(stale_before))
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    sqlx::query(sql::INSERT_CONSOLE_SESSION)
+                        .bind(token.0.as_slice())
+                        .bind(record.user.map(|(user, _)| user.0))
+                        .bind(record.user.map(|(_, session)| session.0))
+                        .bind(StoredTime(record.created_at))
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    tx.commit().await.db()
+                }
+
+                async fn touch_console_session(
+                    &self,
+                    token: TokenHash,
+                    stale_before: OffsetDateTime,
+                    now: OffsetDateTime,
+                ) -> Result<Option<ConsoleSessionRecord>, StoreError> {
+                    let row: Option<ConsoleSessionRow> =
+                        sqlx::query_as(sql::TOUCH_CONSOLE_SESSION)
+                            .bind(StoredTime(now))
+                            .bind(token.0.as_slice())
+                            .bind(StoredTime(stale_before))
+                            .fetch_optional(&mut *self.pools().write().await?)
+                            .await
+                            .db()?;
+                    Ok(row.map(ConsoleSessionRow::into_record))
+                }
+
+                async fn delete_console_session(&self, token: TokenHash) -> Result<(), StoreError> {
+                    sqlx::query(sql::DELETE_CONSOLE_SESSION)
+                        .bind(token.0.as_slice())
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn record_flag_change(&self, change: &FlagChange) -> Result<(), StoreError> {
+                    sqlx::query(sql::INSERT_FLAG_CHANGE)
+                        .bind(change.flag.as_str())
+                        .bind(change.old_value)
+                        .bind(change.new_value)
+                        .bind(change.actor.as_str())
+                        .bind(StoredTime(change.changed_at))
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn latest_flag_change(
+                    &self,
+                    flag: &str,
+                ) -> Result<Option<FlagChange>, StoreError> {
+                    let row: Option<FlagChangeRow> = sqlx::query_as(sql::LATEST_FLAG_CHANGE)
+                        .bind(flag)
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(row.map(FlagChangeRow::into_change))
+                }
+
+                async fn recent_flag_changes(
+                    &self,
+                    limit: u32,
+                ) -> Result<Vec<FlagChange>, StoreError> {
+                    let rows: Vec<FlagChangeRow> = sqlx::query_as(sql::RECENT_FLAG_CHANGES)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(rows.into_iter().map(FlagChangeRow::into_change).collect())
                 }
             }
 

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod console;
 mod session;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use time::Duration;
 
 pub use account::{Login, Registration};
 pub use admin::AdminService;
+pub use console::{ConsoleService, ConsoleSignIn, Operator, CACHE_FLAG};
 pub use session::{Authenticated, LogoutScope};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
