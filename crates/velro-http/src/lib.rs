@@ -4,6 +4,7 @@
 mod error;
 mod extract;
 mod middleware;
+mod monitor;
 mod proxies;
 mod routes;
 mod security;
@@ -11,6 +12,7 @@ mod state;
 mod wire;
 
 pub use error::ApiError;
+pub use monitor::{Monitor, SAMPLE_EVERY};
 pub use proxies::TrustedProxies;
 pub use routes::router;
 pub use state::{AppState, HttpSettings, MetricsRenderer};

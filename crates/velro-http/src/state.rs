@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use velro_core::cache::CacheControl;
-use velro_core::service::{AdminService, AuthService};
+use velro_core::service::{AdminService, AuthService, ConsoleService};
+
+use crate::monitor::Monitor;
 
 use crate::TrustedProxies;
 
@@ -48,6 +50,9 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct AppState {
     pub auth: AuthService,
     pub admin: AdminService,
+    pub console: ConsoleService,
+    /// This instance's recent traffic, for the dashboard.
+    pub monitor: Arc<Monitor>,
     pub cache: Arc<dyn CacheControl>,
     pub metrics: MetricsRenderer,
     pub settings: HttpSettings,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod console;
 mod health;
 mod jwks;
 pub(crate) mod openapi;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(jwks::router())
         .merge(openapi::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
