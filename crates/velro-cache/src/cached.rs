@@ -159,7 +159,7 @@ velro_core::impl_store! {
         ping, create_user, find_credentials_by_email, find_credentials, create_session,
         list_live_sessions, create_reset_token, find_reset_token_user, list_users, find_user,
         create_console_session, touch_console_session, delete_console_session,
-        record_flag_change, latest_flag_change, recent_flag_changes;
+        record_flag_change, latest_flag_change, server_connections, recent_flag_changes;
 
     async fn replace_password_hash(
         &self,

@@ -232,6 +232,10 @@ pub trait Store: Send + Sync + 'static {
     /// The newest change of each flag named, for instances to agree on the current values.
     async fn latest_flag_change(&self, flag: &str) -> Result<Option<FlagChange>, StoreError>;
 
+    /// The database server's connections to this database by state (PostgreSQL's
+    /// `pg_stat_activity`); empty for an embedded database.
+    async fn server_connections(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// The newest changes of any flag, newest first.
     async fn recent_flag_changes(&self, limit: u32) -> Result<Vec<FlagChange>, StoreError>;
 }
@@ -269,7 +273,7 @@ pub mod __private {
 ///         create_reset_token, find_reset_token_user, reset_password, change_password,
 ///         list_users, find_user, update_user, delete_user, create_console_session,
 ///         touch_console_session, delete_console_session, record_flag_change,
-///         latest_flag_change, recent_flag_changes;
+///         latest_flag_change, server_connections, recent_flag_changes;
 /// }
 /// ```
 #[macro_export]
@@ -458,6 +462,9 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { latest_flag_change (
             [flag: &str]
         ) (Option<$crate::store::FlagChange>) } $($k)*);
+    };
+    (server_connections, $($k:tt)*) => {
+        $crate::impl_store!(@push { server_connections () (Vec<(String, i64)>) } $($k)*);
     };
     (recent_flag_changes, $($k:tt)*) => {
         $crate::impl_store!(@push { recent_flag_changes (

@@ -34,6 +34,10 @@ pub(crate) trait Dialect {
     /// two. It compares characters literally, unlike LIKE with its `%` and `_`.
     const EMAIL_PREFIX_FILTER: &'static [&'static str];
 
+    /// The server's connections to this database by state (`pg_stat_activity`); `None` where
+    /// the database has no server.
+    const CONNECTIONS_BY_STATE: Option<&'static str>;
+
     fn pools(&self) -> &Pools<Self::Db>;
 }
 
@@ -633,6 +637,16 @@ macro_rules! sql_store {
                         .await
                         .db()?;
                     Ok(row.map(FlagChangeRow::into_change))
+                }
+
+                async fn server_connections(&self) -> Result<Vec<(String, i64)>, StoreError> {
+                    let Some(query) = <$store as Dialect>::CONNECTIONS_BY_STATE else {
+                        return Ok(Vec::new());
+                    };
+                    sqlx::query_as(query)
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()
                 }
 
                 async fn recent_flag_changes(

@@ -106,18 +106,31 @@ impl Application {
 /// query), whether or not they share Redis.
 const FLAG_SYNC_EVERY: Duration = Duration::from_millis(500);
 
+/// The bound of the `pg_stat_activity` read each dashboard sample makes.
+const SERVER_CONNECTIONS_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Every few seconds, a dashboard sample of this instance; twice a second, the flags as
 /// recorded in the database. Each pass is bounded, so a slow database delays the next one but
 /// never piles them up.
 fn spawn_console_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     let monitor = state.monitor.clone();
     let metrics = state.metrics.clone();
+    let admin = state.admin.clone();
     let sampler = tokio::spawn(async move {
         let mut every = tokio::time::interval(velro_http::SAMPLE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every.tick().await;
         loop {
             every.tick().await;
+            // Bounded well below the sample period: a struggling server is not asked twice.
+            if let Ok(Ok(states)) =
+                tokio::time::timeout(SERVER_CONNECTIONS_TIMEOUT, admin.server_connections()).await
+            {
+                for (state, count) in states {
+                    metrics::gauge!("velro_db_server_connections", "state" => state)
+                        .set(count as f64);
+                }
+            }
             let metrics = metrics.clone();
             // Rendering the exposition reads the pool's numbers; cheap, but not async.
             let Ok(exposition) = tokio::task::spawn_blocking(move || metrics()).await else {

@@ -74,6 +74,11 @@ impl AdminService {
         Ok(())
     }
 
+    /// The database server's connections by state, for the dashboard; empty on SQLite.
+    pub async fn server_connections(&self) -> Result<Vec<(String, i64)>, AuthError> {
+        Ok(self.store.server_connections().await?)
+    }
+
     /// A constant-time comparison with the service key; false when there is none.
     pub fn key_matches(&self, presented: &str) -> bool {
         self.key.as_ref().is_some_and(|key| key.matches(presented))

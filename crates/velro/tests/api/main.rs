@@ -9,6 +9,7 @@ mod accounts;
 mod admin;
 mod attacks;
 mod concurrency;
+mod console;
 mod dashboards;
 mod http_rules;
 mod keys;

@@ -120,10 +120,13 @@ fn secure(state: &AppState, parts: &Parts) -> bool {
         .forwarded_https(parts)
 }
 
-fn set_cookie(value: &str, secure: bool, max_age: i64) -> Option<HeaderValue> {
+/// A browser-session cookie (no `Max-Age`): the server's idle timeout ends the session, and a
+/// fixed lifetime in the browser would end an active one. `clear` expires it at once.
+fn set_cookie(value: &str, secure: bool, clear: bool) -> Option<HeaderValue> {
     let secure = if secure { "; Secure" } else { "" };
+    let expiry = if clear { "; Max-Age=0" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict{expiry}{secure}"
     ))
     .ok()
 }
@@ -215,9 +218,8 @@ async fn sign_in(
             return Ok(html_failure(pages::sign_in(Some(message)), error));
         }
     };
-    let max_age = state.console.idle_timeout().whole_seconds();
     let mut response = Redirect::to("/admin").into_response();
-    if let Some(cookie) = set_cookie(signed_in.token.expose(), secure(&state, &parts), max_age) {
+    if let Some(cookie) = set_cookie(signed_in.token.expose(), secure(&state, &parts), false) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(response)
@@ -233,7 +235,7 @@ async fn sign_out(
     state.console.sign_out(&console.token).await?;
     tracing::info!(actor = %console.operator.actor(), "console sign-out");
     let mut response = Redirect::to("/admin").into_response();
-    if let Some(cookie) = set_cookie("", secure(&state, &parts), 0) {
+    if let Some(cookie) = set_cookie("", secure(&state, &parts), true) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     Ok(response)
