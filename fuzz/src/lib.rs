@@ -15,13 +15,13 @@ use velro_core::domain::{Email, Role, SessionId, SessionRecord, User, UserId};
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
-use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
+use velro_core::service::{AdminService, AuthService, AuthSettings, ConsoleService, Dependencies};
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
     AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
 };
 use velro_core::{Clock, Secret, StoreError};
-use velro_http::{AppState, HttpSettings};
+use velro_http::{AppState, HttpSettings, Monitor};
 
 /// 2026-01-01T00:00:00Z: every fixture token is issued and checked at this instant, so the seed
 /// corpus never expires.
@@ -117,7 +117,9 @@ velro_core::impl_store! {
         ping, create_user, find_credentials_by_email, find_credentials, replace_password_hash,
         create_session, rotate_refresh_token, revoke_session, revoke_sessions,
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
-        reset_password, change_password, list_users, find_user, update_user, delete_user;
+        reset_password, change_password, list_users, find_user, update_user, delete_user,
+        create_console_session, touch_console_session, delete_console_session,
+        record_flag_change, latest_flag_change, server_connections, recent_flag_changes;
 
     async fn find_live_session(
         &self,
@@ -192,10 +194,25 @@ impl App {
         let service_key =
             ServiceKey::parse(&Secret::new(SERVICE_KEY.to_string())).expect("a valid service key");
         let cache = Arc::new(NoCache);
-        let admin = AdminService::new(store, clock, auth.clone(), Some(service_key), cache.clone());
+        let admin = AdminService::new(
+            store.clone(),
+            clock.clone(),
+            auth.clone(),
+            Some(service_key),
+            cache.clone(),
+        );
+        let console = ConsoleService::new(
+            store,
+            clock,
+            auth.clone(),
+            admin.clone(),
+            time::Duration::minutes(15),
+        );
         let state = AppState {
             auth,
             admin,
+            console,
+            monitor: Arc::new(Monitor::default()),
             cache,
             metrics: Arc::new(String::new),
             settings: HttpSettings::default(),

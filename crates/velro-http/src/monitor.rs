@@ -161,7 +161,10 @@ impl Monitor {
     pub fn series(&self, now: OffsetDateTime) -> Vec<Sample> {
         let inner = self.lock();
         let mut samples: Vec<Sample> = inner.samples.iter().cloned().collect();
-        let mut open = summarise(&inner.current, inner.started.elapsed().as_secs_f64().max(1.0));
+        let mut open = summarise(
+            &inner.current,
+            inner.started.elapsed().as_secs_f64().max(1.0),
+        );
         open.at = Some(now);
         if let Some(last) = samples.last() {
             open.gauges = last.gauges.clone();
@@ -250,13 +253,15 @@ fn derive(
     before: &HashMap<String, f64>,
     seconds: f64,
 ) -> BTreeMap<String, f64> {
-    let delta = |name: &str, labels: &[&str]| {
-        (sum(now, name, labels) - sum(before, name, labels)).max(0.0)
-    };
+    let delta =
+        |name: &str, labels: &[&str]| (sum(now, name, labels) - sum(before, name, labels)).max(0.0);
     let mut out = BTreeMap::new();
     for layer in ["l1", "l2"] {
         let layer_label = format!("layer=\"{layer}\"");
-        let hits = delta("velro_cache_lookups_total", &[&layer_label, "result=\"hit\""]);
+        let hits = delta(
+            "velro_cache_lookups_total",
+            &[&layer_label, "result=\"hit\""],
+        );
         let all = delta("velro_cache_lookups_total", &[&layer_label]);
         if all > 0.0 {
             out.insert(format!("cache_hit_ratio_{layer}"), hits / all);
@@ -265,7 +270,11 @@ fn derive(
     for state in ["in_use", "idle"] {
         out.insert(
             format!("db_pool_{state}"),
-            sum(now, "velro_db_pool_connections", &[&format!("state=\"{state}\"")]),
+            sum(
+                now,
+                "velro_db_pool_connections",
+                &[&format!("state=\"{state}\"")],
+            ),
         );
     }
     out.insert(
@@ -282,7 +291,10 @@ fn derive(
     );
     for (name, metric) in [
         ("hash_ms", "velro_hash_duration_seconds"),
-        ("invalidation_lag_ms", "velro_cache_invalidation_lag_seconds"),
+        (
+            "invalidation_lag_ms",
+            "velro_cache_invalidation_lag_seconds",
+        ),
     ] {
         let count = delta(&format!("{metric}_count"), &[]);
         if count > 0.0 {

@@ -207,7 +207,8 @@ pub(crate) const TOUCH_CONSOLE_SESSION: &str = "UPDATE console_sessions SET last
      WHERE token_hash = $2 AND last_seen_at >= $3 RETURNING user_id, session_id, created_at";
 
 /// `$1`: token hash.
-pub(crate) const DELETE_CONSOLE_SESSION: &str = "DELETE FROM console_sessions WHERE token_hash = $1";
+pub(crate) const DELETE_CONSOLE_SESSION: &str =
+    "DELETE FROM console_sessions WHERE token_hash = $1";
 
 /// `$1`: flag, `$2`: old, `$3`: new, `$4`: actor, `$5`: when.
 pub(crate) const INSERT_FLAG_CHANGE: &str = "INSERT INTO flag_changes \
@@ -218,5 +219,6 @@ pub(crate) const LATEST_FLAG_CHANGE: &str = "SELECT flag, old_value, new_value, 
      FROM flag_changes WHERE flag = $1 ORDER BY change_id DESC LIMIT 1";
 
 /// `$1`: limit.
-pub(crate) const RECENT_FLAG_CHANGES: &str = "SELECT flag, old_value, new_value, actor, changed_at \
+pub(crate) const RECENT_FLAG_CHANGES: &str =
+    "SELECT flag, old_value, new_value, actor, changed_at \
      FROM flag_changes ORDER BY change_id DESC LIMIT $1";

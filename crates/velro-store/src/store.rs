@@ -135,8 +135,8 @@ macro_rules! sql_store {
             use $crate::page::page;
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
-                ConsoleSessionRow, CredentialsRow, FlagChangeRow, LiveSessionRow, PresentedRow, SessionRow, StoredGeneration,
-                StoredTime, UserRow,
+                ConsoleSessionRow, CredentialsRow, FlagChangeRow, LiveSessionRow, PresentedRow,
+                SessionRow, StoredGeneration, StoredTime, UserRow,
             };
             use $crate::sql;
             use $crate::store::Dialect;
@@ -594,14 +594,13 @@ macro_rules! sql_store {
                     stale_before: OffsetDateTime,
                     now: OffsetDateTime,
                 ) -> Result<Option<ConsoleSessionRecord>, StoreError> {
-                    let row: Option<ConsoleSessionRow> =
-                        sqlx::query_as(sql::TOUCH_CONSOLE_SESSION)
-                            .bind(StoredTime(now))
-                            .bind(token.0.as_slice())
-                            .bind(StoredTime(stale_before))
-                            .fetch_optional(&mut *self.pools().write().await?)
-                            .await
-                            .db()?;
+                    let row: Option<ConsoleSessionRow> = sqlx::query_as(sql::TOUCH_CONSOLE_SESSION)
+                        .bind(StoredTime(now))
+                        .bind(token.0.as_slice())
+                        .bind(StoredTime(stale_before))
+                        .fetch_optional(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
                     Ok(row.map(ConsoleSessionRow::into_record))
                 }
 

@@ -13,9 +13,7 @@ use velro_core::cache::CacheControl;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
-use velro_core::service::{
-    AdminService, AuthService, AuthSettings, ConsoleService, Dependencies,
-};
+use velro_core::service::{AdminService, AuthService, AuthSettings, ConsoleService, Dependencies};
 use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};

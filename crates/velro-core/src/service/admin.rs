@@ -56,7 +56,13 @@ impl AdminService {
             })
             .await?;
         self.cache.set_enabled(enabled);
-        tracing::warn!(flag = CACHE_FLAG, old, new = enabled, actor, "run-time flag changed");
+        tracing::warn!(
+            flag = CACHE_FLAG,
+            old,
+            new = enabled,
+            actor,
+            "run-time flag changed"
+        );
         Ok(())
     }
 

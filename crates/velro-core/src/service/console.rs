@@ -25,7 +25,10 @@ pub const CACHE_FLAG: &str = "cache";
 pub enum Operator {
     ServiceKey,
     /// An admin account, through the user session its sign-in created.
-    Admin { user_id: UserId, session_id: SessionId },
+    Admin {
+        user_id: UserId,
+        session_id: SessionId,
+    },
 }
 
 impl Operator {
@@ -174,7 +177,11 @@ impl ConsoleService {
     }
 
     /// Switches the cache and records who did it; the other instances pick the record up.
-    pub async fn set_cache_flag(&self, operator: &Operator, enabled: bool) -> Result<(), AuthError> {
+    pub async fn set_cache_flag(
+        &self,
+        operator: &Operator,
+        enabled: bool,
+    ) -> Result<(), AuthError> {
         self.admin.set_cache_flag(&operator.actor(), enabled).await
     }
 

@@ -113,7 +113,10 @@ async fn an_admin_console_session_keeps_its_user_and_session(fx: &Fixture) {
 
 async fn flag_changes_are_read_back_newest_first(fx: &Fixture) {
     let store = fx.store();
-    assert_eq!(store.latest_flag_change("cache").await.expect("latest"), None);
+    assert_eq!(
+        store.latest_flag_change("cache").await.expect("latest"),
+        None
+    );
     let t0 = t0();
     let change = |old_value, new_value, at| FlagChange {
         flag: "cache".into(),
@@ -126,7 +129,11 @@ async fn flag_changes_are_read_back_newest_first(fx: &Fixture) {
         flag: "other".into(),
         ..change(false, true, 3)
     };
-    for recorded in [change(true, false, 1), change(false, true, 2), other.clone()] {
+    for recorded in [
+        change(true, false, 1),
+        change(false, true, 2),
+        other.clone(),
+    ] {
         store.record_flag_change(&recorded).await.expect("record");
     }
     assert_eq!(
@@ -142,7 +149,9 @@ async fn the_server_reports_its_connections_by_state_on_postgresql_only(fx: &Fix
     if fx.is_postgres() {
         // The query itself runs on an active connection.
         assert!(
-            states.iter().any(|(state, count)| state == "active" && *count >= 1),
+            states
+                .iter()
+                .any(|(state, count)| state == "active" && *count >= 1),
             "{states:?}"
         );
     } else {

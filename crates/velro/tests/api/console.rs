@@ -44,7 +44,11 @@ impl<'a> Browser<'a> {
     }
 
     async fn post_form(&self, path: &str, form: &[(&str, &str)], headers: HeaderMap) -> Response {
-        let mut request = self.client.post(self.app.url(path)).form(form).headers(headers);
+        let mut request = self
+            .client
+            .post(self.app.url(path))
+            .form(form)
+            .headers(headers);
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", format!("velro_console={cookie}"));
         }
@@ -136,7 +140,10 @@ async fn an_admin_account_signs_in_with_a_strict_http_only_cookie(app: TestApp) 
         assert!(cookie.contains(attribute), "{cookie} has {attribute}");
     }
     // The server's idle timeout ends it; a lifetime in the browser would end an active one.
-    assert!(!cookie.contains("Max-Age") && !cookie.contains("Expires"), "{cookie}");
+    assert!(
+        !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("Secure"), "plain HTTP, no proxy: {cookie}");
     assert!(browser.signed_in().await);
     let dashboard = browser.get("/admin").await;
@@ -157,7 +164,11 @@ async fn an_account_that_is_not_an_admin_is_refused_and_its_login_session_ended(
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(set_cookie(&response).is_none());
-    assert!(response.text().await.expect("body").contains("not an administrator"));
+    assert!(response
+        .text()
+        .await
+        .expect("body")
+        .contains("not an administrator"));
     // Only the registration's session is live: the console login's was revoked at once.
     assert_eq!(app.sessions(&tokens.access).await.len(), 1);
     let wrong = browser
@@ -170,7 +181,10 @@ async fn an_account_that_is_not_an_admin_is_refused_and_its_login_session_ended(
 async fn the_service_key_signs_in_and_a_wrong_key_is_refused(app: TestApp) {
     let mut browser = Browser::new(&app);
     let wrong = browser
-        .sign_in(&[("service_key", "a-wrong-key-0123456789abcdefghijklmnopqrstuv")])
+        .sign_in(&[(
+            "service_key",
+            "a-wrong-key-0123456789abcdefghijklmnopqrstuv",
+        )])
         .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookie(&wrong).is_none());
@@ -183,10 +197,17 @@ async fn the_cookie_is_secure_only_when_a_trusted_proxy_says_https(app: TestApp)
     let mut https = HeaderMap::new();
     https.insert("x-forwarded-proto", "https".parse().expect("header"));
     let untrusted = Browser::new(&app)
-        .post_form("/admin/sign-in", &[("service_key", SERVICE_KEY)], https.clone())
+        .post_form(
+            "/admin/sign-in",
+            &[("service_key", SERVICE_KEY)],
+            https.clone(),
+        )
         .await;
     let cookie = set_cookie(&untrusted).expect("a cookie");
-    assert!(!cookie.contains("Secure"), "an untrusted peer's word: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "an untrusted peer's word: {cookie}"
+    );
 
     let proxied = app
         .with_config(|c| c.trusted_proxies = vec!["127.0.0.1".into()])
@@ -197,7 +218,10 @@ async fn the_cookie_is_secure_only_when_a_trusted_proxy_says_https(app: TestApp)
     let cookie = set_cookie(&trusted).expect("a cookie");
     assert!(cookie.contains("; Secure"), "{cookie}");
     let mut forwarded = HeaderMap::new();
-    forwarded.insert("forwarded", "for=10.0.0.1;proto=https".parse().expect("header"));
+    forwarded.insert(
+        "forwarded",
+        "for=10.0.0.1;proto=https".parse().expect("header"),
+    );
     let trusted = Browser::new(&proxied)
         .post_form("/admin/sign-in", &[("service_key", SERVICE_KEY)], forwarded)
         .await;
@@ -205,9 +229,7 @@ async fn the_cookie_is_secure_only_when_a_trusted_proxy_says_https(app: TestApp)
 }
 
 async fn flags(app: &TestApp) -> Value {
-    let response = app
-        .admin(reqwest::Method::GET, "/flags", None)
-        .await;
+    let response = app.admin(reqwest::Method::GET, "/flags", None).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("json")
 }
@@ -217,7 +239,9 @@ async fn forms_without_or_with_a_wrong_csrf_token_are_refused(app: TestApp) {
     browser.sign_in_with_key().await;
     let before = flags(&app).await["cache"].clone();
     let off = [("flag", "cache"), ("value", "off")];
-    let missing = browser.post_form("/admin/flags", &off, HeaderMap::new()).await;
+    let missing = browser
+        .post_form("/admin/flags", &off, HeaderMap::new())
+        .await;
     assert_eq!(missing.status(), StatusCode::FORBIDDEN);
     let wrong = browser
         .post_form(
@@ -239,7 +263,9 @@ async fn forms_without_or_with_a_wrong_csrf_token_are_refused(app: TestApp) {
         )
         .await;
     assert_eq!(stolen.status(), StatusCode::FORBIDDEN);
-    let sign_out = browser.post_form("/admin/sign-out", &[], HeaderMap::new()).await;
+    let sign_out = browser
+        .post_form("/admin/sign-out", &[], HeaderMap::new())
+        .await;
     assert_eq!(sign_out.status(), StatusCode::FORBIDDEN);
     assert_eq!(flags(&app).await["cache"], before);
     assert!(browser.signed_in().await);
@@ -329,7 +355,10 @@ async fn charts_are_svg_with_data_after_traffic(app: TestApp) {
     );
     let page = browser.page("/admin").await;
     assert!(page.contains("/admin/charts/latency.svg") && page.contains("setInterval"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "nothing from another host");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing from another host"
+    );
     let anonymous = Browser::new(&app).get("/admin/charts/requests.svg").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
@@ -358,7 +387,9 @@ async fn recent_errors_and_slowest_requests_are_listed_without_secrets(app: Test
 
 async fn a_flag_change_is_recorded_and_applies_to_another_instance(app: TestApp) {
     // A second instance on the same database (and Redis), as behind a load balancer.
-    let twin = Application::build(&app.config).await.expect("second instance");
+    let twin = Application::build(&app.config)
+        .await
+        .expect("second instance");
     let twin_url = format!("http://{}", twin.local_addr().expect("bound"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(twin.run_until_stopped(async move {
@@ -397,7 +428,10 @@ async fn a_flag_change_is_recorded_and_applies_to_another_instance(app: TestApp)
     assert_eq!(off.status(), StatusCode::SEE_OTHER);
     assert_eq!(flags(&app).await["cache"], false);
     let page = browser.page("/admin").await;
-    assert!(page.contains(&format!("user:{id}")), "who changed it is shown");
+    assert!(
+        page.contains(&format!("user:{id}")),
+        "who changed it is shown"
+    );
     assert!(page.contains("Switch the cache on"));
 
     // The twin reads the record within its sync period; a bounded wait, not a sleep-and-hope.
@@ -406,7 +440,10 @@ async fn a_flag_change_is_recorded_and_applies_to_another_instance(app: TestApp)
         if twin_flags().await["cache"] == false {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the twin never switched");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the twin never switched"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // The admin API records its changes too.
@@ -442,8 +479,7 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
         let browser = &browser;
         let csrf = csrf.clone();
         async move {
-            let mut form: Vec<(&str, &str)> =
-                form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
             form.push(("csrf", &csrf));
             browser.post_form(&path, &form, HeaderMap::new()).await
         }
@@ -454,17 +490,45 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
     )
     .await;
     assert_eq!(revoke_one.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.me(&second.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me(&second.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(app.me(&first.access).await.status(), StatusCode::OK);
     let revoke_all = post(format!("/admin/users/{id}/revoke"), vec![]).await;
     assert_eq!(revoke_all.status(), StatusCode::SEE_OTHER);
-    assert_eq!(app.me(&first.access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.me(&first.access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     for (form, field, value) in [
-        (vec![("action", "role".to_string()), ("role", "creator".to_string())], "role", json!("creator")),
-        (vec![("action", "credits".to_string()), ("credits_balance", "42".to_string())], "credits_balance", json!(42)),
-        (vec![("action", "disable".to_string())], "disabled", json!(true)),
-        (vec![("action", "enable".to_string())], "disabled", json!(false)),
+        (
+            vec![
+                ("action", "role".to_string()),
+                ("role", "creator".to_string()),
+            ],
+            "role",
+            json!("creator"),
+        ),
+        (
+            vec![
+                ("action", "credits".to_string()),
+                ("credits_balance", "42".to_string()),
+            ],
+            "credits_balance",
+            json!(42),
+        ),
+        (
+            vec![("action", "disable".to_string())],
+            "disabled",
+            json!(true),
+        ),
+        (
+            vec![("action", "enable".to_string())],
+            "disabled",
+            json!(false),
+        ),
     ] {
         let done = post(format!("/admin/users/{id}"), form).await;
         assert_eq!(done.status(), StatusCode::SEE_OTHER, "{field}");
@@ -472,7 +536,10 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
     }
     let bad = post(
         format!("/admin/users/{id}"),
-        vec![("action", "credits".to_string()), ("credits_balance", "-1".to_string())],
+        vec![
+            ("action", "credits".to_string()),
+            ("credits_balance", "-1".to_string()),
+        ],
     )
     .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);

@@ -8,6 +8,7 @@ mod abuse;
 mod accounts;
 mod admin;
 mod attacks;
+mod browser;
 mod concurrency;
 mod console;
 mod dashboards;

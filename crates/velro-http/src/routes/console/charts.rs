@@ -14,12 +14,20 @@ pub(super) const CHARTS: &[(&str, &str)] = &[
     ("statuses", "4xx, 5xx, 429, 503 and time-outs per second"),
     ("cache", "Cache hit ratio per layer"),
     ("pool", "Database connections"),
-    ("hashing", "Password hashing: queue depth and mean time (ms)"),
-    ("limits", "Rate-limit refusals per second, invalidation lag (ms)"),
+    (
+        "hashing",
+        "Password hashing: queue depth and mean time (ms)",
+    ),
+    (
+        "limits",
+        "Rate-limit refusals per second, invalidation lag (ms)",
+    ),
 ];
 
 /// Routes shown on the per-route charts, busiest first; more would make a legend nobody reads.
 const ROUTES_SHOWN: usize = 5;
+/// The latency chart draws three lines a route.
+const LATENCY_ROUTES_SHOWN: usize = 3;
 
 type Series = (String, Vec<(f64, f64)>);
 
@@ -60,7 +68,11 @@ fn series(name: &str, samples: &[Sample], now: OffsetDateTime) -> Vec<Series> {
                 }
             }
             totals.sort_by(|a, b| b.1.total_cmp(&a.1));
-            totals.truncate(ROUTES_SHOWN);
+            totals.truncate(if name == "requests" {
+                ROUTES_SHOWN
+            } else {
+                LATENCY_ROUTES_SHOWN
+            });
             let mut out = Vec::new();
             for (route, _) in totals {
                 let pick = |f: fn(&crate::monitor::RouteSample) -> f64| -> Vec<(f64, f64)> {
@@ -129,7 +141,7 @@ fn draw(title: &str, series: &[Series]) -> Result<String, Box<dyn Error + Send +
     let top = if top > 0.0 { top * 1.15 } else { 1.0 };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (640, 260)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (640, 300)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
@@ -140,7 +152,7 @@ fn draw(title: &str, series: &[Series]) -> Result<String, Box<dyn Error + Send +
         chart
             .configure_mesh()
             .x_desc("seconds ago")
-            .x_label_formatter(&|x| format!("{:.0}", -x))
+            .x_label_formatter(&|x| format!("{:.0}", x.abs()))
             .light_line_style(WHITE)
             .draw()?;
         for (index, (label, points)) in series.iter().enumerate() {
@@ -157,6 +169,7 @@ fn draw(title: &str, series: &[Series]) -> Result<String, Box<dyn Error + Send +
             chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)
+                .label_font(("sans-serif", 11))
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.3))
                 .draw()?;

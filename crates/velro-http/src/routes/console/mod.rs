@@ -114,10 +114,7 @@ impl Form {
 
 /// The cookie is `Secure` when the browser reached us over TLS: a trusted proxy says so.
 fn secure(state: &AppState, parts: &Parts) -> bool {
-    state
-        .settings
-        .trusted_proxies
-        .forwarded_https(parts)
+    state.settings.trusted_proxies.forwarded_https(parts)
 }
 
 /// A browser-session cookie (no `Max-Age`): the server's idle timeout ends the session, and a
@@ -152,9 +149,8 @@ fn html(markup: maud::Markup) -> Response {
 /// A page for a failure, with the status the API would answer (and its `Retry-After`).
 fn html_failure(markup: maud::Markup, error: AuthError) -> Response {
     let retry = match &error {
-        AuthError::RateLimited { retry_after_secs } | AuthError::Overloaded { retry_after_secs } => {
-            Some(*retry_after_secs)
-        }
+        AuthError::RateLimited { retry_after_secs }
+        | AuthError::Overloaded { retry_after_secs } => Some(*retry_after_secs),
         _ => None,
     };
     let status = ApiError::Auth(error).into_response().status();
@@ -166,7 +162,10 @@ fn html_failure(markup: maud::Markup, error: AuthError) -> Response {
     response
 }
 
-async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn dashboard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let Some(console) = operator(&state, &headers).await? else {
         return Ok(html(pages::sign_in(None)));
     };
@@ -187,7 +186,11 @@ async fn sign_in(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let form = Form::parse(&body);
-    let outcome = match (form.get("service_key"), form.get("email"), form.get("password")) {
+    let outcome = match (
+        form.get("service_key"),
+        form.get("email"),
+        form.get("password"),
+    ) {
         (Some(key), _, _) => state.console.sign_in_with_key(key).await,
         (None, Some(email), Some(password)) => match Email::parse(email) {
             Ok(email) => {
@@ -257,7 +260,10 @@ async fn chart(
         })?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         svg,
@@ -286,7 +292,12 @@ async fn set_flag(
     let enabled = match (form.get("flag"), form.get("value")) {
         (Some("cache"), Some("on")) => true,
         (Some("cache"), Some("off")) => false,
-        _ => return Err(ApiError::field("value", "must be on or off for the flag cache")),
+        _ => {
+            return Err(ApiError::field(
+                "value",
+                "must be on or off for the flag cache",
+            ))
+        }
     };
     state
         .console
@@ -348,7 +359,12 @@ async fn update_user(
                 .ok_or_else(|| ApiError::field("credits_balance", "must be zero or more"))?;
             change.credits_balance = Some(credits);
         }
-        _ => return Err(ApiError::field("action", "must be disable, enable, role or credits")),
+        _ => {
+            return Err(ApiError::field(
+                "action",
+                "must be disable, enable, role or credits",
+            ))
+        }
     }
     state.admin.update_user(user_id, &change).await?;
     tracing::info!(actor = %console.operator.actor(), %user_id, "user changed from the console");
@@ -379,4 +395,3 @@ async fn revoke_sessions(
     tracing::info!(actor = %console.operator.actor(), %user_id, "sessions revoked from the console");
     Ok(back_to(user_id))
 }
-

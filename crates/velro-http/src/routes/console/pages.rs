@@ -14,6 +14,7 @@ use crate::monitor::RequestNote;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1b1f24}\
 header{background:#1b1f24;color:#fff;padding:.6rem 1rem;display:flex;justify-content:space-between;align-items:center}\
+header a{color:#fff}h1{font-size:1.4rem}\
 main{padding:1rem;max-width:1400px;margin:auto}section{background:#fff;border-radius:6px;padding:1rem;margin-bottom:1rem}\
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:.5rem}.charts img{width:100%;height:auto}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #dde}\
@@ -104,7 +105,7 @@ fn top(console: &Console) -> Markup {
     };
     html! {
         header {
-            span { strong { a href="/admin" style="color:#fff" { "Velro operations" } } " · signed in with " (who) }
+            span { strong { a href="/admin" { "Velro operations" } } " · signed in with " (who) }
             form.inline method="post" action="/admin/sign-out" {
                 input type="hidden" name="csrf" value=(console.csrf());
                 button type="submit" { "Sign out" }
@@ -157,7 +158,7 @@ pub(super) fn dashboard(
                     h1 { "Live (this instance, last 15 minutes)" }
                     div.charts {
                         @for (name, title) in CHARTS {
-                            img src=(format!("/admin/charts/{name}.svg")) data-chart=(format!("/admin/charts/{name}.svg")) alt=(title) width="640" height="260";
+                            img src=(format!("/admin/charts/{name}.svg")) data-chart=(format!("/admin/charts/{name}.svg")) alt=(title) width="640" height="300";
                         }
                     }
                 }
