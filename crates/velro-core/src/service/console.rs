@@ -101,7 +101,13 @@ impl ConsoleService {
         .await
     }
 
-    pub async fn sign_in_with_key(&self, key: &str) -> Result<ConsoleSignIn, AuthError> {
+    /// Every attempt counts against the per-address login limit, right or wrong.
+    pub async fn sign_in_with_key(
+        &self,
+        key: &str,
+        client: &ClientInfo,
+    ) -> Result<ConsoleSignIn, AuthError> {
+        self.auth.check_sign_in_ip(client).await?;
         if !self.admin.key_matches(key) {
             tracing::warn!("console sign-in refused: wrong service key");
             return Err(AuthError::InvalidServiceKey);

@@ -22,6 +22,7 @@ both_stores!(
     recent_errors_and_slowest_requests_are_listed_without_secrets,
     a_flag_change_is_recorded_and_applies_to_another_instance,
     support_finds_a_user_revokes_sessions_and_changes_the_account,
+    console_sign_in_attempts_fall_under_the_login_rate_limit,
 );
 
 /// A browser on the console: follows no redirect and sends its console cookie back.
@@ -543,4 +544,34 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
     )
     .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn console_sign_in_attempts_fall_under_the_login_rate_limit(app: TestApp) {
+    let app = app
+        .with_config(|c| {
+            c.rate_limits = velro::config::Switch::On;
+            c.rate_limit_login_ip = "3/1m".parse().expect("quota");
+        })
+        .await;
+    let (email, _) = admin_account(&app).await;
+    let mut browser = Browser::new(&app);
+    for _ in 0..3 {
+        let wrong = browser
+            .sign_in(&[(
+                "service_key",
+                "a-wrong-key-0123456789abcdefghijklmnopqrstuv",
+            )])
+            .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    for form in [
+        vec![("service_key", SERVICE_KEY)],
+        vec![("email", email.as_str()), ("password", PASSWORD)],
+    ] {
+        let refused = browser.sign_in(&form).await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.headers().contains_key(reqwest::header::RETRY_AFTER));
+        assert!(set_cookie(&refused).is_none());
+    }
+    assert!(browser.cookie.is_none());
 }

@@ -191,7 +191,7 @@ async fn sign_in(
         form.get("email"),
         form.get("password"),
     ) {
-        (Some(key), _, _) => state.console.sign_in_with_key(key).await,
+        (Some(key), _, _) => state.console.sign_in_with_key(key, &client).await,
         (None, Some(email), Some(password)) => match Email::parse(email) {
             Ok(email) => {
                 let login = Login {
