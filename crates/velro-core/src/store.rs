@@ -225,6 +225,14 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<Option<ConsoleSessionRecord>, StoreError>;
 
+    /// As `touch_console_session` without marking it seen: for requests a page makes by itself
+    /// (reloading charts), which must not keep an unattended session alive.
+    async fn find_console_session(
+        &self,
+        token: TokenHash,
+        stale_before: OffsetDateTime,
+    ) -> Result<Option<ConsoleSessionRecord>, StoreError>;
+
     async fn delete_console_session(&self, token: TokenHash) -> Result<(), StoreError>;
 
     async fn record_flag_change(&self, change: &FlagChange) -> Result<(), StoreError>;
@@ -272,7 +280,7 @@ pub mod __private {
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
 ///         create_reset_token, find_reset_token_user, reset_password, change_password,
 ///         list_users, find_user, update_user, delete_user, create_console_session,
-///         touch_console_session, delete_console_session, record_flag_change,
+///         touch_console_session, find_console_session, delete_console_session, record_flag_change,
 ///         latest_flag_change, server_connections, recent_flag_changes;
 /// }
 /// ```
@@ -446,6 +454,11 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { touch_console_session (
             [token: $crate::store::TokenHash] [stale_before: $crate::store::__private::OffsetDateTime]
             [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::store::ConsoleSessionRecord>) } $($k)*);
+    };
+    (find_console_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_console_session (
+            [token: $crate::store::TokenHash] [stale_before: $crate::store::__private::OffsetDateTime]
         ) (Option<$crate::store::ConsoleSessionRecord>) } $($k)*);
     };
     (delete_console_session, $($k:tt)*) => {

@@ -206,6 +206,10 @@ pub(crate) const PURGE_CONSOLE_SESSIONS: &str =
 pub(crate) const TOUCH_CONSOLE_SESSION: &str = "UPDATE console_sessions SET last_seen_at = $1 \
      WHERE token_hash = $2 AND last_seen_at >= $3 RETURNING user_id, session_id, created_at";
 
+/// `$1`: token hash, `$2`: idle since before this.
+pub(crate) const FIND_CONSOLE_SESSION: &str = "SELECT user_id, session_id, created_at \
+     FROM console_sessions WHERE token_hash = $1 AND last_seen_at >= $2";
+
 /// `$1`: token hash.
 pub(crate) const DELETE_CONSOLE_SESSION: &str =
     "DELETE FROM console_sessions WHERE token_hash = $1";

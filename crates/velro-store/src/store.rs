@@ -604,6 +604,20 @@ macro_rules! sql_store {
                     Ok(row.map(ConsoleSessionRow::into_record))
                 }
 
+                async fn find_console_session(
+                    &self,
+                    token: TokenHash,
+                    stale_before: OffsetDateTime,
+                ) -> Result<Option<ConsoleSessionRecord>, StoreError> {
+                    let row: Option<ConsoleSessionRow> = sqlx::query_as(sql::FIND_CONSOLE_SESSION)
+                        .bind(token.0.as_slice())
+                        .bind(StoredTime(stale_before))
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(row.map(ConsoleSessionRow::into_record))
+                }
+
                 async fn delete_console_session(&self, token: TokenHash) -> Result<(), StoreError> {
                     sqlx::query(sql::DELETE_CONSOLE_SESSION)
                         .bind(token.0.as_slice())

@@ -141,13 +141,20 @@ impl ConsoleService {
 
     /// The operator behind a console cookie, if the session is neither idle past the timeout
     /// nor signed out, and (for an account) its user session is still live and still an admin's.
-    pub async fn resume(&self, token: &str) -> Result<Option<Operator>, AuthError> {
+    /// `activity`: a person did something (the idle timer restarts); otherwise the page is
+    /// refreshing itself, which must not keep an unattended session alive.
+    pub async fn resume(&self, token: &str, activity: bool) -> Result<Option<Operator>, AuthError> {
         let now = self.clock.now();
-        let Some(record) = self
-            .store
-            .touch_console_session(hash_token(token), now - self.idle_timeout, now)
-            .await?
-        else {
+        let stale_before = now - self.idle_timeout;
+        let token = hash_token(token);
+        let record = if activity {
+            self.store
+                .touch_console_session(token, stale_before, now)
+                .await?
+        } else {
+            self.store.find_console_session(token, stale_before).await?
+        };
+        let Some(record) = record else {
             return Ok(None);
         };
         let Some((user_id, session_id)) = record.user else {

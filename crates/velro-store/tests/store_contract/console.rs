@@ -22,41 +22,53 @@ fn service_key_session() -> ConsoleSessionRecord {
 
 async fn a_console_session_lives_while_used_and_ends_when_idle_or_deleted(fx: &Fixture) {
     let store = fx.store();
+    let t0 = t0();
     let key = token();
     store
-        .create_console_session(key, service_key_session(), t0() - secs(900))
+        .create_console_session(key, service_key_session(), t0 - secs(900))
         .await
         .expect("create");
     // Seen at t0 + 600, so still live at t0 + 1200 with a 900-second idle timeout.
     let seen = store
-        .touch_console_session(key, t0() - secs(300), t0() + secs(600))
+        .touch_console_session(key, t0 - secs(300), t0 + secs(600))
         .await
         .expect("touch");
     assert!(seen.is_some_and(|record| record.user.is_none()));
     assert!(store
-        .touch_console_session(key, t0() + secs(300), t0() + secs(1200))
+        .touch_console_session(key, t0 + secs(300), t0 + secs(1200))
         .await
         .expect("touch")
         .is_some());
+    // Finding it does not mark it seen.
     assert!(store
-        .touch_console_session(key, t0() + secs(1201), t0() + secs(2101))
+        .find_console_session(key, t0 + secs(1200))
+        .await
+        .expect("find")
+        .is_some());
+    assert!(store
+        .find_console_session(key, t0 + secs(1201))
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .touch_console_session(key, t0 + secs(1201), t0 + secs(2101))
         .await
         .expect("touch")
         .is_none());
     assert!(store
-        .touch_console_session(token(), t0() - secs(900), t0())
+        .touch_console_session(token(), t0 - secs(900), t0)
         .await
         .expect("touch")
         .is_none());
 
     let other = token();
     store
-        .create_console_session(other, service_key_session(), t0() - secs(900))
+        .create_console_session(other, service_key_session(), t0 - secs(900))
         .await
         .expect("create");
     store.delete_console_session(other).await.expect("delete");
     assert!(store
-        .touch_console_session(other, t0() - secs(900), t0())
+        .touch_console_session(other, t0 - secs(900), t0)
         .await
         .expect("touch")
         .is_none());

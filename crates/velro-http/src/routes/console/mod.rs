@@ -61,20 +61,36 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The operator behind the request's console cookie, if any.
-async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Option<Console>, ApiError> {
+/// The operator behind the request's console cookie, if any; a person's request (`activity`)
+/// restarts the idle timer, the page's own reloads do not.
+async fn operator(
+    state: &AppState,
+    headers: &HeaderMap,
+    activity: bool,
+) -> Result<Option<Console>, ApiError> {
     let Some(token) = cookie_value(headers) else {
         return Ok(None);
     };
-    Ok(state.console.resume(token).await?.map(|operator| Console {
-        operator,
-        token: token.to_string(),
-    }))
+    Ok(state
+        .console
+        .resume(token, activity)
+        .await?
+        .map(|operator| Console {
+            operator,
+            token: token.to_string(),
+        }))
 }
 
-/// As [`operator`], for requests that need one: 401 without.
+/// As [`operator`] for a person's request that needs one: 401 without.
 async fn require(state: &AppState, headers: &HeaderMap) -> Result<Console, ApiError> {
-    operator(state, headers)
+    operator(state, headers, true)
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// As [`require`] for the page's own reloads, which leave the idle timer alone.
+async fn require_quietly(state: &AppState, headers: &HeaderMap) -> Result<Console, ApiError> {
+    operator(state, headers, false)
         .await?
         .ok_or(ApiError::Unauthorized)
 }
@@ -166,7 +182,7 @@ async fn dashboard(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Some(console) = operator(&state, &headers).await? else {
+    let Some(console) = operator(&state, &headers, true).await? else {
         return Ok(html(pages::sign_in(None)));
     };
     let changes = state.console.recent_flag_changes().await?;
@@ -249,7 +265,7 @@ async fn chart(
     headers: HeaderMap,
     Path(chart): Path<String>,
 ) -> Result<Response, ApiError> {
-    require(&state, &headers).await?;
+    require_quietly(&state, &headers).await?;
     let name = chart.strip_suffix(".svg").ok_or(ApiError::NotFound)?;
     let now = time::OffsetDateTime::now_utc();
     let samples = state.monitor.series(now);
@@ -275,7 +291,7 @@ async fn requests_fragment(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    require(&state, &headers).await?;
+    require_quietly(&state, &headers).await?;
     Ok(html(pages::requests(
         &state.monitor.recent_errors(),
         &state.monitor.slowest(),
