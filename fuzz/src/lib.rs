@@ -15,10 +15,14 @@ use velro_core::domain::{Email, Role, SessionId, SessionRecord, User, UserId};
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
-use velro_core::service::{AdminService, AuthService, AuthSettings, ConsoleService, Dependencies};
+use velro_core::service::{
+    AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, SupabaseAuth,
+    SupabaseSettings,
+};
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
     AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
+    SupabaseTokenProfile,
 };
 use velro_core::{Clock, Secret, StoreError};
 use velro_http::{AppState, HttpSettings, Monitor};
@@ -117,10 +121,11 @@ velro_core::impl_store! {
         ping, create_user, find_credentials_by_email, find_credentials, replace_password_hash,
         create_session, rotate_refresh_token, revoke_session, revoke_sessions,
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
-        reset_password, change_password, list_users, find_user, update_user, delete_user,
+        reset_password, change_password, list_users, page_users, find_user, update_user,
+        delete_user,
         create_console_session, touch_console_session, find_console_session,
-        delete_console_session,
-        record_flag_change, latest_flag_change, server_connections, recent_flag_changes;
+        delete_console_session, record_flag_change, latest_flag_change, server_connections,
+        recent_flag_changes;
 
     async fn find_live_session(
         &self,
@@ -209,11 +214,23 @@ impl App {
             admin.clone(),
             time::Duration::minutes(15),
         );
+        let supabase = SupabaseAuth::new(
+            auth.clone(),
+            SupabaseSettings {
+                tokens: SupabaseTokenProfile {
+                    issuer: "http://localhost:8000/auth/v1".into(),
+                    audience: "authenticated".into(),
+                    admin_roles: vec!["service_role".into()],
+                },
+                disable_signup: false,
+            },
+        );
         let state = AppState {
             auth,
             admin,
             console,
             monitor: Arc::new(Monitor::default()),
+            supabase,
             cache,
             metrics: Arc::new(String::new),
             settings: HttpSettings::default(),

@@ -157,10 +157,11 @@ fn count_lookup(layer: &'static str, result: &'static str) {
 velro_core::impl_store! {
     CachedStore, forward to inner:
         ping, create_user, find_credentials_by_email, find_credentials, create_session,
-        list_live_sessions, create_reset_token, find_reset_token_user, list_users, find_user,
+        list_live_sessions, create_reset_token, find_reset_token_user, list_users, page_users,
+        find_user,
         create_console_session, touch_console_session, find_console_session,
-        delete_console_session,
-        record_flag_change, latest_flag_change, server_connections, recent_flag_changes;
+        delete_console_session, record_flag_change, latest_flag_change, server_connections,
+        recent_flag_changes;
 
     async fn replace_password_hash(
         &self,

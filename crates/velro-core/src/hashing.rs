@@ -27,7 +27,7 @@ pub struct HashingConfig {
     /// Longest wait for a result, queueing included; kept below the request deadline so that a
     /// slow pool answers 503 `overloaded` rather than running into the deadline.
     pub max_wait: std::time::Duration,
-    /// Scheduling niceness of the workers (Linux; 0 leaves it alone). Hashes use whole cores
+    /// Niceness added to the workers' (Linux; 0 leaves it alone). Hashes use whole cores
     /// for tens of milliseconds each; a lower priority lets the cheap requests (token checks,
     /// health, refusals) preempt them, while the hashes still get every cycle nobody else wants.
     pub worker_niceness: i32,
@@ -287,7 +287,7 @@ impl PasswordHasher {
     }
 }
 
-/// Lowers the calling thread's priority. On Linux a thread is its own scheduling entity, so
+/// Lowers the calling thread's priority by `niceness` steps. On Linux a thread is its own scheduling entity, so
 /// this touches no other thread; a failure only costs latency, so it is logged, not fatal.
 #[cfg(target_os = "linux")]
 fn lower_priority(niceness: i32) {
@@ -295,7 +295,11 @@ fn lower_priority(niceness: i32) {
         return;
     }
     let thread = rustix::thread::gettid();
-    if let Err(error) = rustix::process::setpriority_process(Some(thread), niceness) {
+    // Relative to the thread's current niceness: a server started under `nice` keeps its hash
+    // workers below its request threads instead of raising them back to the absolute value.
+    let current = rustix::process::getpriority_process(Some(thread)).unwrap_or(0);
+    let target = (current + niceness).min(19);
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), target) {
         tracing::warn!(%error, niceness, "could not lower the hashing thread's priority");
     }
 }

@@ -195,6 +195,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 
+    /// GoTrue's admin listing (`page`/`per_page`): newest first, `limit` users after skipping
+    /// `offset`, and how many users there are in all.
+    async fn page_users(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError>;
+
     async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError>;
 
     /// Applies the change; disabling revokes every session in the same transaction.
@@ -279,7 +283,7 @@ pub mod __private {
 ///         replace_password_hash, create_session, find_live_session, rotate_refresh_token,
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
 ///         create_reset_token, find_reset_token_user, reset_password, change_password,
-///         list_users, find_user, update_user, delete_user, create_console_session,
+///         list_users, page_users, find_user, update_user, delete_user, create_console_session,
 ///         touch_console_session, find_console_session, delete_console_session, record_flag_change,
 ///         latest_flag_change, server_connections, recent_flag_changes;
 /// }
@@ -427,6 +431,11 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { list_users (
             [query: &$crate::domain::UserQuery]
         ) ($crate::domain::UserPage) } $($k)*);
+    };
+    (page_users, $($k:tt)*) => {
+        $crate::impl_store!(@push { page_users (
+            [offset: u64] [limit: u32]
+        ) ((::std::vec::Vec<$crate::domain::User>, u64)) } $($k)*);
     };
     (find_user, $($k:tt)*) => {
         $crate::impl_store!(@push { find_user (

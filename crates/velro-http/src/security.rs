@@ -92,11 +92,22 @@ pub(crate) fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("x-request-id"),
+            // What the Supabase clients send from browsers (/auth/v1).
+            HeaderName::from_static("apikey"),
+            HeaderName::from_static("x-client-info"),
+            HeaderName::from_static("x-supabase-api-version"),
+            HeaderName::from_static("x-jwt-aud"),
         ])
         .expose_headers([
             HeaderName::from_static("x-request-id"),
             header::RETRY_AFTER,
             header::WWW_AUTHENTICATE,
+            // Unreadable in a browser unless exposed, and then supabase-js loses `error.code`.
+            HeaderName::from_static("x-supabase-api-version"),
+            HeaderName::from_static("x-sb-error-code"),
+            // The admin listing's pagination (GoTrue's `GET /admin/users`).
+            HeaderName::from_static("x-total-count"),
+            header::LINK,
         ])
         .max_age(Duration::from_secs(600));
     Some(if settings.cors_allow_credentials && !any {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use velro_core::cache::CacheControl;
-use velro_core::service::{AdminService, AuthService, ConsoleService};
+use velro_core::service::{AdminService, AuthService, ConsoleService, SupabaseAuth};
 
 use crate::monitor::Monitor;
 
@@ -25,6 +25,8 @@ pub struct HttpSettings {
     /// Origins allowed by CORS; empty: no CORS headers at all. `*` only without credentials.
     pub cors_allowed_origins: Vec<String>,
     pub cors_allow_credentials: bool,
+    /// Also serve the Supabase Auth surface at `/` (as GoTrue itself does), besides `/auth/v1`.
+    pub supabase_at_root: bool,
     pub version: &'static str,
 }
 
@@ -38,6 +40,7 @@ impl Default for HttpSettings {
             trusted_proxies: TrustedProxies::default(),
             cors_allowed_origins: Vec::new(),
             cors_allow_credentials: false,
+            supabase_at_root: false,
             version: env!("CARGO_PKG_VERSION"),
         }
     }
@@ -53,6 +56,8 @@ pub struct AppState {
     pub console: ConsoleService,
     /// This instance's recent traffic, for the dashboard.
     pub monitor: Arc<Monitor>,
+    /// The Supabase Auth (GoTrue) surface's use cases, over the same `auth`.
+    pub supabase: SupabaseAuth,
     pub cache: Arc<dyn CacheControl>,
     pub metrics: MetricsRenderer,
     pub settings: HttpSettings,

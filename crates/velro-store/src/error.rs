@@ -93,9 +93,12 @@ fn is_transient(db: &dyn DatabaseError, dialect: Dialect) -> bool {
     match dialect {
         // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes: the lock was not
         // granted within busy_timeout, the embedded analogue of a statement timeout.
+        // SQLITE_FULL (13): the disk is full; reads go on, and writes work again once an
+        // operator frees space, so it is a 503 (whose log line says "database or disk is
+        // full"), not a 500.
         Dialect::Sqlite => code
             .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 13)),
         // 57014 query_canceled (statement_timeout), class 08 connection exceptions, 53300
         // too_many_connections, 57P01..57P03 shutdown / cannot connect now.
         Dialect::Postgres => {

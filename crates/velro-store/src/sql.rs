@@ -36,7 +36,7 @@ pub(crate) const PING: &str = "SELECT 1";
 pub(crate) const INSERT_USER: &str = concat!(
     "INSERT INTO users (user_id, email, password_hash, display_name, avatar_url, \
      credits_balance, role, email_confirmed, disabled, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, NULL, $5, $6, FALSE, FALSE, $7, $7) RETURNING ",
+     VALUES ($1, $2, $3, $4, NULL, $5, $6, $8, FALSE, $7, $7) RETURNING ",
     user_columns!()
 );
 
@@ -94,6 +94,15 @@ pub(crate) const LIST_USERS: &str = concat!("SELECT ", user_columns!(), " FROM u
 pub(crate) const LIST_USERS_AFTER: &str = " AND (created_at, user_id) < (";
 
 pub(crate) const LIST_USERS_ORDER: &str = " ORDER BY created_at DESC, user_id DESC LIMIT ";
+
+/// GoTrue's offset pagination, newest first.
+pub(crate) const PAGE_USERS: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users ORDER BY created_at DESC, user_id DESC LIMIT $1 OFFSET $2"
+);
+
+pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) FROM users";
 
 // Sessions and refresh tokens.
 

@@ -167,6 +167,7 @@ macro_rules! sql_store {
                         .bind(user.credits_balance)
                         .bind(Role::default().as_str())
                         .bind(StoredTime(user.now))
+                        .bind(user.email_confirmed)
                         .fetch_one(&mut *tx)
                         .await
                         .db()?;
@@ -517,6 +518,31 @@ macro_rules! sql_store {
                         .collect::<Result<_, _>>()
                         .db()?;
                     Ok(page(users, query.limit))
+                }
+
+                async fn page_users(
+                    &self,
+                    offset: u64,
+                    limit: u32,
+                ) -> Result<(Vec<User>, u64), StoreError> {
+                    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                    let mut conn = self.pools().read().await?;
+                    let found: Vec<UserRow> = sqlx::query_as(sql::PAGE_USERS)
+                        .bind(i64::from(limit))
+                        .bind(offset)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .db()?;
+                    let total: i64 = sqlx::query_scalar(sql::COUNT_USERS)
+                        .fetch_one(&mut *conn)
+                        .await
+                        .db()?;
+                    let users = found
+                        .into_iter()
+                        .map(UserRow::into_user)
+                        .collect::<Result<_, _>>()
+                        .db()?;
+                    Ok((users, u64::try_from(total).unwrap_or_default()))
                 }
 
                 async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError> {

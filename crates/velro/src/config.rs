@@ -110,6 +110,22 @@ pub struct Config {
     pub cors_allow_credentials: bool,
     /// Largest request target plus headers, in bytes (431 beyond it).
     pub max_header_bytes: usize,
+
+    // Supabase Auth (GoTrue) compatibility under /auth/v1, named after GoTrue's settings;
+    // checked and turned into the services' settings in `supabase_config.rs`.
+    /// GoTrue's `API_EXTERNAL_URL`: the public base URL; Supabase tokens' `iss` is it + `/auth/v1`.
+    pub api_external_url: String,
+    /// `aud` of Supabase access tokens (GoTrue's `JWT_AUD`).
+    pub jwt_aud: String,
+    /// `role` values that make a JWT an admin credential on `/auth/v1/admin`.
+    #[serde(deserialize_with = "string_list")]
+    pub jwt_admin_roles: Vec<String>,
+    /// Sign-up confirms the address at once (only `true` is supported so far).
+    pub mailer_autoconfirm: bool,
+    /// `/auth/v1/signup` refuses everyone.
+    pub disable_signup: bool,
+    /// Also serve the Supabase surface at `/`, as a bare GoTrue does.
+    pub supabase_at_root: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -186,6 +202,12 @@ impl Default for Config {
             cors_allowed_origins: Vec::new(),
             cors_allow_credentials: false,
             max_header_bytes: 16 * 1024,
+            api_external_url: "http://localhost:8000".into(),
+            jwt_aud: "authenticated".into(),
+            jwt_admin_roles: vec!["service_role".into(), "supabase_admin".into()],
+            mailer_autoconfirm: true,
+            disable_signup: false,
+            supabase_at_root: false,
         }
     }
 }
@@ -405,6 +427,7 @@ impl Config {
             bail!("invalid configuration: VELRO_JWT_LEEWAY_SECS must be at most 300");
         }
         self.validate_abuse_settings()?;
+        self.validate_supabase_settings()?;
         if self.jwt_issuer.trim().is_empty() {
             bail!("invalid configuration: VELRO_JWT_ISSUER must not be empty");
         }

@@ -1,11 +1,13 @@
 //! The `velro` binary's library half: configuration, wiring and the server's life cycle, shared
 //! by `main` and the API tests.
 
+pub mod admin;
 pub mod config;
 pub mod database;
 pub mod keys;
 pub mod mailer;
 pub mod serve;
 pub mod startup;
+mod supabase_config;
 pub mod telemetry;
 pub mod telemetry_metrics;

@@ -21,9 +21,18 @@ struct Cli {
     #[arg(long, global = true, env = "VELRO_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Option<TopCommand>,
 }
 
+#[derive(Subcommand)]
+enum TopCommand {
+    #[command(flatten)]
+    Local(Command),
+    /// Administer a running instance over its HTTP admin API: users and flags.
+    Admin(velro::admin::AdminArgs),
+}
+
+/// The commands that work on this machine's configuration and data.
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (the default). Migrates the database first unless
@@ -93,10 +102,15 @@ impl Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve {
-        bind: None,
-        data_dir: None,
-    });
+    let command = match cli.command {
+        // A client of a running instance: the server's settings are not its business.
+        Some(TopCommand::Admin(admin)) => return velro::admin::main(admin),
+        Some(TopCommand::Local(command)) => command,
+        None => Command::Serve {
+            bind: None,
+            data_dir: None,
+        },
+    };
     let config = match Config::load(cli.config.as_deref(), command.overrides()) {
         Ok(config) => config,
         Err(error) => {

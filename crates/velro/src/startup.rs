@@ -13,7 +13,9 @@ use velro_core::cache::CacheControl;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
-use velro_core::service::{AdminService, AuthService, AuthSettings, ConsoleService, Dependencies};
+use velro_core::service::{
+    AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, SupabaseAuth,
+};
 use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
@@ -267,12 +269,14 @@ fn build_state(
         admin.clone(),
         seconds(config.console_idle_timeout_secs),
     );
+    let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings());
     let request_timeout = Duration::from_millis(config.request_timeout_ms);
     Ok(AppState {
         auth,
         admin,
         console,
         monitor: Arc::new(Monitor::default()),
+        supabase,
         cache,
         metrics,
         settings: HttpSettings {
@@ -284,6 +288,7 @@ fn build_state(
             })?,
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             cors_allow_credentials: config.cors_allow_credentials,
+            supabase_at_root: config.supabase_at_root,
             ..HttpSettings::default()
         },
     })

@@ -151,6 +151,7 @@ pub async fn register(store: &dyn Store) -> (UserId, SessionId) {
                 password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$test".into()),
                 display_name: Some(DisplayName::parse("Ada").expect("a valid name")),
                 credits_balance: 10,
+                email_confirmed: false,
                 now: now(),
             },
             session,
@@ -223,10 +224,11 @@ velro_core::impl_store! {
         ping, create_user, find_credentials_by_email, find_credentials, replace_password_hash,
         create_session, rotate_refresh_token, revoke_session, revoke_sessions,
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
-        reset_password, change_password, list_users, find_user, update_user, delete_user,
+        reset_password, change_password, list_users, page_users, find_user, update_user,
+        delete_user,
         create_console_session, touch_console_session, find_console_session,
-        delete_console_session,
-        record_flag_change, latest_flag_change, server_connections, recent_flag_changes;
+        delete_console_session, record_flag_change, latest_flag_change, server_connections,
+        recent_flag_changes;
 
     async fn find_live_session(
         &self,

@@ -103,6 +103,8 @@ pub struct NewUser {
     pub password_hash: PasswordHash,
     pub display_name: Option<DisplayName>,
     pub credits_balance: i64,
+    /// The address counts as confirmed from the start (GoTrue's auto-confirm sign-up).
+    pub email_confirmed: bool,
     pub now: OffsetDateTime,
 }
 

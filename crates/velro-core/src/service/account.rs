@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{AuthService, Authenticated, ClientInfo, IssuedSession};
 use crate::domain::{
-    DisplayName, Email, NewPassword, NewUser, ProfileChange, SessionId, User, UserId,
+    Credentials, DisplayName, Email, NewPassword, NewUser, ProfileChange, SessionId, User, UserId,
 };
 use crate::error::FieldError;
 use crate::limits::Policy;
@@ -36,6 +36,17 @@ impl AuthService {
         registration: Registration,
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
+        self.register_with(registration, false, client).await
+    }
+
+    /// Registration, with the address confirmed at once when `email_confirmed` (the Supabase
+    /// surface's auto-confirm); the v1 API registers unconfirmed.
+    pub(super) async fn register_with(
+        &self,
+        registration: Registration,
+        email_confirmed: bool,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, AuthError> {
         not_the_email("password", &registration.password, &registration.email)?;
         let deps = self.deps();
         deps.limits
@@ -59,6 +70,7 @@ impl AuthService {
             password_hash,
             display_name: registration.display_name,
             credits_balance: deps.settings.initial_credits,
+            email_confirmed,
             now,
         };
         let user = match deps.store.create_user(user, session).await {
@@ -274,6 +286,25 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<(), AuthError> {
         not_the_email("new_password", &new_password, &caller.user.email)?;
+        let credentials = self.before_password_change(caller, &client).await?;
+        let verification = self
+            .deps()
+            .hasher
+            .verify(current_password, Some(credentials.password_hash))
+            .await?;
+        if !verification.matches {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.set_password(caller, new_password).await
+    }
+
+    /// The limits and the hashing pool's admission that every password change passes first;
+    /// the caller's credentials.
+    pub(super) async fn before_password_change(
+        &self,
+        caller: &Authenticated,
+        client: &ClientInfo,
+    ) -> Result<Credentials, AuthError> {
         let deps = self.deps();
         deps.limits
             .check_ip(Policy::ChangePasswordIp, client.ip())
@@ -282,18 +313,19 @@ impl AuthService {
             .check(Policy::ChangePasswordAccount, caller.user.email.as_str())
             .await?;
         deps.hasher.admit()?;
-        let credentials = deps
-            .store
+        deps.store
             .find_credentials(caller.user.id)
             .await?
-            .ok_or(AuthError::SessionRevoked)?;
-        let verification = deps
-            .hasher
-            .verify(current_password, Some(credentials.password_hash))
-            .await?;
-        if !verification.matches {
-            return Err(AuthError::InvalidCredentials);
-        }
+            .ok_or(AuthError::SessionRevoked)
+    }
+
+    /// Sets the password and revokes every other session of the user; the caller's stays.
+    pub(super) async fn set_password(
+        &self,
+        caller: &Authenticated,
+        new_password: NewPassword,
+    ) -> Result<(), AuthError> {
+        let deps = self.deps();
         let hash = deps.hasher.hash(new_password.into_secret()).await?;
         let revoked = deps
             .store
@@ -306,7 +338,11 @@ impl AuthService {
 
 /// The one place the "new password must not be the email" rule is applied, for every use case
 /// that sets a password; the answer names the field as the request does.
-fn not_the_email(field: &str, password: &NewPassword, email: &Email) -> Result<(), AuthError> {
+pub(super) fn not_the_email(
+    field: &str,
+    password: &NewPassword,
+    email: &Email,
+) -> Result<(), AuthError> {
     password.check_email(email).map_err(|violation| {
         AuthError::Validation(vec![FieldError::new(field, violation.to_string())])
     })

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod console;
 mod session;
+mod supabase;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use console::{ConsoleService, ConsoleSignIn, Operator, CACHE_FLAG};
 pub use session::{Authenticated, LogoutScope};
+pub use supabase::{SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;

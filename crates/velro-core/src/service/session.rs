@@ -6,7 +6,7 @@ use super::{AuthService, ClientInfo, IssuedSession};
 use crate::domain::{SessionId, SessionRecord, User};
 use crate::limits::Policy;
 use crate::store::Rotation;
-use crate::tokens::hash_token;
+use crate::tokens::{hash_token, VerifiedAccess};
 use crate::{AuthError, Secret};
 
 /// How far a grace-window replay may walk the successor chain before giving up; a session
@@ -33,7 +33,16 @@ impl AuthService {
     pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated, AuthError> {
         let deps = self.deps();
         let verified = deps.access_tokens.verify(access_token, deps.clock.now())?;
-        let live = deps
+        self.live_session(verified).await
+    }
+
+    /// The caller behind a verified token of either kind, if its session is still live.
+    pub(super) async fn live_session(
+        &self,
+        verified: VerifiedAccess,
+    ) -> Result<Authenticated, AuthError> {
+        let live = self
+            .deps()
             .store
             .find_live_session(verified.session_id)
             .await?

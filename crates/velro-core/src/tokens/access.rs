@@ -163,29 +163,49 @@ impl AccessTokens {
             exp: expires_at,
             nbf: None,
         };
-        let mut header = Header::new(self.algorithm.jwt());
-        header.kid = Some(self.signing_kid.clone());
-        let token =
-            jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(AuthError::internal)?;
         Ok(IssuedAccessToken {
-            token: Secret::new(token),
+            token: self.sign(&claims)?,
             issued_at,
             expires_at,
         })
     }
 
-    /// Checks algorithm, key, signature, audience, issuer, `nbf` and expiry. The session is
-    /// checked by the caller.
-    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<VerifiedAccess, AuthError> {
+    /// Signs any claims with the active key, naming its `kid`: one signer for every kind of
+    /// token (the Supabase-compatible ones included).
+    pub(super) fn sign<T: Serialize>(&self, claims: &T) -> Result<Secret<String>, AuthError> {
+        let mut header = Header::new(self.algorithm.jwt());
+        header.kid = Some(self.signing_kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map(Secret::new)
+            .map_err(AuthError::internal)
+    }
+
+    /// The key that may check `token`: of the configured algorithm only, named by its `kid`, or
+    /// the legacy key when it has none.
+    pub(super) fn key_for(&self, token: &str) -> Result<&DecodingKey, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::TokenInvalid)?;
         if header.alg != self.algorithm.jwt() {
             return Err(AuthError::TokenInvalid);
         }
-        let key = match header.kid.as_deref() {
+        match header.kid.as_deref() {
             Some(kid) => self.verifying.get(kid),
             None => self.legacy.as_ref(),
         }
-        .ok_or(AuthError::TokenInvalid)?;
+        .ok_or(AuthError::TokenInvalid)
+    }
+
+    pub(super) fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    pub(super) fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Checks algorithm, key, signature, audience, issuer, `nbf` and expiry. The session is
+    /// checked by the caller.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<VerifiedAccess, AuthError> {
+        let key = self.key_for(token)?;
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| AuthError::TokenInvalid)?
             .claims;

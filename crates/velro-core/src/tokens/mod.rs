@@ -4,6 +4,7 @@
 
 mod access;
 mod keys;
+mod supabase;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -20,6 +21,9 @@ pub use access::{
 };
 pub use keys::{
     KeyRing, KeySet, KeyState, PublicJwk, RingKey, SigningAlgorithm, SigningKey, MIN_SECRET_BYTES,
+};
+pub use supabase::{
+    AdminToken, AppMetadata, AuthMethod, SupabaseTokenProfile, UserMetadata, AUTHENTICATED_ROLE,
 };
 
 #[derive(Debug, thiserror::Error)]

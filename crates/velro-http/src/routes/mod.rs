@@ -6,6 +6,7 @@ mod console;
 mod health;
 mod jwks;
 pub(crate) mod openapi;
+mod supabase;
 
 use axum::extract::DefaultBodyLimit;
 use axum::{middleware, Router};
@@ -20,10 +21,17 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .nest("/api/v1/auth", auth::router())
         .nest("/api/v1/admin", admin::router())
+        .nest("/auth/v1", supabase::router())
         .merge(health::router())
         .merge(jwks::router())
         .merge(openapi::router())
-        .merge(console::router())
+        .merge(console::router());
+    let router = if state.settings.supabase_at_root {
+        router.merge(supabase::root_router())
+    } else {
+        router
+    };
+    let router = router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))

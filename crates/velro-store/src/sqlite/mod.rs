@@ -8,8 +8,11 @@ mod dialect;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Sqlite;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    SqliteTransactionManager,
+};
+use sqlx::{Connection, Sqlite, TransactionManager};
 use velro_core::StoreError;
 
 use crate::error::from_sqlite;
@@ -59,6 +62,17 @@ impl SqliteStore {
             .min_connections(1)
             .acquire_timeout(cfg.acquire_timeout)
             .test_before_acquire(false)
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // On SQLITE_FULL or SQLITE_IOERR SQLite may roll a transaction back by
+                    // itself; the ROLLBACK sqlx then sends fails, and sqlx goes on counting the
+                    // transaction as open, so that every later BEGIN on this, the only writer,
+                    // is refused until a restart. The ping runs the queued ROLLBACK first; a
+                    // connection still counted inside a transaction is replaced.
+                    conn.ping().await?;
+                    Ok(SqliteTransactionManager::get_transaction_depth(conn) == 0)
+                })
+            })
             .connect_with(
                 common
                     .clone()
@@ -137,4 +151,99 @@ fn wal_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Dialect;
+
+    async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+        let store = SqliteStore::connect(&SqliteConfig {
+            path: dir.path().join("velro.db"),
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(1),
+        })
+        .await
+        .expect("open SQLite");
+        store.migrate().await.expect("migrate");
+        sqlx::query("CREATE TABLE filler (b BLOB)")
+            .execute(&store.pools.write)
+            .await
+            .expect("scratch table");
+        store
+    }
+
+    #[tokio::test]
+    async fn a_write_transaction_that_sqlite_ended_by_itself_does_not_wedge_the_writer() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = open(&dir).await;
+        {
+            let mut tx = store
+                .pools
+                .begin(<SqliteStore as Dialect>::BEGIN)
+                .await
+                .expect("first transaction");
+            // What SQLite does on a full disk: the transaction ends under sqlx's feet, and the
+            // ROLLBACK sqlx sends when `tx` is dropped fails.
+            sqlx::query("ROLLBACK")
+                .execute(&mut *tx)
+                .await
+                .expect("end the transaction behind sqlx's back");
+        }
+        let mut tx = store
+            .pools
+            .begin(<SqliteStore as Dialect>::BEGIN)
+            .await
+            .expect("the next write transaction begins");
+        sqlx::query("INSERT INTO filler (b) VALUES (x'00')")
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_full_database_is_unavailable_and_takes_writes_again_once_there_is_room() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = open(&dir).await;
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.pools.write)
+            .await
+            .expect("page count");
+        // The writer's own limit: the same SQLITE_FULL as a full disk, without one.
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+            .execute(&store.pools.write)
+            .await
+            .expect("cap the file");
+        let big = "INSERT INTO filler (b) VALUES (zeroblob(1000000))";
+        let outcome = {
+            let mut tx = store
+                .pools
+                .begin(<SqliteStore as Dialect>::BEGIN)
+                .await
+                .expect("begin");
+            sqlx::query(big)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlite)
+        };
+        assert!(
+            matches!(outcome, Err(StoreError::Unavailable(_))),
+            "{outcome:?}"
+        );
+        sqlx::query("PRAGMA max_page_count = 1073741823")
+            .execute(&store.pools.write)
+            .await
+            .expect("lift the cap");
+        let mut tx = store
+            .pools
+            .begin(<SqliteStore as Dialect>::BEGIN)
+            .await
+            .expect("begin again");
+        sqlx::query(big).execute(&mut *tx).await.expect("insert");
+        tx.commit().await.expect("commit");
+        store.close().await;
+    }
 }

@@ -9,6 +9,8 @@ use crate::fixture::{
 
 store_contract!(
     users_are_listed_newest_first_in_pages,
+    offset_pages_are_newest_first_with_the_total,
+    a_user_is_created_confirmed_only_when_asked,
     the_email_filter_is_a_literal_prefix_even_with_underscores_and_percents,
     admin_changes_apply_only_the_given_fields,
     disabling_a_user_revokes_every_session,
@@ -39,6 +41,43 @@ async fn all_pages(fx: &Fixture, email_prefix: Option<&str>, limit: u32) -> Vec<
             None => return users,
         }
     }
+}
+
+async fn a_user_is_created_confirmed_only_when_asked(fx: &Fixture) {
+    let store = fx.store();
+    for confirmed in [false, true] {
+        let mut user = new_user(&format!("confirmed-{confirmed}@example.com"), t0());
+        user.email_confirmed = confirmed;
+        let session = new_session(user.id, t0(), false);
+        let created = store.create_user(user, session).await.expect("creates");
+        assert_eq!(created.email_confirmed, confirmed);
+        let found = store.find_user(created.id).await.expect("finds");
+        assert_eq!(found.map(|u| u.email_confirmed), Some(confirmed));
+    }
+}
+
+async fn offset_pages_are_newest_first_with_the_total(fx: &Fixture) {
+    let store = fx.store();
+    let at = t0();
+    let mut expected = Vec::new();
+    for (i, offset) in [0, 5, 10, 10, 20].into_iter().enumerate() {
+        expected.push(
+            register(store, &format!("paged{i}@example.com"), at + secs(offset))
+                .await
+                .user,
+        );
+    }
+    expected.sort_by_key(|user| std::cmp::Reverse((user.created_at, user.id.0)));
+    let mut walked = Vec::new();
+    for page in 0..3 {
+        let (users, total) = store.page_users(page * 2, 2).await.expect("page_users");
+        assert_eq!(total, 5);
+        walked.extend(users);
+    }
+    assert_eq!(walked, expected);
+    let (beyond, total) = store.page_users(10, 2).await.expect("page_users");
+    assert!(beyond.is_empty());
+    assert_eq!(total, 5);
 }
 
 async fn users_are_listed_newest_first_in_pages(fx: &Fixture) {

@@ -167,6 +167,7 @@ pub fn new_user(address: &str, at: OffsetDateTime) -> NewUser {
         password_hash: hash(address),
         display_name: Some(DisplayName::parse("Ada Lovelace").expect("a valid name")),
         credits_balance: 1000,
+        email_confirmed: false,
         now: at,
     }
 }

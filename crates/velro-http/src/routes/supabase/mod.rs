@@ -1,0 +1,519 @@
+//! Supabase Auth (GoTrue) under `/auth/v1` (and at `/` when configured): the routes, bodies and
+//! error shapes that `supabase-js` and `supabase-py` speak, each handler one call into the same
+//! use cases as the v1 API (`SupabaseAuth` wraps `AuthService`). See
+//! `contract/supabase-auth-compat.md`.
+
+mod error;
+mod wire;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use velro_core::domain::{AvatarUrl, DisplayName, Email, ProfileChange, UserId};
+use velro_core::service::{Authenticated, LogoutScope, Registration, SupabaseUserChange};
+use velro_core::tokens::AdminToken;
+use velro_core::Secret;
+
+use crate::extract::{bearer_token, Client};
+use crate::middleware::UserSlot;
+use crate::AppState;
+
+use error::GotrueError;
+use wire::{SupabaseSession, SupabaseUser};
+
+/// The surface under `/auth/v1`, where GoTrue's health and JWKS routes have their own paths.
+pub(super) fn router() -> Router<AppState> {
+    routes()
+        .route("/health", get(health))
+        .route("/.well-known/jwks.json", get(super::jwks::jwks))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(middleware::from_fn(error::render))
+}
+
+/// The same surface at `/`, for clients pointed at GoTrue's root. `/health` and the JWKS stay
+/// the v1 ones there (same keys; the health answer is the contract's), and unknown paths keep
+/// the v1 404.
+pub(super) fn root_router() -> Router<AppState> {
+    routes().layer(middleware::from_fn(error::render))
+}
+
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/settings", get(settings))
+        .route("/signup", post(sign_up))
+        .route("/token", post(token))
+        .route("/user", get(get_user).put(update_user))
+        .route("/logout", post(logout))
+        .route("/admin/users", get(admin_list_users))
+        .route("/admin/users/{id}", get(admin_get_user))
+        .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+}
+
+/// A JSON body as GoTrue reads it: unknown fields and `null`s ignored, an empty body read as
+/// `{}`, anything unparsable `400 bad_json`. The message names where, never what: the value
+/// could be a password.
+struct GotrueJson<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for GotrueJson<T> {
+    type Rejection = GotrueError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    GotrueError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request_entity_too_large",
+                        "Request body too large",
+                    )
+                } else {
+                    GotrueError::bad_json("Could not read the request body")
+                }
+            })?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes).map(Self).map_err(|error| {
+            GotrueError::bad_json(format!(
+                "Could not parse request body as JSON: {:?} error at line {} column {}",
+                error.classify(),
+                error.line(),
+                error.column()
+            ))
+        })
+    }
+}
+
+/// The value of a query parameter, as GoTrue's `r.FormValue` reads it.
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// A user behind a Supabase access token on a live session.
+struct SupabaseCaller(Authenticated);
+
+impl FromRequestParts<AppState> for SupabaseCaller {
+    type Rejection = GotrueError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or_else(GotrueError::no_authorization)?;
+        let caller = state.supabase.authenticate(token).await?;
+        if let Some(slot) = parts.extensions.get::<UserSlot>() {
+            slot.set(caller.user.id);
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// The holder of an admin credential (the project's `service_role` key, say).
+struct SupabaseAdmin(AdminToken);
+
+impl FromRequestParts<AppState> for SupabaseAdmin {
+    type Rejection = GotrueError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let admin = state.supabase.authorize_admin(bearer_token(parts)).await?;
+        Ok(Self(admin))
+    }
+}
+
+fn audience(state: &AppState) -> &str {
+    &state.supabase.settings().tokens.audience
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "version": format!("v{}", state.settings.version),
+        "name": "GoTrue",
+        "description": "GoTrue is a user registration and authentication API",
+    }))
+}
+
+async fn settings(State(state): State<AppState>) -> Json<Value> {
+    let providers = [
+        "anonymous_users",
+        "apple",
+        "azure",
+        "bitbucket",
+        "discord",
+        "facebook",
+        "figma",
+        "fly",
+        "github",
+        "gitlab",
+        "google",
+        "keycloak",
+        "kakao",
+        "linkedin",
+        "linkedin_oidc",
+        "notion",
+        "spotify",
+        "slack",
+        "slack_oidc",
+        "workos",
+        "twitch",
+        "twitter",
+        "x",
+        "zoom",
+        "phone",
+    ];
+    let mut external: serde_json::Map<String, Value> = providers
+        .iter()
+        .map(|name| ((*name).to_string(), Value::Bool(false)))
+        .collect();
+    external.insert("email".into(), Value::Bool(true));
+    Json(json!({
+        "external": external,
+        "disable_signup": state.supabase.settings().disable_signup,
+        // Sign-up always confirms at once until confirmation mails and /verify exist.
+        "mailer_autoconfirm": true,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+        "saml_enabled": false,
+        "saml_private_key_next_configured": false,
+        "passkeys_enabled": false,
+    }))
+}
+
+#[derive(Deserialize)]
+struct SignUpBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+/// GoTrue's order: sign-ups allowed, a password, its strength, then the address.
+fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, GotrueError> {
+    let password = body
+        .password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| GotrueError::validation("Signup requires a valid password"))?;
+    let policy = state.auth.password_policy();
+    let password = policy
+        .check(&password)
+        .map_err(GotrueError::weak_password)?;
+    if body.phone.is_some_and(|p| !p.is_empty()) {
+        return Err(GotrueError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone_provider_disabled",
+            "Phone signups are disabled",
+        ));
+    }
+    let Some(raw_email) = body.email.filter(|e| !e.is_empty()) else {
+        return Err(GotrueError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "anonymous_provider_disabled",
+            "Anonymous sign-ins are disabled",
+        ));
+    };
+    let email = Email::parse(&raw_email)
+        .map_err(|_| GotrueError::validation("Unable to validate email address: invalid format"))?;
+    let profile = metadata(body.data)?;
+    if profile.avatar_url.is_some() {
+        return Err(GotrueError::validation(
+            "data.avatar_url can be set after sign-up (PUT /user), not at it",
+        ));
+    }
+    Ok(Registration {
+        email,
+        password,
+        display_name: profile.display_name.flatten(),
+    })
+}
+
+/// `data` (user_metadata) as far as Velro keeps it: `full_name` (the account's display name)
+/// and `avatar_url`, the names Supabase's own providers use; `null` clears one. Velro has no
+/// place for other keys yet, and refuses them rather than drop them unseen.
+fn metadata(data: Option<Value>) -> Result<ProfileChange, GotrueError> {
+    let mut change = ProfileChange::default();
+    let Some(data) = data else {
+        return Ok(change);
+    };
+    let Value::Object(data) = data else {
+        return Err(GotrueError::bad_json("data must be a JSON object"));
+    };
+    for (key, value) in data {
+        let value = match value {
+            Value::Null => None,
+            Value::String(text) => Some(text),
+            _ => {
+                return Err(GotrueError::validation(format!(
+                    "data.{key} must be a string or null"
+                )))
+            }
+        };
+        match key.as_str() {
+            "full_name" => {
+                let parsed = value
+                    .map(|name| DisplayName::parse(&name))
+                    .transpose()
+                    .map_err(|why| GotrueError::validation(format!("data.full_name {why}")))?;
+                change.display_name = Some(parsed);
+            }
+            "avatar_url" => {
+                let parsed = value
+                    .map(|url| AvatarUrl::parse(&url))
+                    .transpose()
+                    .map_err(|why| GotrueError::validation(format!("data.avatar_url {why}")))?;
+                change.avatar_url = Some(parsed);
+            }
+            other => {
+                return Err(GotrueError::validation(format!(
+                    "user_metadata key {other:?} is not kept by this server (only full_name and avatar_url)"
+                )))
+            }
+        }
+    }
+    Ok(change)
+}
+
+async fn sign_up(
+    State(state): State<AppState>,
+    Client(client): Client,
+    GotrueJson(body): GotrueJson<SignUpBody>,
+) -> Result<Json<SupabaseSession>, GotrueError> {
+    state.supabase.check_signup_allowed()?;
+    let registration = registration(&state, body)?;
+    let issued = state.supabase.sign_up(registration, client).await?;
+    Ok(Json(SupabaseSession::new(issued, audience(&state))))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+async fn token(
+    State(state): State<AppState>,
+    Client(client): Client,
+    RawQuery(query): RawQuery,
+    GotrueJson(body): GotrueJson<TokenBody>,
+) -> Result<Json<SupabaseSession>, GotrueError> {
+    let issued = match query_value(query.as_deref(), "grant_type").as_deref() {
+        Some("password") => {
+            let email = body.email.filter(|e| !e.is_empty());
+            let phone = body.phone.filter(|p| !p.is_empty());
+            let email = match (email, phone) {
+                (Some(_), Some(_)) => {
+                    return Err(GotrueError::validation(
+                        "Only an email address or phone number should be provided",
+                    ))
+                }
+                (None, None) => return Err(GotrueError::validation("missing email or phone")),
+                (None, Some(_)) => {
+                    return Err(GotrueError::new(
+                        StatusCode::BAD_REQUEST,
+                        "phone_provider_disabled",
+                        "Phone logins are disabled",
+                    ))
+                }
+                (Some(email), None) => email,
+            };
+            // An address that cannot exist is an unknown user: the same answer, no hint.
+            let Ok(email) = Email::parse(&email) else {
+                return Err(velro_core::AuthError::InvalidCredentials.into());
+            };
+            let password = Secret::new(body.password.unwrap_or_default());
+            state.supabase.sign_in(email, password, client).await?
+        }
+        Some("refresh_token") => {
+            let presented = body
+                .refresh_token
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| GotrueError::validation("Refresh token is not valid"))?;
+            state
+                .supabase
+                .refresh(Secret::new(presented), client)
+                .await?
+        }
+        _ => {
+            return Err(GotrueError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_credentials",
+                "unsupported_grant_type",
+            ))
+        }
+    };
+    Ok(Json(SupabaseSession::new(issued, audience(&state))))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    SupabaseCaller(caller): SupabaseCaller,
+) -> Json<SupabaseUser> {
+    Json(SupabaseUser::new(&caller.user, audience(&state)))
+}
+
+#[derive(Deserialize)]
+struct UpdateUserBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    Client(client): Client,
+    SupabaseCaller(caller): SupabaseCaller,
+    GotrueJson(body): GotrueJson<UpdateUserBody>,
+) -> Result<Json<SupabaseUser>, GotrueError> {
+    if let Some(email) = body.email.filter(|e| !e.is_empty()) {
+        let unchanged = Email::parse(&email).is_ok_and(|email| email == caller.user.email);
+        if !unchanged {
+            return Err(GotrueError::validation(
+                "Changing the email address is not supported by this server yet",
+            ));
+        }
+    }
+    if body.phone.is_some_and(|p| !p.is_empty()) {
+        return Err(GotrueError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "phone_provider_disabled",
+            "Phone changes are disabled",
+        ));
+    }
+    let password = body
+        .password
+        .map(|password| {
+            // The email part of the policy is the service's to check.
+            state
+                .auth
+                .password_policy()
+                .check(&password)
+                .map_err(GotrueError::weak_password)
+        })
+        .transpose()?;
+    let change = SupabaseUserChange {
+        password,
+        profile: metadata(body.data)?,
+    };
+    let user = state.supabase.update_user(&caller, change, client).await?;
+    Ok(Json(SupabaseUser::new(&user, audience(&state))))
+}
+
+/// GoTrue's default scope is `global` (the v1 API's is `local`).
+async fn logout(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    SupabaseCaller(caller): SupabaseCaller,
+) -> Result<Response, GotrueError> {
+    let scope = match query_value(query.as_deref(), "scope").as_deref() {
+        None | Some("" | "global") => LogoutScope::Global,
+        Some("local") => LogoutScope::Local,
+        Some("others") => LogoutScope::Others,
+        Some(other) => {
+            return Err(GotrueError::validation(format!(
+                "Unsupported logout scope {other:?}"
+            )))
+        }
+    };
+    state.supabase.logout(&caller, scope).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn admin_get_user(
+    State(state): State<AppState>,
+    SupabaseAdmin(admin): SupabaseAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<SupabaseUser>, GotrueError> {
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| {
+        GotrueError::new(
+            StatusCode::NOT_FOUND,
+            "validation_failed",
+            "user_id must be an UUID",
+        )
+    })?;
+    let user = state.supabase.find_user(&admin, UserId(id)).await?;
+    Ok(Json(SupabaseUser::new(&user, audience(&state))))
+}
+
+/// GoTrue's page size when none is given, and the largest Velro serves.
+const DEFAULT_PER_PAGE: u32 = 50;
+const MAX_PER_PAGE: u32 = 1000;
+
+/// A pagination parameter: absent or empty (auth-js sends `page=&per_page=`) is the default,
+/// anything but a positive integer is GoTrue's "Bad Pagination Parameters".
+fn pagination(query: Option<&str>, name: &str, default: u64) -> Result<u64, GotrueError> {
+    match query_value(query, name).as_deref() {
+        None | Some("") => Ok(default),
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|value| *value > 0)
+            .ok_or_else(|| GotrueError::validation("Bad Pagination Parameters")),
+    }
+}
+
+async fn admin_list_users(
+    State(state): State<AppState>,
+    SupabaseAdmin(admin): SupabaseAdmin,
+    RawQuery(query): RawQuery,
+) -> Result<Response, GotrueError> {
+    let page = pagination(query.as_deref(), "page", 1)?;
+    let per_page = pagination(query.as_deref(), "per_page", u64::from(DEFAULT_PER_PAGE))?;
+    let per_page = u32::try_from(per_page)
+        .ok()
+        .filter(|n| *n <= MAX_PER_PAGE)
+        .ok_or_else(|| GotrueError::validation("Bad Pagination Parameters"))?;
+    let (users, total) = state.supabase.page_users(&admin, page, per_page).await?;
+    let last = total.div_ceil(u64::from(per_page)).max(1);
+    // `page` first: auth-js reads the number right after the first `=`.
+    let base = format!("{}/admin/users", state.supabase.settings().tokens.issuer);
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!(
+            "<{base}?page={}&per_page={per_page}>; rel=\"next\"",
+            page + 1
+        ));
+    }
+    links.push(format!(
+        "<{base}?page={last}&per_page={per_page}>; rel=\"last\""
+    ));
+    let audience = audience(&state);
+    let users: Vec<SupabaseUser> = users
+        .iter()
+        .map(|user| SupabaseUser::new(user, audience))
+        .collect();
+    let mut response = Json(json!({"users": users, "aud": audience})).into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-total-count", total.into());
+    if let Ok(link) = axum::http::HeaderValue::from_str(&links.join(", ")) {
+        headers.insert(axum::http::header::LINK, link);
+    }
+    Ok(response)
+}

@@ -1,0 +1,39 @@
+//! Why an admin command failed, and the exit code each reason gives: the one table that scripts
+//! rely on (the README lists it too).
+
+use std::fmt;
+
+/// Every message is one line and never holds the service key.
+#[derive(Debug)]
+pub enum Failure {
+    /// The instance answered, and refused or found nothing (exit 1).
+    Refused(String),
+    /// Something on this side went wrong: the arguments, the key's source, the runtime (exit 2).
+    Local(String),
+    /// No answer: nothing listening, a name that does not resolve, a time-out (exit 3).
+    Unreachable(String),
+    /// The service key was refused (exit 4).
+    Auth(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Refused(_) => 1,
+            Self::Local(_) => 2,
+            Self::Unreachable(_) => 3,
+            Self::Auth(_) => 4,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (Self::Refused(message)
+        | Self::Local(message)
+        | Self::Unreachable(message)
+        | Self::Auth(message)) = self;
+        // A detail from the instance could hold a line break; the contract is one line.
+        f.write_str(&message.replace(['\n', '\r'], " "))
+    }
+}

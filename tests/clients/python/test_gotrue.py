@@ -1,0 +1,265 @@
+"""Velro's /auth/v1 judged by the official Python client (`supabase_auth`, PyPI `supabase-auth`):
+its own calls, unchanged, against the real binary."""
+
+import base64
+import json
+import uuid
+
+import httpx
+import jwt as pyjwt
+import pytest
+from supabase_auth import SyncGoTrueAdminAPI, SyncGoTrueClient
+from supabase_auth.errors import (
+    AuthApiError,
+    AuthWeakPasswordError,
+)
+
+from conftest import JWT_SECRET
+
+PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "purple monkey dishwasher 42"
+
+
+def email() -> str:
+    return f"py-{uuid.uuid4().hex}@example.com"
+
+
+def client(server) -> SyncGoTrueClient:
+    return SyncGoTrueClient(url=server.auth_url, auto_refresh_token=False)
+
+
+def claims(jwt: str) -> dict:
+    payload = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_sign_up_returns_a_session_with_a_confirmed_user(server):
+    address = email()
+    auth = client(server)
+    response = auth.sign_up(
+        {"email": address, "password": PASSWORD, "options": {"data": {"full_name": "Ada"}}}
+    )
+    assert response.session is not None
+    assert response.session.token_type == "bearer"
+    assert response.session.expires_in == 3600
+    user = response.user
+    assert user.email == address
+    assert user.aud == "authenticated"
+    assert user.role == "authenticated"
+    assert user.email_confirmed_at is not None
+    assert user.app_metadata["provider"] == "email"
+    assert user.app_metadata["role"] == "viewer"
+    assert user.user_metadata["full_name"] == "Ada"
+    assert user.identities and user.identities[0].provider == "email"
+    assert auth.get_session().access_token == response.session.access_token
+
+
+def test_access_tokens_carry_the_claims_a_supabase_database_reads(server):
+    response = client(server).sign_up({"email": email(), "password": PASSWORD})
+    token = claims(response.session.access_token)
+    assert token["role"] == "authenticated"
+    assert token["aud"] == "authenticated"
+    assert token["sub"] == response.user.id
+    assert token["iss"] == "http://localhost:8000/auth/v1"
+    assert token["aal"] == "aal1"
+    assert token["amr"][0]["method"] == "password"
+    assert token["is_anonymous"] is False
+    assert token["phone"] == ""
+    assert uuid.UUID(token["session_id"])
+    assert token["exp"] - token["iat"] == 3600
+
+
+def test_a_second_sign_up_is_user_already_registered(server):
+    address = email()
+    client(server).sign_up({"email": address, "password": PASSWORD})
+    with pytest.raises(AuthApiError) as raised:
+        client(server).sign_up({"email": address, "password": PASSWORD})
+    assert raised.value.status == 422
+    assert raised.value.code == "user_already_exists"
+    assert raised.value.message == "User already registered"
+
+
+def test_a_short_password_is_a_weak_password_error_with_its_reason(server):
+    with pytest.raises(AuthWeakPasswordError) as raised:
+        client(server).sign_up({"email": email(), "password": "short"})
+    assert raised.value.status == 422
+    assert raised.value.reasons == ["length"]
+
+
+def test_an_invalid_address_is_refused_in_gotrue_words(server):
+    with pytest.raises(AuthApiError) as raised:
+        client(server).sign_up({"email": "not-an-address", "password": PASSWORD})
+    assert raised.value.status == 400
+    assert raised.value.code == "validation_failed"
+    assert raised.value.message == "Unable to validate email address: invalid format"
+
+
+def test_sign_in_with_password_then_get_user(server):
+    address = email()
+    client(server).sign_up({"email": address, "password": PASSWORD})
+    auth = client(server)
+    signed_in = auth.sign_in_with_password({"email": address.upper(), "password": PASSWORD})
+    assert signed_in.session is not None
+    assert signed_in.user.email == address
+    fetched = auth.get_user()
+    assert fetched.user.id == signed_in.user.id
+    assert auth.get_claims()["claims"]["sub"] == signed_in.user.id
+
+
+def test_wrong_password_and_unknown_user_are_the_same_invalid_credentials(server):
+    address = email()
+    client(server).sign_up({"email": address, "password": PASSWORD})
+    answers = []
+    for attempt in [(address, "wrong password here"), (email(), PASSWORD)]:
+        with pytest.raises(AuthApiError) as raised:
+            client(server).sign_in_with_password({"email": attempt[0], "password": attempt[1]})
+        answers.append((raised.value.status, raised.value.code, raised.value.message))
+    assert answers == [(400, "invalid_credentials", "Invalid login credentials")] * 2
+
+
+def test_refresh_session_rotates_the_refresh_token(server):
+    auth = client(server)
+    first = auth.sign_up({"email": email(), "password": PASSWORD}).session
+    refreshed = auth.refresh_session()
+    assert refreshed.session.refresh_token != first.refresh_token
+    assert claims(refreshed.session.access_token)["session_id"] == claims(first.access_token)["session_id"]
+    assert auth.get_user(refreshed.session.access_token).user.id == first.user.id
+
+
+def test_an_unknown_refresh_token_is_refresh_token_not_found(server):
+    with pytest.raises(AuthApiError) as raised:
+        client(server).refresh_session("no-such-refresh-token")
+    assert raised.value.status == 400
+    assert raised.value.code == "refresh_token_not_found"
+
+
+def test_sign_out_ends_the_session_for_the_access_and_the_refresh_token(server):
+    auth = client(server)
+    session = auth.sign_up({"email": email(), "password": PASSWORD}).session
+    auth.sign_out()
+    assert auth.get_session() is None
+    with pytest.raises(AuthApiError) as raised:
+        client(server).get_user(session.access_token)
+    assert (raised.value.status, raised.value.code) == (403, "session_not_found")
+    with pytest.raises(AuthApiError) as raised:
+        client(server).refresh_session(session.refresh_token)
+    assert raised.value.code == "refresh_token_not_found"
+
+
+def test_local_sign_out_keeps_the_other_sessions(server):
+    address = email()
+    first = client(server)
+    first.sign_up({"email": address, "password": PASSWORD})
+    second = client(server)
+    second.sign_in_with_password({"email": address, "password": PASSWORD})
+    second.sign_out({"scope": "local"})
+    assert first.get_user().user.email == address
+
+
+def test_one_account_for_both_surfaces(server):
+    address = email()
+    registered = httpx.post(
+        f"{server.base}/api/v1/auth/register", json={"email": address, "password": PASSWORD}
+    )
+    assert registered.status_code == 201
+    auth = client(server)
+    session = auth.sign_in_with_password({"email": address, "password": PASSWORD}).session
+    assert session.user.id == registered.json()["user"]["id"]
+    # A logout through the v1 API ends the session opened through /auth/v1 as well.
+    v1_login = httpx.post(
+        f"{server.base}/api/v1/auth/login", json={"email": address, "password": PASSWORD}
+    ).json()
+    ended = httpx.post(
+        f"{server.base}/api/v1/auth/logout?scope=global",
+        headers={"Authorization": f"Bearer {v1_login['access_token']}"},
+    )
+    assert ended.status_code == 200
+    with pytest.raises(AuthApiError) as raised:
+        auth.get_user(session.access_token)
+    assert raised.value.code == "session_not_found"
+
+
+def test_a_v1_token_is_not_a_supabase_token_nor_the_reverse(server):
+    address = email()
+    session = client(server).sign_up({"email": address, "password": PASSWORD}).session
+    v1 = httpx.post(
+        f"{server.base}/api/v1/auth/login", json={"email": address, "password": PASSWORD}
+    ).json()
+    with pytest.raises(AuthApiError) as raised:
+        client(server).get_user(v1["access_token"])
+    assert (raised.value.status, raised.value.code) == (403, "bad_jwt")
+    me = httpx.get(
+        f"{server.base}/api/v1/auth/me",
+        headers={"Authorization": f"Bearer {session.access_token}"},
+    )
+    assert me.status_code == 401
+    assert me.json()["code"] == "token_invalid"
+
+
+def test_without_the_version_header_errors_have_the_legacy_shape(server):
+    answer = httpx.post(
+        f"{server.auth_url}/token?grant_type=password",
+        json={"email": email(), "password": PASSWORD},
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "code": 400,
+        "error_code": "invalid_credentials",
+        "msg": "Invalid login credentials",
+    }
+    assert answer.headers["x-sb-error-code"] == "invalid_credentials"
+
+
+def test_repeated_failed_sign_ins_answer_429_over_request_rate_limit(limited_server):
+    address = email()
+    client(limited_server).sign_up({"email": address, "password": PASSWORD})
+    codes = []
+    for _ in range(40):
+        try:
+            client(limited_server).sign_in_with_password(
+                {"email": address, "password": "wrong password here"}
+            )
+        except AuthApiError as error:
+            codes.append((error.status, error.code))
+            if error.status == 429:
+                break
+    assert codes[-1] == (429, "over_request_rate_limit")
+    assert codes[0] == (400, "invalid_credentials")
+
+
+def test_update_user_sets_metadata_and_a_new_password(server):
+    address = email()
+    auth = client(server)
+    auth.sign_up({"email": address, "password": PASSWORD})
+    other = client(server)
+    other.sign_in_with_password({"email": address, "password": PASSWORD})
+    updated = auth.update_user({"data": {"full_name": "Grace Hopper"}})
+    assert updated.user.user_metadata["full_name"] == "Grace Hopper"
+    with pytest.raises(AuthApiError) as raised:
+        auth.update_user({"password": PASSWORD})
+    assert (raised.value.status, raised.value.code) == (422, "same_password")
+    auth.update_user({"password": NEW_PASSWORD})
+    assert auth.get_user().user.email == address
+    with pytest.raises(AuthApiError) as raised:
+        other.get_user()
+    assert raised.value.code == "session_not_found"
+    assert client(server).sign_in_with_password(
+        {"email": address, "password": NEW_PASSWORD}
+    ).session is not None
+
+
+def test_the_admin_api_takes_a_role_only_service_role_key(server):
+    user = client(server).sign_up({"email": email(), "password": PASSWORD}).user
+    service_role = pyjwt.encode({"role": "service_role"}, JWT_SECRET, algorithm="HS256")
+    admin = SyncGoTrueAdminAPI(
+        url=server.auth_url, headers={"Authorization": f"Bearer {service_role}"}
+    )
+    assert admin.get_user_by_id(user.id).user.email == user.email
+    listed = admin.list_users(page=1, per_page=1000)
+    assert user.id in [u.id for u in listed]
+    assert listed[0].created_at >= listed[-1].created_at
+    anon = pyjwt.encode({"role": "anon"}, JWT_SECRET, algorithm="HS256")
+    refused = SyncGoTrueAdminAPI(url=server.auth_url, headers={"Authorization": f"Bearer {anon}"})
+    with pytest.raises(AuthApiError) as raised:
+        refused.get_user_by_id(user.id)
+    assert (raised.value.status, raised.value.code) == (403, "not_admin")
