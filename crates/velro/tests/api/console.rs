@@ -22,6 +22,7 @@ both_stores!(
     recent_errors_and_slowest_requests_are_listed_without_secrets,
     a_flag_change_is_recorded_and_applies_to_another_instance,
     support_finds_a_user_revokes_sessions_and_changes_the_account,
+    the_console_and_the_supabase_surface_at_the_root_are_served_together,
     console_sign_in_attempts_fall_under_the_login_rate_limit,
 );
 
@@ -480,14 +481,14 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
     let id = first.user_id();
 
     let by_email = browser
-        .page(&format!("/admin/users?q={}", email.to_uppercase()))
+        .page(&format!("/admin/accounts?q={}", email.to_uppercase()))
         .await;
     assert!(by_email.contains(&id));
     assert!(by_email.contains("Live sessions (2)"));
     assert!(!by_email.contains(&email), "the email is shown masked");
-    let by_id = browser.page(&format!("/admin/users?q={id}")).await;
+    let by_id = browser.page(&format!("/admin/accounts?q={id}")).await;
     assert!(by_id.contains(&first.session_id()) && by_id.contains(&second.session_id()));
-    let nobody = browser.page("/admin/users?q=nobody%40example.com").await;
+    let nobody = browser.page("/admin/accounts?q=nobody%40example.com").await;
     assert!(nobody.contains("No user matches"));
 
     let csrf = browser.csrf().await;
@@ -501,7 +502,7 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
         }
     };
     let revoke_one = post(
-        format!("/admin/users/{id}/revoke"),
+        format!("/admin/accounts/{id}/revoke"),
         vec![("session", second.session_id())],
     )
     .await;
@@ -511,7 +512,7 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(app.me(&first.access).await.status(), StatusCode::OK);
-    let revoke_all = post(format!("/admin/users/{id}/revoke"), vec![]).await;
+    let revoke_all = post(format!("/admin/accounts/{id}/revoke"), vec![]).await;
     assert_eq!(revoke_all.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         app.me(&first.access).await.status(),
@@ -546,12 +547,12 @@ async fn support_finds_a_user_revokes_sessions_and_changes_the_account(app: Test
             json!(false),
         ),
     ] {
-        let done = post(format!("/admin/users/{id}"), form).await;
+        let done = post(format!("/admin/accounts/{id}"), form).await;
         assert_eq!(done.status(), StatusCode::SEE_OTHER, "{field}");
         assert_eq!(app.admin_user(&id).await[field], value, "{field}");
     }
     let bad = post(
-        format!("/admin/users/{id}"),
+        format!("/admin/accounts/{id}"),
         vec![
             ("action", "credits".to_string()),
             ("credits_balance", "-1".to_string()),
@@ -589,4 +590,16 @@ async fn console_sign_in_attempts_fall_under_the_login_rate_limit(app: TestApp) 
         assert!(set_cookie(&refused).is_none());
     }
     assert!(browser.cookie.is_none());
+}
+
+async fn the_console_and_the_supabase_surface_at_the_root_are_served_together(app: TestApp) {
+    let app = app.with_config(|c| c.supabase_at_root = true).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in_with_key().await;
+    let email = unique_email("both");
+    let id = app.register(&email).await.user_id();
+    assert!(browser
+        .page(&format!("/admin/accounts?q={id}"))
+        .await
+        .contains("Live sessions (1)"));
 }

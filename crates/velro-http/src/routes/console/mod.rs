@@ -32,9 +32,11 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/charts/{chart}", get(chart))
         .route("/admin/requests", get(requests_fragment))
         .route("/admin/flags", post(set_flag))
-        .route("/admin/users", get(find_user))
-        .route("/admin/users/{id}", post(update_user))
-        .route("/admin/users/{id}/revoke", post(revoke_sessions))
+        // Not /admin/users: with the Supabase surface served at the root, GoTrue's admin API
+        // is there.
+        .route("/admin/accounts", get(find_user))
+        .route("/admin/accounts/{id}", post(update_user))
+        .route("/admin/accounts/{id}/revoke", post(revoke_sessions))
 }
 
 /// A signed-in operator, with the cookie's value (for the CSRF token).
@@ -344,7 +346,7 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
 }
 
 fn back_to(user_id: UserId) -> Response {
-    Redirect::to(&format!("/admin/users?q={user_id}")).into_response()
+    Redirect::to(&format!("/admin/accounts?q={user_id}")).into_response()
 }
 
 async fn update_user(

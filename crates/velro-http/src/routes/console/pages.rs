@@ -193,7 +193,7 @@ pub(super) fn dashboard(
                 }
                 section {
                     h2 { "Find a user" }
-                    form method="get" action="/admin/users" {
+                    form method="get" action="/admin/accounts" {
                         label { "Email or id " input type="search" name="q"; }
                         " " button type="submit" { "Find" }
                     }
@@ -217,7 +217,7 @@ pub(super) fn user(
             (top(console))
             main {
                 section {
-                    form method="get" action="/admin/users" {
+                    form method="get" action="/admin/accounts" {
                         label { "Email or id " input type="search" name="q" value=(needle); }
                         " " button type="submit" { "Find" }
                     }
@@ -225,8 +225,8 @@ pub(super) fn user(
                 @match found {
                     None => { @if !needle.is_empty() { section { p { "No user matches." } } } }
                     Some((user, sessions)) => {
-                        @let action = format!("/admin/users/{}", user.id);
-                        @let revoke = format!("/admin/users/{}/revoke", user.id);
+                        @let action = format!("/admin/accounts/{}", user.id);
+                        @let revoke = format!("/admin/accounts/{}/revoke", user.id);
                         section {
                             h1 { "User " code { (user.id) } }
                             table {
