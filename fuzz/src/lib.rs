@@ -16,8 +16,8 @@ use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
 use velro_core::service::{
-    AdminService, AuthService, AuthSettings, Dependencies, StatusService, StatusSettings,
-    SupabaseAuth, SupabaseSettings,
+    AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, StatusService,
+    StatusSettings, SupabaseAuth, SupabaseSettings,
 };
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
@@ -25,7 +25,7 @@ use velro_core::tokens::{
     SupabaseTokenProfile,
 };
 use velro_core::{Clock, Secret, StoreError};
-use velro_http::{AppState, HttpSettings};
+use velro_http::{AppState, HttpSettings, Monitor};
 
 /// 2026-01-01T00:00:00Z: every fixture token is issued and checked at this instant, so the seed
 /// corpus never expires.
@@ -123,7 +123,9 @@ velro_core::impl_store! {
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
         reset_password, change_password, list_users, page_users, find_user, update_user,
         delete_user, record_status, status_history, latest_status, create_incident,
-        add_incident_update, list_incidents;
+        add_incident_update, list_incidents, create_console_session, touch_console_session,
+        find_console_session, delete_console_session, record_flag_change, latest_flag_change,
+        server_connections, recent_flag_changes;
 
     async fn find_live_session(
         &self,
@@ -204,7 +206,20 @@ impl App {
             cache.clone(),
             StatusSettings::default(),
         );
-        let admin = AdminService::new(store, clock, auth.clone(), Some(service_key), cache.clone());
+        let admin = AdminService::new(
+            store.clone(),
+            clock.clone(),
+            auth.clone(),
+            Some(service_key),
+            cache.clone(),
+        );
+        let console = ConsoleService::new(
+            store,
+            clock,
+            auth.clone(),
+            admin.clone(),
+            time::Duration::minutes(15),
+        );
         let supabase = SupabaseAuth::new(
             auth.clone(),
             SupabaseSettings {
@@ -219,6 +234,8 @@ impl App {
         let state = AppState {
             auth,
             admin,
+            console,
+            monitor: Arc::new(Monitor::default()),
             supabase,
             status,
             cache,

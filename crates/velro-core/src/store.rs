@@ -70,6 +70,25 @@ pub struct SessionWithUser {
     pub user: User,
 }
 
+/// An operator's console session as stored: who signed in, and since when.
+#[derive(Debug, Clone)]
+pub struct ConsoleSessionRecord {
+    /// The admin account and the user session its sign-in created; `None` for the service key.
+    pub user: Option<(UserId, SessionId)>,
+    pub created_at: OffsetDateTime,
+}
+
+/// One recorded change of a run-time flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    pub flag: String,
+    pub old_value: bool,
+    pub new_value: bool,
+    /// Who: `service-key` or `user:<id>`; never an email or a secret.
+    pub actor: String,
+    pub changed_at: OffsetDateTime,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A cheap round trip, for readiness checks.
@@ -222,6 +241,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest `limit` incidents, newest first, each with its updates (newest first).
     async fn list_incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError>;
+    /// Records a new console session and deletes those idle since before `stale_before`, so the
+    /// table holds only live ones.
+    async fn create_console_session(
+        &self,
+        token: TokenHash,
+        record: ConsoleSessionRecord,
+        stale_before: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The console session if it was seen at or after `stale_before`; marks it seen `now`.
+    async fn touch_console_session(
+        &self,
+        token: TokenHash,
+        stale_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<ConsoleSessionRecord>, StoreError>;
+
+    /// As `touch_console_session` without marking it seen: for requests a page makes by itself
+    /// (reloading charts), which must not keep an unattended session alive.
+    async fn find_console_session(
+        &self,
+        token: TokenHash,
+        stale_before: OffsetDateTime,
+    ) -> Result<Option<ConsoleSessionRecord>, StoreError>;
+
+    async fn delete_console_session(&self, token: TokenHash) -> Result<(), StoreError>;
+
+    async fn record_flag_change(&self, change: &FlagChange) -> Result<(), StoreError>;
+
+    /// The newest change of each flag named, for instances to agree on the current values.
+    async fn latest_flag_change(&self, flag: &str) -> Result<Option<FlagChange>, StoreError>;
+
+    /// The database server's connections to this database by state (PostgreSQL's
+    /// `pg_stat_activity`); empty for an embedded database.
+    async fn server_connections(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// The newest changes of any flag, newest first.
+    async fn recent_flag_changes(&self, limit: u32) -> Result<Vec<FlagChange>, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -256,7 +313,10 @@ pub mod __private {
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
 ///         create_reset_token, find_reset_token_user, reset_password, change_password,
 ///         list_users, page_users, find_user, update_user, delete_user, record_status,
-///         status_history, latest_status, create_incident, add_incident_update, list_incidents;
+///         status_history, latest_status, create_incident, add_incident_update, list_incidents,
+///         create_console_session, touch_console_session, find_console_session,
+///         delete_console_session, record_flag_change, latest_flag_change, server_connections,
+///         recent_flag_changes;
 /// }
 /// ```
 #[macro_export]
@@ -453,5 +513,45 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { list_incidents (
             [limit: u32]
         ) (Vec<$crate::domain::Incident>) } $($k)*);
+    };
+    (create_console_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { create_console_session (
+            [token: $crate::store::TokenHash] [record: $crate::store::ConsoleSessionRecord]
+            [stale_before: $crate::store::__private::OffsetDateTime]
+        ) (()) } $($k)*);
+    };
+    (touch_console_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { touch_console_session (
+            [token: $crate::store::TokenHash] [stale_before: $crate::store::__private::OffsetDateTime]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::store::ConsoleSessionRecord>) } $($k)*);
+    };
+    (find_console_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_console_session (
+            [token: $crate::store::TokenHash] [stale_before: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::store::ConsoleSessionRecord>) } $($k)*);
+    };
+    (delete_console_session, $($k:tt)*) => {
+        $crate::impl_store!(@push { delete_console_session (
+            [token: $crate::store::TokenHash]
+        ) (()) } $($k)*);
+    };
+    (record_flag_change, $($k:tt)*) => {
+        $crate::impl_store!(@push { record_flag_change (
+            [change: &$crate::store::FlagChange]
+        ) (()) } $($k)*);
+    };
+    (latest_flag_change, $($k:tt)*) => {
+        $crate::impl_store!(@push { latest_flag_change (
+            [flag: &str]
+        ) (Option<$crate::store::FlagChange>) } $($k)*);
+    };
+    (server_connections, $($k:tt)*) => {
+        $crate::impl_store!(@push { server_connections () (Vec<(String, i64)>) } $($k)*);
+    };
+    (recent_flag_changes, $($k:tt)*) => {
+        $crate::impl_store!(@push { recent_flag_changes (
+            [limit: u32]
+        ) (Vec<$crate::store::FlagChange>) } $($k)*);
     };
 }

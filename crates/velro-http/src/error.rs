@@ -17,6 +17,8 @@ pub enum ApiError {
     NotFound,
     MethodNotAllowed,
     Timeout,
+    /// No signed-in console session.
+    Unauthorized,
 }
 
 impl From<AuthError> for ApiError {
@@ -214,6 +216,7 @@ impl IntoResponse for ApiError {
             Self::NotFound => Failure::NotFound.into(),
             Self::MethodNotAllowed => Failure::MethodNotAllowed.into(),
             Self::Timeout => Failure::Timeout.into(),
+            Self::Unauthorized => Failure::Unauthorized.into(),
         };
         let mut response = body.failure.row().status.into_response();
         response.extensions_mut().insert(body);

@@ -4,6 +4,7 @@
 mod error;
 mod extract;
 mod middleware;
+mod monitor;
 mod proxies;
 mod routes;
 mod security;
@@ -12,6 +13,7 @@ pub mod status_page;
 mod wire;
 
 pub use error::ApiError;
+pub use monitor::{Monitor, SAMPLE_EVERY};
 pub use proxies::TrustedProxies;
 pub use routes::router;
 /// The status page's JSON body, as GET /status.json answers it.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use velro_core::domain::UserId;
 
 use crate::error::{ApiError, BEARER_CHALLENGE};
+use crate::monitor::RequestNote;
 use crate::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -53,10 +54,14 @@ pub(crate) async fn observe(
     let span = tracing::info_span!("request", %request_id);
 
     let deadline = state.settings.request_timeout;
+    let mut timed_out = false;
     let response =
         match tokio::time::timeout(deadline, next.run(request).instrument(span.clone())).await {
             Ok(response) => response,
-            Err(_) => ApiError::Timeout.into_response(),
+            Err(_) => {
+                timed_out = true;
+                ApiError::Timeout.into_response()
+            }
         };
     let mut response = crate::error::render(response, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -78,6 +83,17 @@ pub(crate) async fn observe(
     }
     metrics::counter!("velro_http_requests_total", &labels).increment(1);
     metrics::histogram!("velro_http_request_duration_seconds", &labels).record(elapsed);
+    state.monitor.record(
+        RequestNote {
+            at: time::OffsetDateTime::now_utc(),
+            method: method.to_string(),
+            route: route.clone(),
+            status,
+            duration_ms,
+            request_id: request_id.clone(),
+        },
+        timed_out,
+    );
     let user_id = user.0.get().map(ToString::to_string);
     span.in_scope(|| {
         tracing::info!(

@@ -47,6 +47,37 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
+    /// Whether the browser reached us over HTTPS: a trusted proxy in front of us says so with
+    /// `X-Forwarded-Proto: https` or `Forwarded: proto=https`. Anyone else's word is ignored.
+    pub(crate) fn forwarded_https(&self, parts: &axum::http::request::Parts) -> bool {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        if !peer.is_some_and(|peer| self.trusts(peer)) {
+            return false;
+        }
+        let headers = &parts.headers;
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').next())
+            .map(|value| value.trim().eq_ignore_ascii_case("https"));
+        let forwarded = headers
+            .get("forwarded")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').next())
+            .map(|element| {
+                element.split(';').any(|pair| {
+                    pair.split_once('=').is_some_and(|(name, value)| {
+                        name.trim().eq_ignore_ascii_case("proto")
+                            && value.trim().trim_matches('"').eq_ignore_ascii_case("https")
+                    })
+                })
+            });
+        forwarded.or(proto).unwrap_or(false)
+    }
+
     /// The client's address: `peer` itself unless it is trusted and forwarded for someone.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = canonical(peer);

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use velro_core::cache::CacheControl;
-use velro_core::service::{AdminService, AuthService, StatusService, SupabaseAuth};
+use velro_core::service::{AdminService, AuthService, ConsoleService, StatusService, SupabaseAuth};
+
+use crate::monitor::Monitor;
 
 use crate::TrustedProxies;
 
@@ -51,6 +53,9 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct AppState {
     pub auth: AuthService,
     pub admin: AdminService,
+    pub console: ConsoleService,
+    /// This instance's recent traffic, for the dashboard.
+    pub monitor: Arc<Monitor>,
     /// The Supabase Auth (GoTrue) surface's use cases, over the same `auth`.
     pub supabase: SupabaseAuth,
     /// The status page's judgement, the traffic it is fed, and the incidents.

@@ -306,3 +306,45 @@ impl IncidentUpdateRow {
         })
     }
 }
+
+/// A console session's columns.
+#[derive(FromRow)]
+pub(crate) struct ConsoleSessionRow {
+    user_id: Option<Uuid>,
+    session_id: Option<Uuid>,
+    created_at: StoredTime,
+}
+
+impl ConsoleSessionRow {
+    pub(crate) fn into_record(self) -> velro_core::store::ConsoleSessionRecord {
+        velro_core::store::ConsoleSessionRecord {
+            user: self
+                .user_id
+                .zip(self.session_id)
+                .map(|(user, session)| (UserId(user), SessionId(session))),
+            created_at: self.created_at.0,
+        }
+    }
+}
+
+/// A flag change's columns.
+#[derive(FromRow)]
+pub(crate) struct FlagChangeRow {
+    flag: String,
+    old_value: bool,
+    new_value: bool,
+    actor: String,
+    changed_at: StoredTime,
+}
+
+impl FlagChangeRow {
+    pub(crate) fn into_change(self) -> velro_core::store::FlagChange {
+        velro_core::store::FlagChange {
+            flag: self.flag,
+            old_value: self.old_value,
+            new_value: self.new_value,
+            actor: self.actor,
+            changed_at: self.changed_at.0,
+        }
+    }
+}

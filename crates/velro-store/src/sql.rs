@@ -270,3 +270,36 @@ pub(crate) const LIST_INCIDENT_UPDATES: &str =
      FROM incident_updates u JOIN (SELECT incident_id FROM incidents \
      ORDER BY created_at DESC, incident_id DESC LIMIT $1) i ON i.incident_id = u.incident_id \
      ORDER BY u.created_at DESC, u.update_id DESC";
+
+/// `$1`: token hash, `$2`: user, `$3`: user session, `$4`: now.
+pub(crate) const INSERT_CONSOLE_SESSION: &str = "INSERT INTO console_sessions \
+     (token_hash, user_id, session_id, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $4)";
+
+/// `$1`: idle since before this.
+pub(crate) const PURGE_CONSOLE_SESSIONS: &str =
+    "DELETE FROM console_sessions WHERE last_seen_at < $1";
+
+/// `$1`: now, `$2`: token hash, `$3`: idle since before this.
+pub(crate) const TOUCH_CONSOLE_SESSION: &str = "UPDATE console_sessions SET last_seen_at = $1 \
+     WHERE token_hash = $2 AND last_seen_at >= $3 RETURNING user_id, session_id, created_at";
+
+/// `$1`: token hash, `$2`: idle since before this.
+pub(crate) const FIND_CONSOLE_SESSION: &str = "SELECT user_id, session_id, created_at \
+     FROM console_sessions WHERE token_hash = $1 AND last_seen_at >= $2";
+
+/// `$1`: token hash.
+pub(crate) const DELETE_CONSOLE_SESSION: &str =
+    "DELETE FROM console_sessions WHERE token_hash = $1";
+
+/// `$1`: flag, `$2`: old, `$3`: new, `$4`: actor, `$5`: when.
+pub(crate) const INSERT_FLAG_CHANGE: &str = "INSERT INTO flag_changes \
+     (flag, old_value, new_value, actor, changed_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// `$1`: flag.
+pub(crate) const LATEST_FLAG_CHANGE: &str = "SELECT flag, old_value, new_value, actor, changed_at \
+     FROM flag_changes WHERE flag = $1 ORDER BY change_id DESC LIMIT 1";
+
+/// `$1`: limit.
+pub(crate) const RECENT_FLAG_CHANGES: &str =
+    "SELECT flag, old_value, new_value, actor, changed_at \
+     FROM flag_changes ORDER BY change_id DESC LIMIT $1";

@@ -34,6 +34,10 @@ pub(crate) trait Dialect {
     /// two. It compares characters literally, unlike LIKE with its `%` and `_`.
     const EMAIL_PREFIX_FILTER: &'static [&'static str];
 
+    /// The server's connections to this database by state (`pg_stat_activity`); `None` where
+    /// the database has no server.
+    const CONNECTIONS_BY_STATE: Option<&'static str>;
+
     fn pools(&self) -> &Pools<Self::Db>;
 }
 
@@ -124,7 +128,8 @@ macro_rules! sql_store {
                 UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
-                NewSession, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
+                ConsoleSessionRecord, FlagChange, NewSession, RefreshPolicy, Rotation,
+                SessionWithUser, Store, TokenHash,
             };
             use velro_core::StoreError;
 
@@ -132,9 +137,9 @@ macro_rules! sql_store {
             use $crate::page::page;
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
-                join_components, CredentialsRow, IncidentRow, IncidentUpdateRow, LiveSessionRow,
-                PresentedRow, SessionRow, StateMinutesRow, StatusSampleRow, StoredGeneration,
-                StoredTime, UserRow,
+                join_components, ConsoleSessionRow, CredentialsRow, FlagChangeRow, IncidentRow,
+                IncidentUpdateRow, LiveSessionRow, PresentedRow, SessionRow, StateMinutesRow,
+                StatusSampleRow, StoredGeneration, StoredTime, UserRow,
             };
             use $crate::sql;
             use $crate::store::Dialect;
@@ -724,6 +729,115 @@ macro_rules! sql_store {
                         })
                         .collect::<Result<_, _>>()
                         .db()
+                }
+
+                async fn create_console_session(
+                    &self,
+                    token: TokenHash,
+                    record: ConsoleSessionRecord,
+                    stale_before: OffsetDateTime,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    sqlx::query(sql::PURGE_CONSOLE_SESSIONS)
+                        .bind(StoredTime(stale_before))
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    sqlx::query(sql::INSERT_CONSOLE_SESSION)
+                        .bind(token.0.as_slice())
+                        .bind(record.user.map(|(user, _)| user.0))
+                        .bind(record.user.map(|(_, session)| session.0))
+                        .bind(StoredTime(record.created_at))
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    tx.commit().await.db()
+                }
+
+                async fn touch_console_session(
+                    &self,
+                    token: TokenHash,
+                    stale_before: OffsetDateTime,
+                    now: OffsetDateTime,
+                ) -> Result<Option<ConsoleSessionRecord>, StoreError> {
+                    let row: Option<ConsoleSessionRow> = sqlx::query_as(sql::TOUCH_CONSOLE_SESSION)
+                        .bind(StoredTime(now))
+                        .bind(token.0.as_slice())
+                        .bind(StoredTime(stale_before))
+                        .fetch_optional(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(row.map(ConsoleSessionRow::into_record))
+                }
+
+                async fn find_console_session(
+                    &self,
+                    token: TokenHash,
+                    stale_before: OffsetDateTime,
+                ) -> Result<Option<ConsoleSessionRecord>, StoreError> {
+                    let row: Option<ConsoleSessionRow> = sqlx::query_as(sql::FIND_CONSOLE_SESSION)
+                        .bind(token.0.as_slice())
+                        .bind(StoredTime(stale_before))
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(row.map(ConsoleSessionRow::into_record))
+                }
+
+                async fn delete_console_session(&self, token: TokenHash) -> Result<(), StoreError> {
+                    sqlx::query(sql::DELETE_CONSOLE_SESSION)
+                        .bind(token.0.as_slice())
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn record_flag_change(&self, change: &FlagChange) -> Result<(), StoreError> {
+                    sqlx::query(sql::INSERT_FLAG_CHANGE)
+                        .bind(change.flag.as_str())
+                        .bind(change.old_value)
+                        .bind(change.new_value)
+                        .bind(change.actor.as_str())
+                        .bind(StoredTime(change.changed_at))
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn latest_flag_change(
+                    &self,
+                    flag: &str,
+                ) -> Result<Option<FlagChange>, StoreError> {
+                    let row: Option<FlagChangeRow> = sqlx::query_as(sql::LATEST_FLAG_CHANGE)
+                        .bind(flag)
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(row.map(FlagChangeRow::into_change))
+                }
+
+                async fn server_connections(&self) -> Result<Vec<(String, i64)>, StoreError> {
+                    let Some(query) = <$store as Dialect>::CONNECTIONS_BY_STATE else {
+                        return Ok(Vec::new());
+                    };
+                    sqlx::query_as(query)
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()
+                }
+
+                async fn recent_flag_changes(
+                    &self,
+                    limit: u32,
+                ) -> Result<Vec<FlagChange>, StoreError> {
+                    let rows: Vec<FlagChangeRow> = sqlx::query_as(sql::RECENT_FLAG_CHANGES)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(rows.into_iter().map(FlagChangeRow::into_change).collect())
                 }
             }
 

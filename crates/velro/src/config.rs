@@ -43,6 +43,8 @@ pub struct Config {
     pub refresh_reuse_grace_secs: u64,
     pub reset_token_ttl_secs: u64,
     pub initial_credits: i64,
+    /// An operator's console session ends after this long without a request.
+    pub console_idle_timeout_secs: u64,
     /// At least 32 printable characters; without it the admin API is off.
     pub service_key: Option<Secret<String>>,
     pub log_format: LogFormat,
@@ -153,6 +155,7 @@ impl Default for Config {
             refresh_reuse_grace_secs: 10,
             reset_token_ttl_secs: 3_600,
             initial_credits: 1_000,
+            console_idle_timeout_secs: 900,
             service_key: None,
             log_format: LogFormat::Human,
             log_level: "info".into(),
@@ -367,6 +370,10 @@ impl Config {
                 self.remember_me_refresh_token_ttl_secs,
             ),
             ("VELRO_RESET_TOKEN_TTL_SECS", self.reset_token_ttl_secs),
+            (
+                "VELRO_CONSOLE_IDLE_TIMEOUT_SECS",
+                self.console_idle_timeout_secs,
+            ),
             (
                 "VELRO_DATABASE_MAX_CONNECTIONS",
                 u64::from(self.database_max_connections),

@@ -14,14 +14,14 @@ use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
 use velro_core::service::{
-    AdminService, AuthService, AuthSettings, Dependencies, StatusService, StatusSettings,
-    SupabaseAuth,
+    AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, StatusService,
+    StatusSettings, SupabaseAuth,
 };
 use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
 use velro_core::{Clock, SystemClock};
-use velro_http::{AppState, HttpSettings, TrustedProxies};
+use velro_http::{AppState, HttpSettings, Monitor, TrustedProxies};
 
 use crate::config::{Config, Switch};
 use crate::database::Database;
@@ -32,6 +32,8 @@ use crate::serve::{serve, ConnectionSettings, Drain};
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// The dashboard's sampler and the flag sync; stopped with the server.
+    background: Vec<tokio::task::JoinHandle<()>>,
     database: Database,
     cache: Arc<CachedStore>,
     connections: ConnectionSettings,
@@ -71,6 +73,7 @@ impl Application {
         }
         let cache = velro_cache::build(database.store(), cache_config(config)).await;
         let state = build_state(config, &database, &cache, clock)?;
+        let background = spawn_console_tasks(&state);
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("could not listen on {} (VELRO_BIND)", config.bind))?;
@@ -79,6 +82,7 @@ impl Application {
             sampler,
             listener,
             router: velro_http::router(state),
+            background,
             database,
             cache: cache.store,
             connections: ConnectionSettings {
@@ -108,11 +112,67 @@ impl Application {
             );
         }
         self.sampler.abort();
+        for task in &self.background {
+            task.abort();
+        }
         self.cache.shutdown().await;
         self.database.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// How often an instance reads the newest flag changes: instances agree within this (plus one
+/// query), whether or not they share Redis.
+const FLAG_SYNC_EVERY: Duration = Duration::from_millis(500);
+
+/// The bound of the `pg_stat_activity` read each dashboard sample makes.
+const SERVER_CONNECTIONS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Every few seconds, a dashboard sample of this instance; twice a second, the flags as
+/// recorded in the database. Each pass is bounded, so a slow database delays the next one but
+/// never piles them up.
+fn spawn_console_tasks(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let monitor = state.monitor.clone();
+    let metrics = state.metrics.clone();
+    let admin = state.admin.clone();
+    let sampler = tokio::spawn(async move {
+        let mut every = tokio::time::interval(velro_http::SAMPLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            // Bounded well below the sample period: a struggling server is not asked twice.
+            if let Ok(Ok(states)) =
+                tokio::time::timeout(SERVER_CONNECTIONS_TIMEOUT, admin.server_connections()).await
+            {
+                for (state, count) in states {
+                    metrics::gauge!("velro_db_server_connections", "state" => state)
+                        .set(count as f64);
+                }
+            }
+            let metrics = metrics.clone();
+            // Rendering the exposition reads the pool's numbers; cheap, but not async.
+            let Ok(exposition) = tokio::task::spawn_blocking(move || metrics()).await else {
+                continue;
+            };
+            monitor.sample(&exposition, time::OffsetDateTime::now_utc());
+        }
+    });
+    let admin = state.admin.clone();
+    let flags = tokio::spawn(async move {
+        let mut every = tokio::time::interval(FLAG_SYNC_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match tokio::time::timeout(FLAG_SYNC_EVERY, admin.sync_flags()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(error = %error, "flag sync skipped"),
+                Err(_) => tracing::debug!("flag sync timed out"),
+            }
+        }
+    });
+    vec![sampler, flags]
 }
 
 fn cache_config(config: &Config) -> CacheConfig {
@@ -228,11 +288,26 @@ fn build_state(
         },
         limits,
     });
-    let admin = AdminService::new(store, clock, auth.clone(), service_key, cache.clone());
+    let admin = AdminService::new(
+        store.clone(),
+        clock.clone(),
+        auth.clone(),
+        service_key,
+        cache.clone(),
+    );
+    let console = ConsoleService::new(
+        store,
+        clock,
+        auth.clone(),
+        admin.clone(),
+        seconds(config.console_idle_timeout_secs),
+    );
     let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings());
     Ok(AppState {
         auth,
         admin,
+        console,
+        monitor: Arc::new(Monitor::default()),
         supabase,
         status,
         cache,

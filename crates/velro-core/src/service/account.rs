@@ -128,6 +128,15 @@ impl AuthService {
         self.issue(user, session_id, refresh_token, now)
     }
 
+    /// Counts a sign-in that is not a password login (the console's service-key form) against
+    /// the same per-address limit as logins, so that guessing there costs as much.
+    pub async fn check_sign_in_ip(&self, client: &ClientInfo) -> Result<(), AuthError> {
+        self.deps()
+            .limits
+            .check_ip(Policy::LoginIp, client.ip())
+            .await
+    }
+
     /// Upgrades an outdated or imported hash. A failure here must not fail the login: the old
     /// hash still works and the next login tries again.
     async fn rehash(&self, user_id: UserId, password: Secret<String>) {

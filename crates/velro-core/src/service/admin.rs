@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use super::console::CACHE_FLAG;
 use super::AuthService;
 use crate::cache::CacheControl;
 use crate::domain::{AdminUserChange, User, UserId, UserPage, UserQuery};
-use crate::store::Store;
+use crate::store::{FlagChange, Store};
 use crate::tokens::ServiceKey;
 use crate::{AuthError, Clock};
 
@@ -40,9 +41,53 @@ impl AdminService {
         self.cache.enabled()
     }
 
-    pub fn set_cache_enabled(&self, enabled: bool) {
+    /// Switches the cache here and records the change, which every other instance sharing the
+    /// database applies on its next [`AdminService::sync_flags`]. The record is written first: a
+    /// switch that could not be recorded would hold on this instance only.
+    pub async fn set_cache_flag(&self, actor: &str, enabled: bool) -> Result<(), AuthError> {
+        let old = self.cache.enabled();
+        self.store
+            .record_flag_change(&FlagChange {
+                flag: CACHE_FLAG.to_string(),
+                old_value: old,
+                new_value: enabled,
+                actor: actor.to_string(),
+                changed_at: self.clock.now(),
+            })
+            .await?;
         self.cache.set_enabled(enabled);
-        tracing::warn!(enabled, "cache switched by admin");
+        tracing::warn!(
+            flag = CACHE_FLAG,
+            old,
+            new = enabled,
+            actor,
+            "run-time flag changed"
+        );
+        Ok(())
+    }
+
+    /// Applies the newest recorded value of every flag, for flags changed through another
+    /// instance. Run every few hundred milliseconds; a flag never changed keeps its configured
+    /// value.
+    pub async fn sync_flags(&self) -> Result<(), AuthError> {
+        if let Some(change) = self.store.latest_flag_change(CACHE_FLAG).await? {
+            if change.new_value != self.cache.enabled() {
+                self.cache.set_enabled(change.new_value);
+                tracing::warn!(flag = CACHE_FLAG, new = change.new_value, actor = %change.actor,
+                    "run-time flag changed through another instance");
+            }
+        }
+        Ok(())
+    }
+
+    /// The database server's connections by state, for the dashboard; empty on SQLite.
+    pub async fn server_connections(&self) -> Result<Vec<(String, i64)>, AuthError> {
+        Ok(self.store.server_connections().await?)
+    }
+
+    /// A constant-time comparison with the service key; false when there is none.
+    pub fn key_matches(&self, presented: &str) -> bool {
+        self.key.as_ref().is_some_and(|key| key.matches(presented))
     }
 
     pub fn enabled(&self) -> bool {

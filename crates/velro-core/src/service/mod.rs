@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod console;
 mod session;
 mod status;
 mod supabase;
@@ -13,6 +14,7 @@ use time::Duration;
 
 pub use account::{Login, Registration};
 pub use admin::AdminService;
+pub use console::{ConsoleService, ConsoleSignIn, Operator, CACHE_FLAG};
 pub use session::{Authenticated, LogoutScope};
 pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,

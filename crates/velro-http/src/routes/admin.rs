@@ -272,11 +272,14 @@ async fn put_flags(
     State(state): State<AppState>,
     _: AdminCaller,
     ValidJson(request): ValidJson<FlagsRequest>,
-) -> Json<FlagsResponse> {
+) -> Result<Json<FlagsResponse>, ApiError> {
     if let Some(enabled) = request.cache {
-        state.admin.set_cache_enabled(enabled);
+        state
+            .admin
+            .set_cache_flag(&velro_core::service::Operator::ServiceKey.actor(), enabled)
+            .await?;
     }
-    Json(FlagsResponse {
+    Ok(Json(FlagsResponse {
         cache: state.admin.cache_enabled(),
-    })
+    }))
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod console;
 mod health;
 mod incidents;
 mod jwks;
@@ -26,7 +27,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(status::router())
         .merge(jwks::router())
-        .merge(openapi::router());
+        .merge(openapi::router())
+        .merge(console::router());
     let router = if state.settings.supabase_at_root {
         router.merge(supabase::root_router())
     } else {

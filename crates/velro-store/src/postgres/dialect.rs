@@ -28,6 +28,11 @@ impl Dialect for PgStore {
 
     const EMAIL_PREFIX_FILTER: &'static [&'static str] = &[" AND starts_with(email, ", ")"];
 
+    const CONNECTIONS_BY_STATE: Option<&'static str> = Some(
+        "SELECT COALESCE(state, 'unknown') AS state, count(*) AS connections \
+         FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1 ORDER BY 1",
+    );
+
     fn pools(&self) -> &Pools<Postgres> {
         &self.pools
     }

@@ -28,6 +28,8 @@ impl Dialect for SqliteStore {
     const EMAIL_PREFIX_FILTER: &'static [&'static str] =
         &[" AND substr(email, 1, length(", ")) = ", ""];
 
+    const CONNECTIONS_BY_STATE: Option<&'static str> = None;
+
     fn pools(&self) -> &Pools<Sqlite> {
         &self.pools
     }

@@ -83,6 +83,10 @@ impl Fixture {
         self.store.as_ref()
     }
 
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
     /// For tasks that run at the same time.
     pub fn shared(&self) -> Arc<dyn Store> {
         self.store.clone()

@@ -33,6 +33,7 @@ macro_rules! store_contract {
 }
 
 mod admin;
+mod console;
 mod fixture;
 mod resets;
 mod rotation;

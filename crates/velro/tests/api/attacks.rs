@@ -328,7 +328,8 @@ async fn the_openapi_document_and_the_docs_page_are_served_by_the_binary() {
         .collect();
     documented.sort();
     // Every route the router serves, but the document itself, the docs page, the page at /
-    // that points a browser to them, and the status page's HTML.
+    // that points a browser to them, the status page's HTML, and the operators' console under /admin (HTML pages and
+    // forms, not API).
     let mut served: Vec<String> = [
         "POST /api/v1/auth/register",
         "POST /api/v1/auth/login",
