@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
     AdminUserChange, Credentials, Email, Incident, IncidentId, NewIncident, NewIncidentUpdate,
-    NewUser, PasswordHash, ProfileChange, SessionId, SessionRecord, StateMinutes, StatusSample,
+    NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord, StateMinutes, StatusSample,
     UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
@@ -454,4 +454,110 @@ macro_rules! __store_signature {
             [limit: u32]
         ) (Vec<$crate::domain::Incident>) } $($k)*);
     };
+}
+
+/// A user carried over from another auth server, its id kept. Written by [`ImportStore`] only.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub id: UserId,
+    pub email: Email,
+    /// The other server's hash, verbatim (bcrypt verifies as it is and is rehashed at the next
+    /// sign-in). None: the account has no password (OAuth-only); it is stored unusable.
+    pub password_hash: Option<PasswordHash>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub role: Role,
+    pub credits_balance: i64,
+    pub email_confirmed_at: Option<OffsetDateTime>,
+    pub last_sign_in_at: Option<OffsetDateTime>,
+    pub banned_until: Option<OffsetDateTime>,
+    /// Whether the account is refused sign-in now (banned at the time of the import).
+    pub disabled: bool,
+    /// JSON objects as text, kept for the Supabase-compatible surface.
+    pub user_metadata: Option<String>,
+    pub app_metadata: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A refresh token the other server spent, kept so that presenting it again is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentToken {
+    pub hash: TokenHash,
+    pub spent_at: OffsetDateTime,
+}
+
+/// A signed-in session carried over with its live refresh token, so that the client's next
+/// refresh rotates it here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub last_refreshed_at: Option<OffsetDateTime>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub remember_me: bool,
+    pub live_token: TokenHash,
+    pub live_issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// Oldest first; the live token comes after the last of them.
+    pub spent_tokens: Vec<SpentToken>,
+}
+
+/// What importing one user did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserImport {
+    Inserted,
+    Updated,
+    Unchanged,
+    /// Another user (another id) already has this email here.
+    EmailTaken,
+}
+
+/// What importing one session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionImport {
+    Inserted,
+    /// The other server rotated it since the last import: its chain was replaced.
+    Updated,
+    Unchanged,
+    /// Rotated, revoked or signed out here since it was imported: this side is ahead and wins.
+    MovedOnHere,
+    /// Its user is not here (not imported).
+    UserMissing,
+}
+
+/// The bulk writes of `velro import`. Separate from [`Store`] because only the import command
+/// uses it; each call is one transaction, rolled back instead of committed when `apply` is
+/// false (a dry run sees exactly what a real run would do).
+#[async_trait]
+pub trait ImportStore: Send + Sync + 'static {
+    /// Upserts by id, keeping ids. A stored hash that is no longer the other server's kind
+    /// (rehashed here at a sign-in) is kept.
+    async fn import_users(
+        &self,
+        users: &[ImportedUser],
+        now: OffsetDateTime,
+        apply: bool,
+    ) -> Result<Vec<UserImport>, StoreError>;
+
+    async fn import_sessions(
+        &self,
+        sessions: &[ImportedSession],
+        now: OffsetDateTime,
+        apply: bool,
+    ) -> Result<Vec<SessionImport>, StoreError>;
+
+    /// Deletes these users (deleted on the other server since an earlier import) with their
+    /// sessions. Returns how many existed.
+    async fn remove_users(&self, ids: &[UserId], apply: bool) -> Result<u64, StoreError>;
+
+    /// Revokes these sessions (signed out on the other server) unless they moved on here.
+    /// Returns how many were revoked.
+    async fn end_sessions(
+        &self,
+        ids: &[SessionId],
+        now: OffsetDateTime,
+        apply: bool,
+    ) -> Result<u64, StoreError>;
 }

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod import;
 mod session;
 mod status;
 mod supabase;
@@ -13,6 +14,7 @@ use time::Duration;
 
 pub use account::{Login, Registration};
 pub use admin::AdminService;
+pub use import::{ForeignSession, ForeignUser, ImportService};
 pub use session::{Authenticated, LogoutScope};
 pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,
