@@ -527,37 +527,40 @@ pub enum SessionImport {
     UserMissing,
 }
 
+/// One page of an import, written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    pub users: Vec<ImportedUser>,
+    /// Written after `users`, so a session may belong to a user of the same batch.
+    pub sessions: Vec<ImportedSession>,
+    /// Deleted on the other server since an earlier import: removed here with their sessions.
+    pub remove_users: Vec<UserId>,
+    /// Signed out on the other server: revoked here unless they moved on here.
+    pub end_sessions: Vec<SessionId>,
+}
+
+/// What one batch did: one outcome per user and per session, in order, and two counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub users: Vec<UserImport>,
+    pub sessions: Vec<SessionImport>,
+    pub users_removed: u64,
+    pub sessions_ended: u64,
+}
+
 /// The bulk writes of `velro import`. Separate from [`Store`] because only the import command
-/// uses it; each call is one transaction, rolled back instead of committed when `apply` is
-/// false (a dry run sees exactly what a real run would do).
+/// uses it.
 #[async_trait]
 pub trait ImportStore: Send + Sync + 'static {
-    /// Upserts by id, keeping ids. A stored hash that is no longer the other server's kind
-    /// (rehashed here at a sign-in) is kept.
-    async fn import_users(
+    /// Writes the batch in one transaction, rolled back instead of committed when `apply` is
+    /// false (a dry run sees exactly what a real run would do). Users are upserted by id, ids
+    /// kept; a stored hash that is no longer the other server's kind (rehashed here at a
+    /// sign-in) is kept. A session whose newest token here is not one the other server issued
+    /// (rotated or revoked here since) is left alone: this side is ahead.
+    async fn import_batch(
         &self,
-        users: &[ImportedUser],
+        batch: &ImportBatch,
         now: OffsetDateTime,
         apply: bool,
-    ) -> Result<Vec<UserImport>, StoreError>;
-
-    async fn import_sessions(
-        &self,
-        sessions: &[ImportedSession],
-        now: OffsetDateTime,
-        apply: bool,
-    ) -> Result<Vec<SessionImport>, StoreError>;
-
-    /// Deletes these users (deleted on the other server since an earlier import) with their
-    /// sessions. Returns how many existed.
-    async fn remove_users(&self, ids: &[UserId], apply: bool) -> Result<u64, StoreError>;
-
-    /// Revokes these sessions (signed out on the other server) unless they moved on here.
-    /// Returns how many were revoked.
-    async fn end_sessions(
-        &self,
-        ids: &[SessionId],
-        now: OffsetDateTime,
-        apply: bool,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<ImportOutcome, StoreError>;
 }

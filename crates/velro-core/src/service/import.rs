@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{Email, PasswordHash, Role, SessionId, UserId};
 use crate::store::{
-    ImportStore, ImportedSession, ImportedUser, RefreshPolicy, SessionImport, SpentToken,
-    UserImport,
+    ImportBatch, ImportOutcome, ImportStore, ImportedSession, ImportedUser, RefreshPolicy,
+    SpentToken,
 };
 use crate::tokens::hash_token;
 use crate::{Clock, Secret, StoreError};
@@ -73,81 +73,73 @@ impl ImportService {
         }
     }
 
-    /// Upserts one batch; one outcome per user, in order.
-    pub async fn import_users(
+    /// Writes one page: users, then their sessions, removals and sign-outs, in one
+    /// transaction (rolled back when `apply` is false).
+    pub async fn import_batch(
         &self,
         users: Vec<ForeignUser>,
+        sessions: Vec<ForeignSession>,
+        remove_users: Vec<UserId>,
+        end_sessions: Vec<SessionId>,
         apply: bool,
-    ) -> Result<Vec<UserImport>, StoreError> {
+    ) -> Result<ImportOutcome, StoreError> {
         let now = self.clock.now();
-        let users: Vec<ImportedUser> = users
-            .into_iter()
-            .map(|user| ImportedUser {
-                // A ban that has run out by now is no ban; one still running refuses sign-in,
-                // and a later import lifts it once it has run out.
-                disabled: user.banned_until.is_some_and(|until| until > now),
-                id: user.id,
-                email: user.email,
-                password_hash: user.password_hash,
-                display_name: user.display_name,
-                avatar_url: user.avatar_url,
-                role: user.role,
-                credits_balance: user.credits_balance.unwrap_or(self.initial_credits),
-                email_confirmed_at: user.email_confirmed_at,
-                last_sign_in_at: user.last_sign_in_at,
-                banned_until: user.banned_until,
-                user_metadata: user.user_metadata,
-                app_metadata: user.app_metadata,
-                created_at: user.created_at,
-            })
-            .collect();
-        self.store.import_users(&users, now, apply).await
+        let batch = ImportBatch {
+            users: users.into_iter().map(|user| self.user(user, now)).collect(),
+            sessions: sessions
+                .into_iter()
+                .map(|session| self.session(session, now))
+                .collect(),
+            remove_users,
+            end_sessions,
+        };
+        self.store.import_batch(&batch, now, apply).await
     }
 
-    /// Imports one batch of sessions whose users were imported before; one outcome each.
-    pub async fn import_sessions(
-        &self,
-        sessions: Vec<ForeignSession>,
-        apply: bool,
-    ) -> Result<Vec<SessionImport>, StoreError> {
-        let now = self.clock.now();
+    fn user(&self, user: ForeignUser, now: OffsetDateTime) -> ImportedUser {
+        ImportedUser {
+            // A ban that has run out by now is no ban; one still running refuses sign-in,
+            // and a later import lifts it once it has run out.
+            disabled: user.banned_until.is_some_and(|until| until > now),
+            id: user.id,
+            email: user.email,
+            password_hash: user.password_hash,
+            display_name: user.display_name,
+            avatar_url: user.avatar_url,
+            role: user.role,
+            credits_balance: user.credits_balance.unwrap_or(self.initial_credits),
+            email_confirmed_at: user.email_confirmed_at,
+            last_sign_in_at: user.last_sign_in_at,
+            banned_until: user.banned_until,
+            user_metadata: user.user_metadata,
+            app_metadata: user.app_metadata,
+            created_at: user.created_at,
+        }
+    }
+
+    fn session(&self, session: ForeignSession, now: OffsetDateTime) -> ImportedSession {
         // The other server's sessions have no remember-me choice and often no end; the longer
         // lifetime is the nearer match, and it carries over to every rotation here.
         let remember_me = true;
-        let expires_at = now + self.refresh.lifetime_for(remember_me);
-        let sessions: Vec<ImportedSession> = sessions
-            .into_iter()
-            .map(|session| ImportedSession {
-                id: session.id,
-                user_id: session.user_id,
-                created_at: session.created_at,
-                last_refreshed_at: session.last_refreshed_at,
-                user_agent: session.user_agent,
-                ip: session.ip,
-                remember_me,
-                live_token: hash_token(session.live_token.expose()),
-                live_issued_at: session.live_issued_at,
-                expires_at,
-                spent_tokens: session
-                    .spent_tokens
-                    .iter()
-                    .map(|(token, spent_at)| SpentToken {
-                        hash: hash_token(token.expose()),
-                        spent_at: *spent_at,
-                    })
-                    .collect(),
-            })
-            .collect();
-        self.store.import_sessions(&sessions, now, apply).await
-    }
-
-    /// Deletes users the other server has deleted since an earlier import.
-    pub async fn remove_users(&self, ids: &[UserId], apply: bool) -> Result<u64, StoreError> {
-        self.store.remove_users(ids, apply).await
-    }
-
-    /// Revokes sessions the other server has signed out since an earlier import.
-    pub async fn end_sessions(&self, ids: &[SessionId], apply: bool) -> Result<u64, StoreError> {
-        self.store.end_sessions(ids, self.clock.now(), apply).await
+        ImportedSession {
+            id: session.id,
+            user_id: session.user_id,
+            created_at: session.created_at,
+            last_refreshed_at: session.last_refreshed_at,
+            user_agent: session.user_agent,
+            ip: session.ip,
+            remember_me,
+            live_token: hash_token(session.live_token.expose()),
+            live_issued_at: session.live_issued_at,
+            expires_at: now + self.refresh.lifetime_for(remember_me),
+            spent_tokens: session
+                .spent_tokens
+                .iter()
+                .map(|(token, spent_at)| SpentToken {
+                    hash: hash_token(token.expose()),
+                    spent_at: *spent_at,
+                })
+                .collect(),
+        }
     }
 }
