@@ -148,9 +148,11 @@ impl ProfileMapping {
             let source = match source.strip_prefix("user_metadata.") {
                 Some(key) if !key.is_empty() => Source::UserMetadata(key.to_owned()),
                 Some(_) => return Err("--map: `user_metadata.` needs a key".to_owned()),
-                None if table.is_none() => return Err(format!(
+                None if table.is_none() => {
+                    return Err(format!(
                     "--map {entry}: a column needs --profiles-table (or use user_metadata.<key>)"
-                )),
+                ))
+                }
                 None => Source::Column(Ident::parse(source)?),
             };
             fields.push((field, source));

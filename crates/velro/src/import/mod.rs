@@ -10,14 +10,18 @@ mod supabase;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use uuid::Uuid;
 use velro_core::service::ImportService;
-use velro_core::store::{ImportOutcome, SessionImport, UserImport};
-use velro_core::{Clock, Secret};
+use velro_core::store::{ImportOutcome, RefreshPolicy, SessionImport, UserImport};
+use velro_core::{Clock, Secret, SystemClock};
+
+use crate::config::Config;
+use crate::database::Database;
 
 use mapping::ProfileMapping;
 use source::Source;
@@ -171,6 +175,41 @@ fn progress(total: u64) -> ProgressBar {
     bar
 }
 
+/// `velro import …`: opens Velro's database (migrating it first unless
+/// VELRO_MIGRATE_ON_START=false, as `serve` does), imports, and prints the report on stdout.
+pub async fn run(config: &Config, command: &ImportCommand) -> anyhow::Result<()> {
+    let ImportCommand::Supabase(args) = command;
+    let report = import_into(config, Arc::new(SystemClock), args).await?;
+    print!("{report}");
+    Ok(())
+}
+
+/// Imports into the database `config` names, with `clock` as the import's now.
+pub async fn import_into(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    args: &SupabaseArgs,
+) -> anyhow::Result<Report> {
+    let database = Database::open(config).await?;
+    if config.migrate_on_start {
+        database.migrate().await?;
+    }
+    let seconds = |s: u64| time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+    let service = ImportService::new(
+        database.import_store(),
+        clock.clone(),
+        RefreshPolicy {
+            lifetime: seconds(config.refresh_token_ttl_secs),
+            remember_me_lifetime: seconds(config.remember_me_refresh_token_ttl_secs),
+            reuse_grace: seconds(config.refresh_reuse_grace_secs),
+        },
+        config.initial_credits,
+    );
+    let outcome = import_supabase(&service, clock.as_ref(), args).await;
+    database.close().await;
+    outcome
+}
+
 /// Connects to the source, checks it, and imports every page.
 pub async fn import_supabase(
     service: &ImportService,
@@ -183,13 +222,13 @@ pub async fn import_supabase(
     let source = Source::connect(from.expose(), &mapping).await?;
     let total = source.count_users().await?;
     let bar = progress(total);
-    let outcome = run(service, clock, &source, args, &bar).await;
+    let outcome = import_pages(service, clock, &source, args, &bar).await;
     bar.finish_and_clear();
     source.close().await;
     outcome
 }
 
-async fn run(
+async fn import_pages(
     service: &ImportService,
     clock: &dyn Clock,
     source: &Source,

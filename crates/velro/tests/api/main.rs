@@ -12,6 +12,7 @@ mod attacks;
 mod concurrency;
 mod dashboards;
 mod http_rules;
+mod import;
 mod keys;
 mod overload;
 mod passwords;
