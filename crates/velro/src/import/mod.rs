@@ -37,7 +37,7 @@ pub enum ImportCommand {
 #[derive(Debug, clap::Args)]
 pub struct SupabaseArgs {
     /// The project's direct database URL, as the `postgres` role:
-    /// postgres://postgres:PASSWORD@db.REF.supabase.co:5432/postgres [env: VELRO_IMPORT_FROM]
+    /// postgres://postgres:PASSWORD@db.REF.supabase.co:5432/postgres
     #[arg(long, env = "VELRO_IMPORT_FROM", hide_env_values = true)]
     pub from: String,
     /// Read and compare everything, write nothing, and print what a real run would do.
