@@ -201,7 +201,7 @@ pub fn user(index: u64) -> SeededUser {
         Kind::Banned | Kind::V2Session | Kind::OAuthOnly | Kind::SignedOut | Kind::HandInserted => {
             1
         }
-        Kind::Normal | Kind::Unconfirmed | Kind::MixedCaseEmail if index % 2 == 0 => 1,
+        Kind::Normal | Kind::Unconfirmed | Kind::MixedCaseEmail if index.is_multiple_of(2) => 1,
         _ => 0,
     };
     let sessions = (0..session_count)
@@ -248,7 +248,7 @@ pub fn user(index: u64) -> SeededUser {
             .then(|| format!("Seed User {index}")),
         profile_role: has_profile.then_some(match kind {
             Kind::MixedCaseEmail => "superuser",
-            _ if index % 3 == 0 => "creator",
+            _ if index.is_multiple_of(3) => "creator",
             _ => "viewer",
         }),
         credits: 100 + index as i64,
@@ -289,7 +289,7 @@ pub fn password_hashes() -> Result<Vec<String>, bcrypt::BcryptError> {
         .iter()
         .enumerate()
         .map(|(i, password)| {
-            let version = if i % 2 == 0 {
+            let version = if i.is_multiple_of(2) {
                 bcrypt::Version::TwoA
             } else {
                 bcrypt::Version::TwoB
