@@ -57,9 +57,10 @@ runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$PGDATA" -A trust -
   >"$OUT/initdb.log" 2>&1
 runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$PGDATA" -w -l "$TMP/pg/server.log" \
   -o "-p $PGPORT -k $TMP/pg -c listen_addresses=127.0.0.1" start >>"$OUT/initdb.log" 2>&1
-psql_admin() {
-  runuser -u postgres -- /usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p "$PGPORT" -U postgres \
-    -v ON_ERROR_STOP=1 -qc "$1" >/dev/null
+psql_admin() { # SQL [database]
+  PGOPTIONS="-c client_min_messages=warning" runuser -u postgres -- \
+    /usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p "$PGPORT" -U postgres \
+    -d "${2:-postgres}" -v ON_ERROR_STOP=1 -qc "$1" >/dev/null
 }
 psql_admin 'CREATE DATABASE supabase'
 SOURCE=postgres://postgres@127.0.0.1:$PGPORT/supabase
@@ -84,7 +85,7 @@ EXTRA=$(( USERS / 100 ))
 for backend in $BACKENDS; do
   # Each backend starts from the same source: drop the extra sign-ups of the previous one.
   psql_admin "DELETE FROM auth.users
-    WHERE created_at >= TIMESTAMPTZ '2025-01-01 00:00:00+00' + make_interval(secs => $USERS)"
+    WHERE created_at >= TIMESTAMPTZ '2025-01-01 00:00:00+00' + make_interval(secs => $USERS)" supabase
   case $backend in
     sqlite)
       envs=(VELRO_DATA_DIR="$TMP/velro-sqlite") ;;
