@@ -9,7 +9,7 @@ mod supabase;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,8 +37,9 @@ pub enum ImportCommand {
 #[derive(Debug, clap::Args)]
 pub struct SupabaseArgs {
     /// The project's direct database URL, as the `postgres` role:
-    /// postgres://postgres:PASSWORD@db.REF.supabase.co:5432/postgres
-    #[arg(long, env = "VELRO_IMPORT_FROM", hide_env_values = true)]
+    /// postgres://postgres:PASSWORD@db.REF.supabase.co:5432/postgres (not a VELRO_ variable:
+    /// those are Velro's settings, checked strictly)
+    #[arg(long, env = "SUPABASE_DB_URL", hide_env_values = true)]
     pub from: String,
     /// Read and compare everything, write nothing, and print what a real run would do.
     #[arg(long)]
@@ -180,7 +181,8 @@ fn progress(total: u64) -> ProgressBar {
 pub async fn run(config: &Config, command: &ImportCommand) -> anyhow::Result<()> {
     let ImportCommand::Supabase(args) = command;
     let report = import_into(config, Arc::new(SystemClock), args).await?;
-    print!("{report}");
+    // The import is done and committed: a closed pipe (`| head`) is no error worth reporting.
+    let _ = write!(std::io::stdout().lock(), "{report}");
     Ok(())
 }
 
