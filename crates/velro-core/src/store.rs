@@ -535,7 +535,8 @@ pub struct ImportBatch {
     pub sessions: Vec<ImportedSession>,
     /// Deleted on the other server since an earlier import: removed here with their sessions.
     pub remove_users: Vec<UserId>,
-    /// Signed out on the other server: revoked here unless they moved on here.
+    /// Signed out on the other server: revoked here unless they moved on here. Imported
+    /// sessions of `users` that are in neither list are gone over there and are revoked too.
     pub end_sessions: Vec<SessionId>,
 }
 

@@ -147,6 +147,7 @@ macro_rules! import_store {
                         .db()?
                         .rows_affected();
                     }
+                    sessions_ended += end_vanished_sessions(&mut tx, batch, now).await?;
                     if apply {
                         tx.commit().await.db()?;
                     } else {
@@ -378,7 +379,7 @@ macro_rules! import_store {
                     let mut insert = QueryBuilder::<Db>::new(
                         "INSERT INTO sessions (session_id, user_id, created_at, \
                          last_refreshed_at, expires_at, remember_me, user_agent, ip, \
-                         revoked_at) ",
+                         revoked_at, imported) ",
                     );
                     insert.push_values(chunk, |mut row, session| {
                         row.push_bind(session.id.0)
@@ -389,12 +390,48 @@ macro_rules! import_store {
                             .push_bind(session.remember_me)
                             .push_bind(session.user_agent.as_deref())
                             .push_bind(session.ip.as_deref())
-                            .push_bind(None::<StoredTime>);
+                            .push_bind(None::<StoredTime>)
+                            .push_bind(true);
                     });
                     insert.build().execute(&mut **tx).await.db()?;
                     insert_tokens(tx, chunk).await?;
                 }
                 Ok(outcomes)
+            }
+
+            /// Revokes the imported, still live sessions of this page's users that the other
+            /// server no longer has (GoTrue deletes a session at sign-out), unless rotated here.
+            async fn end_vanished_sessions(
+                tx: &mut Transaction<'static, Db>,
+                batch: &ImportBatch,
+                now: OffsetDateTime,
+            ) -> Result<u64, StoreError> {
+                if batch.users.is_empty() {
+                    return Ok(0);
+                }
+                let mut update = QueryBuilder::<Db>::new("UPDATE sessions SET revoked_at = ");
+                update
+                    .push_bind(StoredTime(now))
+                    .push(" WHERE imported AND revoked_at IS NULL AND user_id IN (");
+                let mut users = update.separated(", ");
+                for user in &batch.users {
+                    users.push_bind(user.id.0);
+                }
+                update.push(")");
+                if !batch.sessions.is_empty() {
+                    update.push(" AND session_id NOT IN (");
+                    let mut kept = update.separated(", ");
+                    for session in &batch.sessions {
+                        kept.push_bind(session.id.0);
+                    }
+                    update.push(")");
+                }
+                update.push(
+                    " AND NOT EXISTS (SELECT 1 FROM refresh_tokens t \
+                     WHERE t.session_id = sessions.session_id \
+                     AND t.spent_at IS NOT NULL AND NOT t.spent_elsewhere)",
+                );
+                Ok(update.build().execute(&mut **tx).await.db()?.rows_affected())
             }
 
             /// Each session's spent tokens as generations 0.., then its live token.

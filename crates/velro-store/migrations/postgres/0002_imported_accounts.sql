@@ -12,3 +12,7 @@ ALTER TABLE users ADD COLUMN app_metadata text;
 -- own, but its successor was chosen at random over there and cannot be derived here, so a
 -- replay within the grace window is refused instead of answered.
 ALTER TABLE refresh_tokens ADD COLUMN spent_elsewhere boolean NOT NULL DEFAULT false;
+
+-- Sessions carried over by an import: a later import revokes those the other server no longer
+-- has (signed out there), and never touches sessions that began here.
+ALTER TABLE sessions ADD COLUMN imported boolean NOT NULL DEFAULT false;

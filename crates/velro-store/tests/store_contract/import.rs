@@ -8,7 +8,7 @@ use velro_core::store::{
     UserImport,
 };
 
-use crate::fixture::{email, is_live, policy, register, secs, t0, token, Fixture};
+use crate::fixture::{email, is_live, policy, register, secs, sign_in, t0, token, Fixture};
 
 store_contract!(
     a_batch_imported_twice_keeps_ids_and_changes_nothing_the_second_time,
@@ -18,6 +18,7 @@ store_contract!(
     an_imported_token_rotates_and_its_spent_ancestors_are_reuse_after_grace,
     an_imported_ancestor_replayed_within_grace_is_invalid_not_answered,
     a_session_rotated_elsewhere_is_replaced_and_one_rotated_here_is_left_alone,
+    an_imported_session_gone_from_the_other_server_is_revoked_and_ours_are_not,
 );
 
 const BCRYPT: &str = "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
@@ -266,4 +267,25 @@ async fn a_session_rotated_elsewhere_is_replaced_and_one_rotated_here_is_left_al
         .await
         .expect("rotate");
     assert!(matches!(rotation, Rotation::Rotated { .. }), "{rotation:?}");
+}
+
+async fn an_imported_session_gone_from_the_other_server_is_revoked_and_ours_are_not(fx: &Fixture) {
+    let ada = user("ada@example.com");
+    let (kept, gone, rotated) = (session(&ada, 0), session(&ada, 0), session(&ada, 0));
+    import(fx, &batch(&[&ada], &[&kept, &gone, &rotated]), true).await;
+    let (ours, _) = sign_in(fx.store(), ada.id, t0()).await;
+    fx.store()
+        .rotate_refresh_token(rotated.live_token, token(), policy(), t0())
+        .await
+        .expect("rotate");
+
+    // Signed out over there: `gone` and `rotated` are no longer in the page.
+    let outcome = import(fx, &batch(&[&ada], &[&kept]), true).await;
+    assert_eq!(outcome.sessions, [SessionImport::Unchanged]);
+    assert_eq!(outcome.sessions_ended, 1);
+    assert!(is_live(fx.store(), kept.id).await);
+    assert!(!is_live(fx.store(), gone.id).await);
+    // Rotated here since the import, and begun here: this side owns them.
+    assert!(is_live(fx.store(), rotated.id).await);
+    assert!(is_live(fx.store(), ours).await);
 }

@@ -233,6 +233,20 @@ async fn a_second_run_changes_nothing_and_a_later_run_brings_only_new_sign_ups(a
     let fifth = import(&app, &from, false).await;
     assert!(fifth.changed_nothing(), "{fifth}");
     app.refresh(&refreshed.refresh).await;
+
+    // Signed out on Supabase after an import (GoTrue deletes the session row): revoked here.
+    let leaving = velro_supabasetest::user(10);
+    let pool = sqlx::PgPool::connect(&from).await.expect("connects");
+    sqlx::query("DELETE FROM auth.sessions WHERE id = $1")
+        .bind(leaving.sessions[0].id)
+        .execute(&pool)
+        .await
+        .expect("signs out");
+    pool.close().await;
+    let sixth = import(&app, &from, false).await;
+    assert_eq!(sixth.sessions_ended, 1, "{sixth}");
+    let response = app.refresh_response(&live(&leaving, 0)).await;
+    expect_error(response, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
 }
 
 async fn a_dry_run_reports_what_it_would_do_and_writes_nothing(app: TestApp) {
