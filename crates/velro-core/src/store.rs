@@ -6,8 +6,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
     AdminUserChange, Credentials, Email, Incident, IncidentId, NewIncident, NewIncidentUpdate,
-    NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord, StateMinutes, StatusSample,
-    UnixMinute, User, UserId, UserPage, UserQuery,
+    NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord, StateMinutes,
+    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
 
