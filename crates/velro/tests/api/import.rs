@@ -6,13 +6,14 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
 use velro::import::{import_into, Report, SupabaseArgs};
 use velro_core::domain::UserId;
 use velro_supabasetest::{Kind, SeededUser};
 
 use crate::both_stores;
-use crate::helpers::{expect_error, TestApp};
+use crate::helpers::{expect_error, expect_json, TestApp};
 
 /// Made once per test process: bcrypt at GoTrue's cost is slow in a debug build.
 fn hashes() -> &'static [String] {
@@ -268,7 +269,55 @@ async fn a_dry_run_reports_what_it_would_do_and_writes_nothing(app: TestApp) {
     assert_eq!(real.sessions.imported, dry.sessions.imported);
 }
 
+/// A GoTrue grant as the official clients send it.
+async fn grant(app: &TestApp, grant_type: &str, body: Value) -> Response {
+    app.client
+        .post(app.url(&format!("/auth/v1/token?grant_type={grant_type}")))
+        .header("x-supabase-api-version", "2024-01-01")
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+async fn imported_accounts_sign_in_and_refresh_through_the_supabase_surface(app: TestApp) {
+    let Some(from) = supabase(0..40).await else {
+        return;
+    };
+    import(&app, &from, false).await;
+
+    let ada = velro_supabasetest::user(12);
+    assert_eq!(ada.kind, Kind::Normal);
+    let password = ada.password.expect("a password");
+    let body = json!({"email": ada.email, "password": password});
+    let session = expect_json(grant(&app, "password", body).await, StatusCode::OK).await;
+    assert_eq!(session["user"]["id"], ada.id.to_string());
+    let stored = app
+        .store()
+        .await
+        .find_credentials(UserId(ada.id))
+        .await
+        .expect("the store answers")
+        .expect("the user is there");
+    assert!(stored.password_hash.as_str().starts_with("$argon2id$"));
+
+    // The token the client got from Supabase before the switch.
+    let body = json!({"refresh_token": live(&ada, 0)});
+    let refreshed = expect_json(grant(&app, "refresh_token", body).await, StatusCode::OK).await;
+    assert_eq!(refreshed["user"]["id"], ada.id.to_string());
+    let v2 = first(Kind::V2Session);
+    let body = json!({"refresh_token": live(&v2, 0)});
+    let refreshed = expect_json(grant(&app, "refresh_token", body).await, StatusCode::OK).await;
+    assert_eq!(refreshed["user"]["id"], v2.id.to_string());
+
+    let banned = first(Kind::Banned);
+    let body = json!({"email": banned.email, "password": banned.password.expect("a password")});
+    let refused = expect_json(grant(&app, "password", body).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(refused["code"], "user_banned", "{refused}");
+}
+
 both_stores!(
+    imported_accounts_sign_in_and_refresh_through_the_supabase_surface,
     imported_users_keep_their_ids_passwords_and_profiles,
     imported_refresh_tokens_refresh_and_spent_ones_are_reuse,
     a_second_run_changes_nothing_and_a_later_run_brings_only_new_sign_ups,
