@@ -6,8 +6,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
     AdminUserChange, Credentials, Email, Incident, IncidentId, NewIncident, NewIncidentUpdate,
-    NewUser, PasswordHash, ProfileChange, SessionId, SessionRecord, StateMinutes, StatusSample,
-    UnixMinute, User, UserId, UserPage, UserQuery,
+    NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord, StateMinutes,
+    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
 
@@ -554,4 +554,114 @@ macro_rules! __store_signature {
             [limit: u32]
         ) (Vec<$crate::store::FlagChange>) } $($k)*);
     };
+}
+
+/// A user carried over from another auth server, its id kept. Written by [`ImportStore`] only.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub id: UserId,
+    pub email: Email,
+    /// The other server's hash, verbatim (bcrypt verifies as it is and is rehashed at the next
+    /// sign-in). None: the account has no password (OAuth-only); it is stored unusable.
+    pub password_hash: Option<PasswordHash>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub role: Role,
+    pub credits_balance: i64,
+    pub email_confirmed_at: Option<OffsetDateTime>,
+    pub last_sign_in_at: Option<OffsetDateTime>,
+    pub banned_until: Option<OffsetDateTime>,
+    /// Whether the account is refused sign-in now (banned at the time of the import).
+    pub disabled: bool,
+    /// JSON objects as text, kept for the Supabase-compatible surface.
+    pub user_metadata: Option<String>,
+    pub app_metadata: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A refresh token the other server spent, kept so that presenting it again is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentToken {
+    pub hash: TokenHash,
+    pub spent_at: OffsetDateTime,
+}
+
+/// A signed-in session carried over with its live refresh token, so that the client's next
+/// refresh rotates it here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedSession {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub last_refreshed_at: Option<OffsetDateTime>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub remember_me: bool,
+    pub live_token: TokenHash,
+    pub live_issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// Oldest first; the live token comes after the last of them.
+    pub spent_tokens: Vec<SpentToken>,
+}
+
+/// What importing one user did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserImport {
+    Inserted,
+    Updated,
+    Unchanged,
+    /// Another user (another id) already has this email here.
+    EmailTaken,
+}
+
+/// What importing one session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionImport {
+    Inserted,
+    /// The other server rotated it since the last import: its chain was replaced.
+    Updated,
+    Unchanged,
+    /// Rotated, revoked or signed out here since it was imported: this side is ahead and wins.
+    MovedOnHere,
+    /// Its user is not here (not imported).
+    UserMissing,
+}
+
+/// One page of an import, written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    pub users: Vec<ImportedUser>,
+    /// Written after `users`, so a session may belong to a user of the same batch.
+    pub sessions: Vec<ImportedSession>,
+    /// Deleted on the other server since an earlier import: removed here with their sessions.
+    pub remove_users: Vec<UserId>,
+    /// Signed out on the other server: revoked here unless they moved on here. Imported
+    /// sessions of `users` that are in neither list are gone over there and are revoked too.
+    pub end_sessions: Vec<SessionId>,
+}
+
+/// What one batch did: one outcome per user and per session, in order, and two counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub users: Vec<UserImport>,
+    pub sessions: Vec<SessionImport>,
+    pub users_removed: u64,
+    pub sessions_ended: u64,
+}
+
+/// The bulk writes of `velro import`. Separate from [`Store`] because only the import command
+/// uses it.
+#[async_trait]
+pub trait ImportStore: Send + Sync + 'static {
+    /// Writes the batch in one transaction, rolled back instead of committed when `apply` is
+    /// false (a dry run sees exactly what a real run would do). Users are upserted by id, ids
+    /// kept; a stored hash that is no longer the other server's kind (rehashed here at a
+    /// sign-in) is kept. A session whose newest token here is not one the other server issued
+    /// (rotated or revoked here since) is left alone: this side is ahead.
+    async fn import_batch(
+        &self,
+        batch: &ImportBatch,
+        now: OffsetDateTime,
+        apply: bool,
+    ) -> Result<ImportOutcome, StoreError>;
 }

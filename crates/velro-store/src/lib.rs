@@ -4,6 +4,7 @@
 
 mod database_url;
 mod error;
+mod import;
 mod page;
 mod postgres;
 mod rotation;

@@ -10,6 +10,8 @@ use velro_core::store::RefreshPolicy;
 pub(crate) struct PresentedToken {
     pub(crate) expires_at: OffsetDateTime,
     pub(crate) spent_at: Option<OffsetDateTime>,
+    /// Spent by the server it was imported from: its successor cannot be derived here.
+    pub(crate) spent_elsewhere: bool,
     pub(crate) session_revoked: bool,
     pub(crate) user_disabled: bool,
 }
@@ -37,6 +39,11 @@ pub(crate) fn judge(
     }
     match token.spent_at {
         // A spent token is judged by when it was spent, whatever its own expiry.
+        // The other server chose the successor at random: answering with a derived one would
+        // hand out a token that does not exist, so a replay in the window is refused instead.
+        Some(spent_at) if now - spent_at <= policy.reuse_grace && token.spent_elsewhere => {
+            Verdict::Invalid
+        }
         Some(spent_at) if now - spent_at <= policy.reuse_grace => Verdict::ReusedWithinGrace,
         Some(_) => Verdict::ReusedAfterGrace,
         None if token.expires_at <= now => Verdict::Invalid,
@@ -77,6 +84,7 @@ mod tests {
         let live = PresentedToken {
             expires_at: now + Duration::days(1),
             spent_at: None,
+            spent_elsewhere: false,
             session_revoked: false,
             user_disabled: false,
         };
@@ -154,6 +162,22 @@ mod tests {
                     ..live
                 },
                 Verdict::Invalid,
+            ),
+            (
+                PresentedToken {
+                    spent_at: ago(5),
+                    spent_elsewhere: true,
+                    ..live
+                },
+                Verdict::Invalid,
+            ),
+            (
+                PresentedToken {
+                    spent_at: ago(11),
+                    spent_elsewhere: true,
+                    ..live
+                },
+                Verdict::ReusedAfterGrace,
             ),
         ];
         for (token, expected) in cases {

@@ -148,6 +148,7 @@ pub(crate) struct PresentedRow {
     generation: StoredGeneration,
     token_expires_at: StoredTime,
     spent_at: Option<StoredTime>,
+    spent_elsewhere: bool,
     revoked_at: Option<StoredTime>,
     #[sqlx(flatten)]
     live: LiveSessionRow,
@@ -162,6 +163,7 @@ impl PresentedRow {
         let token = PresentedToken {
             expires_at: self.token_expires_at.0,
             spent_at: self.spent_at.map(|t| t.0),
+            spent_elsewhere: self.spent_elsewhere,
             session_revoked: self.revoked_at.is_some(),
             user_disabled: user.disabled,
         };

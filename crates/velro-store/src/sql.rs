@@ -150,7 +150,8 @@ pub(crate) const REVOKE_OTHER_SESSIONS: &str = "UPDATE sessions SET revoked_at =
 macro_rules! find_presented_token {
     () => {
         concat!(
-            "SELECT t.generation, t.expires_at AS token_expires_at, t.spent_at, s.revoked_at, ",
+            "SELECT t.generation, t.expires_at AS token_expires_at, t.spent_at, \
+             t.spent_elsewhere, s.revoked_at, ",
             session_columns_s!(),
             ", ",
             user_columns_u!(),

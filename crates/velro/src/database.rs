@@ -8,7 +8,7 @@ use std::str::FromStr;
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
-use velro_core::store::Store;
+use velro_core::store::{ImportStore, Store};
 use velro_store::{DatabaseUrl, PgConfig, PgStore, SqliteConfig, SqliteStore};
 
 use crate::config::Config;
@@ -71,6 +71,14 @@ impl Database {
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(store) => store.clone(),
+            Self::Postgres(store) => store.clone(),
+        }
+    }
+
+    /// The same database's bulk-import writes, for `velro import`.
+    pub fn import_store(&self) -> Arc<dyn ImportStore> {
         match self {
             Self::Sqlite(store) => store.clone(),
             Self::Postgres(store) => store.clone(),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod config;
 pub mod database;
+pub mod import;
 pub mod keys;
 pub mod mailer;
 pub mod serve;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use velro::config::{settings_help, Config, Overrides};
 use velro::database::Database;
+use velro::import::ImportCommand;
 use velro::keys::KeysCommand;
 use velro::startup::{shutdown_signal, Application};
 use velro::status::StatusCommand;
@@ -72,6 +73,15 @@ enum Command {
         #[arg(long, global = true)]
         data_dir: Option<PathBuf>,
     },
+    /// Import users and live sessions from another auth server into Velro's database
+    /// (DATABASE_URL, or the SQLite database in the data folder). Safe to repeat.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+        /// Folder of the SQLite database [env: VELRO_DATA_DIR] [default: ./velro-data]
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -84,7 +94,8 @@ impl Command {
             },
             Self::Migrate { data_dir }
             | Self::Keys { data_dir, .. }
-            | Self::Status { data_dir, .. } => Overrides {
+            | Self::Status { data_dir, .. }
+            | Self::Import { data_dir, .. } => Overrides {
                 bind: None,
                 data_dir: data_dir.clone(),
             },
@@ -109,6 +120,7 @@ impl Command {
             }
             Self::Keys { command, .. } => velro::keys::run(config, &command),
             Self::Status { command, .. } => velro::status::run(config, &command).await,
+            Self::Import { command, .. } => velro::import::run(config, &command).await,
         }
     }
 }

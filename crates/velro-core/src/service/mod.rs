@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod console;
+mod import;
 mod session;
 mod status;
 mod supabase;
@@ -15,6 +16,7 @@ use time::Duration;
 pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use console::{ConsoleService, ConsoleSignIn, Operator, CACHE_FLAG};
+pub use import::{ForeignSession, ForeignUser, ImportService};
 pub use session::{Authenticated, LogoutScope};
 pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,

@@ -15,6 +15,7 @@ use crate::sql;
 use crate::store::{sql_store, Dialect, Pools};
 
 sql_store!(PgStore);
+crate::import::import_store!(PgStore);
 
 impl Dialect for PgStore {
     type Db = Postgres;

@@ -14,6 +14,7 @@ use crate::sql;
 use crate::store::{sql_store, Dialect, Pools};
 
 sql_store!(SqliteStore);
+crate::import::import_store!(SqliteStore);
 
 impl Dialect for SqliteStore {
     type Db = Sqlite;

@@ -10,12 +10,13 @@ use tempfile::TempDir;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_core::domain::{DisplayName, Email, NewUser, PasswordHash, SessionId, User, UserId};
-use velro_core::store::{NewSession, RefreshPolicy, Store, TokenHash};
+use velro_core::store::{ImportStore, NewSession, RefreshPolicy, Store, TokenHash};
 use velro_core::{Clock, SystemClock};
 use velro_store::{PgConfig, PgStore, SqliteConfig, SqliteStore};
 
 pub struct Fixture {
     store: Arc<dyn Store>,
+    import: Arc<dyn ImportStore>,
     backend: Backend,
 }
 
@@ -53,6 +54,7 @@ impl Fixture {
         let store = Arc::new(store);
         Self {
             store: store.clone(),
+            import: store.clone(),
             backend: Backend::Sqlite {
                 store,
                 path,
@@ -75,6 +77,7 @@ impl Fixture {
         let store = Arc::new(store);
         Some(Self {
             store: store.clone(),
+            import: store.clone(),
             backend: Backend::Postgres { store, url },
         })
     }
@@ -85,6 +88,11 @@ impl Fixture {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// The same database's bulk-import writes.
+    pub fn import(&self) -> &dyn ImportStore {
+        self.import.as_ref()
     }
 
     /// For tasks that run at the same time.

@@ -35,6 +35,7 @@ macro_rules! store_contract {
 mod admin;
 mod console;
 mod fixture;
+mod import;
 mod resets;
 mod rotation;
 mod sessions;

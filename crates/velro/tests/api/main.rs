@@ -14,6 +14,7 @@ mod concurrency;
 mod console;
 mod dashboards;
 mod http_rules;
+mod import;
 mod keys;
 mod overload;
 mod passwords;

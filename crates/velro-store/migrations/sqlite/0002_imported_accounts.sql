@@ -1,0 +1,18 @@
+-- What `velro import` carries over from another auth server (Supabase's auth.users), and what
+-- the Supabase-compatible surface can show: confirmation and sign-in times (unix
+-- microseconds), a timed ban, and the two metadata objects (JSON text).
+
+ALTER TABLE users ADD COLUMN email_confirmed_at INTEGER;
+ALTER TABLE users ADD COLUMN last_sign_in_at INTEGER;
+ALTER TABLE users ADD COLUMN banned_until INTEGER;
+ALTER TABLE users ADD COLUMN user_metadata TEXT;
+ALTER TABLE users ADD COLUMN app_metadata TEXT;
+
+-- A refresh token the other server issued and spent: presenting it again is reuse, as for our
+-- own, but its successor was chosen at random over there and cannot be derived here, so a
+-- replay within the grace window is refused instead of answered.
+ALTER TABLE refresh_tokens ADD COLUMN spent_elsewhere INTEGER NOT NULL DEFAULT 0;
+
+-- Sessions carried over by an import: a later import revokes those the other server no longer
+-- has (signed out there), and never touches sessions that began here.
+ALTER TABLE sessions ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;
