@@ -53,3 +53,24 @@ impl fmt::Display for Failure {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    #[test]
+    fn a_refused_body_reads_as_one_line_per_field_with_no_line_break_inside_one() {
+        let failure = Failure::Invalid {
+            summary: "422 validation_failed: the body\nis invalid".into(),
+            fields: vec![
+                "status: must be one of a, b".into(),
+                "impact: bad\r\nvalue".into(),
+            ],
+        };
+        assert_eq!(
+            failure.to_string(),
+            "422 validation_failed: the body is invalid\n  status: must be one of a, b\n  impact: bad  value"
+        );
+        assert_eq!(failure.exit_code(), 1);
+    }
+}
