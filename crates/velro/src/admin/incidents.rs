@@ -40,12 +40,15 @@ pub(super) enum IncidentsCommand {
         /// investigating, identified, monitoring or resolved (any but resolved reopens it)
         #[arg(long)]
         status: String,
+        /// The update's text, shown on the page and in the feed
         #[arg(long)]
         message: String,
     },
     /// Close an incident: an update with the status resolved
     Resolve {
+        /// The incident's id, as `incidents list` prints it
         id: Uuid,
+        /// The closing update's text, e.g. what was fixed
         #[arg(long)]
         message: String,
     },
