@@ -78,7 +78,10 @@ impl From<Refusal> for Failure {
             ));
         }
         if !refusal.errors.is_empty() {
-            message.push_str(&format!(" ({})", refusal.errors.join("; ")));
+            return Failure::Invalid {
+                summary: message,
+                fields: refusal.errors,
+            };
         }
         if refusal.status.is_server_error() && !refusal.request_id.is_empty() {
             message.push_str(&format!(" [request id {}]", refusal.request_id));
@@ -122,6 +125,10 @@ impl Client {
     /// `path` below `/api/v1/admin`, e.g. `/users`.
     pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Answer, Error> {
         self.send(Method::GET, path, query, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Answer, Error> {
+        self.send(Method::POST, path, &[], Some(body)).await
     }
 
     pub async fn patch(&self, path: &str, body: &Value) -> Result<Answer, Error> {

@@ -1,11 +1,12 @@
 //! `velro admin`: a client of a running instance's admin API (`/api/v1/admin`), for operators and
-//! scripts. It never reads the server's settings or database; each resource (users, flags) is a
-//! subcommand group in its own module, all sharing one HTTP client, one error table and one
-//! printer.
+//! scripts. It never reads the server's settings or database; each resource (users, flags,
+//! incidents) is a subcommand group in its own module, all sharing one HTTP client, one error
+//! table and one printer.
 
 mod client;
 mod failure;
 mod flags;
+mod incidents;
 mod key;
 mod table;
 mod users;
@@ -57,6 +58,9 @@ enum AdminCommand {
     /// Read and switch the run-time flags (today: the cache kill-switch)
     #[command(subcommand)]
     Flags(flags::FlagsCommand),
+    /// Open, update, resolve and list the status page's incidents
+    #[command(subcommand)]
+    Incidents(incidents::IncidentsCommand),
 }
 
 /// Only `http://host[:port][/prefix]`: the base is joined with the API's paths.
@@ -110,6 +114,7 @@ async fn run(args: AdminArgs) -> Result<Printed, Failure> {
     match args.command {
         AdminCommand::Users(command) => users::run(&client, command).await,
         AdminCommand::Flags(command) => flags::run(&client, command).await,
+        AdminCommand::Incidents(command) => incidents::run(&client, command).await,
     }
 }
 

@@ -25,6 +25,8 @@ both_stores!(
     admin_cli_reads_and_switches_flags,
     admin_cli_says_no_such_user_with_exit_code_1,
     admin_cli_refuses_a_wrong_key_or_a_user_token_with_exit_code_4,
+    admin_cli_opens_lists_updates_and_resolves_an_incident,
+    admin_cli_names_each_bad_incident_field_and_an_unknown_id_with_exit_code_1,
 );
 
 /// One finished `velro admin` run.
@@ -66,6 +68,32 @@ impl Run {
         );
         for word in words {
             assert!(lines[0].contains(word), "{word:?} missing: {}", lines[0]);
+        }
+    }
+
+    /// Exit code 1 for a 422: an `error:` line, then one indented line per field, each naming
+    /// its field first.
+    fn failed_on_fields(&self, fields: &[&str]) {
+        assert_eq!(
+            self.code, 1,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(self.stdout.is_empty(), "{}", self.stdout);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert!(
+            lines.len() == 1 + fields.len() && lines[0].starts_with("error: 422 validation_failed"),
+            "{}",
+            self.stderr
+        );
+        for field in fields {
+            assert!(
+                lines[1..]
+                    .iter()
+                    .any(|line| line.starts_with(&format!("  {field}: must be one of"))),
+                "{field:?} missing:\n{}",
+                self.stderr
+            );
         }
     }
 }
@@ -515,4 +543,222 @@ fn on_a_terminal(line: &str, answer: &str) -> String {
     let transcript = shown.lock().expect("not poisoned").clone();
     assert!(status.success(), "{status}:\n{transcript}");
     transcript
+}
+
+async fn admin_cli_opens_lists_updates_and_resolves_an_incident(app: TestApp) {
+    let incidents = || async {
+        expect_json(
+            app.admin(Method::GET, "/incidents", None).await,
+            StatusCode::OK,
+        )
+        .await
+    };
+    let opened = run_ok(
+        &app,
+        &[
+            "--json",
+            "incidents",
+            "open",
+            "Sign-in is slow",
+            "--impact",
+            "major",
+            "--message",
+            "We are looking into slow sign-ins.",
+            "--component",
+            "auth_api,database",
+        ],
+    )
+    .await
+    .json();
+    let id = opened["id"].as_str().expect("an id").to_string();
+    assert_eq!(opened["status"], "investigating");
+    assert_eq!(opened["impact"], "major");
+    assert_eq!(
+        opened["components"],
+        serde_json::json!(["auth_api", "database"])
+    );
+    assert!(opened["resolved_at"].is_null(), "{opened}");
+
+    let listed = run_ok(&app, &["incidents", "list"]).await;
+    assert!(listed.stdout.starts_with("ID "), "{}", listed.stdout);
+    let line = listed
+        .stdout
+        .lines()
+        .find(|line| line.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} missing:\n{}", listed.stdout));
+    for word in [
+        "investigating",
+        "major",
+        "auth_api,database",
+        "Sign-in is slow",
+    ] {
+        assert!(line.contains(word), "{word:?} missing: {line}");
+    }
+
+    let updated = run_ok(
+        &app,
+        &[
+            "incidents",
+            "update",
+            &id,
+            "--status",
+            "identified",
+            "--message",
+            "A slow database query.",
+        ],
+    )
+    .await;
+    assert!(
+        updated
+            .stdout
+            .starts_with(&format!("updated incident {id}")),
+        "{}",
+        updated.stdout
+    );
+    assert!(
+        updated
+            .stdout
+            .lines()
+            .any(|line| line.contains("identified") && line.contains("A slow database query.")),
+        "{}",
+        updated.stdout
+    );
+
+    let resolved = run_ok(
+        &app,
+        &[
+            "--json",
+            "incidents",
+            "resolve",
+            &id,
+            "--message",
+            "Fixed: sign-in is fast again.",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(resolved["status"], "resolved");
+    assert!(resolved["resolved_at"].is_string(), "{resolved}");
+    let timeline: Vec<(&str, &str)> = resolved["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .map(|update| {
+            (
+                update["status"].as_str().unwrap_or_default(),
+                update["message"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            ("resolved", "Fixed: sign-in is fast again."),
+            ("identified", "A slow database query."),
+            ("investigating", "We are looking into slow sign-ins."),
+        ]
+    );
+
+    // The instance itself, and `--json list`, agree that it is resolved.
+    let stored = incidents().await;
+    let found = stored["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .find(|incident| incident["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} missing: {stored}"))
+        .clone();
+    assert_eq!(found, resolved);
+    assert_eq!(
+        run_ok(&app, &["--json", "incidents", "list"]).await.json(),
+        stored
+    );
+}
+
+async fn admin_cli_names_each_bad_incident_field_and_an_unknown_id_with_exit_code_1(app: TestApp) {
+    let base = app.address.as_str();
+    let key = Some(SERVICE_KEY);
+    admin_cli(
+        base,
+        key,
+        &[
+            "incidents",
+            "open",
+            "Sign-in is slow",
+            "--status",
+            "fixing",
+            "--impact",
+            "huge",
+            "--message",
+            "Looking.",
+        ],
+    )
+    .await
+    .failed_on_fields(&["status", "impact"]);
+    let none = expect_json(
+        app.admin(Method::GET, "/incidents", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(none["incidents"], serde_json::json!([]), "{none}");
+
+    let opened = run_ok(
+        &app,
+        &[
+            "--json",
+            "incidents",
+            "open",
+            "Mail is late",
+            "--impact",
+            "minor",
+            "--message",
+            "Looking.",
+        ],
+    )
+    .await
+    .json();
+    let id = opened["id"].as_str().expect("an id").to_string();
+    admin_cli(
+        base,
+        key,
+        &[
+            "incidents",
+            "update",
+            &id,
+            "--status",
+            "fixed",
+            "--message",
+            "x",
+        ],
+    )
+    .await
+    .failed_on_fields(&["status"]);
+
+    let missing = uuid::Uuid::new_v4().to_string();
+    admin_cli(
+        base,
+        key,
+        &["incidents", "resolve", &missing, "--message", "Fixed."],
+    )
+    .await
+    .failed(1, &["no incident with id", &missing]);
+    // Not an id at all: a usage mistake, caught before any request.
+    let bad = admin_cli(
+        base,
+        key,
+        &["incidents", "resolve", "nope", "--message", "Fixed."],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+
+    let after = expect_json(
+        app.admin(Method::GET, "/incidents", None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(after["incidents"][0]["status"], "investigating", "{after}");
+    assert_eq!(
+        after["incidents"][0]["updates"].as_array().map(Vec::len),
+        Some(1)
+    );
 }
