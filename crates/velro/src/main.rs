@@ -153,7 +153,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
-            eprintln!("error: {error:#}");
+            if !telemetry::error_log_reaches_stderr() {
+                eprintln!("error: {error:#}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -41,11 +41,19 @@ pub fn serve(data_dir: &Path) -> Command {
 
 /// Runs to completion, or kills the child and fails when it outlives `limit`.
 pub fn output_within(mut command: Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = spawn_and_wait(&mut command, limit);
+    child.wait_with_output().expect("collects output")
+}
+
+/// As [`output_within`], with the output going wherever `command` already sends it.
+pub fn status_within(mut command: Command, limit: Duration) -> ExitStatus {
+    spawn_and_wait(&mut command, limit).wait().expect("waits")
+}
+
+/// The child once it has exited; killed, and the test failed, when it outlives `limit`.
+fn spawn_and_wait(command: &mut Command, limit: Duration) -> Child {
+    let mut child = command.spawn().expect("starts");
     let started = Instant::now();
     while child.try_wait().expect("waits").is_none() {
         if started.elapsed() > limit {
@@ -55,7 +63,7 @@ pub fn output_within(mut command: Command, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().expect("collects output")
+    child
 }
 
 /// A served instance. Dropping it kills the process, so that a failed assertion leaves nothing

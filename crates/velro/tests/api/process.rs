@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::binary::{output_within, serve, velro, Running};
+use crate::binary::{output_within, serve, status_within, velro, Running};
 use crate::helpers::unique_email;
 
 #[test]
@@ -171,6 +171,31 @@ async fn a_login_with_an_unknown_email_runs_one_password_verification() {
         before + 1,
         "the unknown email was verified against the dummy hash"
     );
+}
+
+/// With stdout (the log) and stderr sent to one file, as `> velro.log 2>&1` or the journal do, the
+/// error that stops start-up is written once, not as a log line and again on stderr.
+#[test]
+fn a_start_up_error_is_written_once_when_log_and_stderr_share_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = taken.local_addr().expect("an address").to_string();
+    let output = std::fs::File::create(dir.path().join("output.txt")).expect("a file");
+    let mut command = velro();
+    command
+        .args(["serve", "--bind", &address])
+        .env("VELRO_DATA_DIR", dir.path().join("data"))
+        .env("VELRO_LOG_FORMAT", "human")
+        .stdout(output.try_clone().expect("a second handle"))
+        .stderr(output);
+    let status = status_within(command, Duration::from_secs(30));
+    assert!(!status.success(), "served on a port already taken");
+    let text = std::fs::read_to_string(dir.path().join("output.txt")).expect("readable");
+    let mentions = text
+        .lines()
+        .filter(|line| line.contains("could not listen on"))
+        .count();
+    assert_eq!(mentions, 1, "{text}");
 }
 
 const DB_PASSWORD: &str = "Pg-Secret-Tangerine-Walrus-19";
