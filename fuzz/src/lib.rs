@@ -117,7 +117,8 @@ velro_core::impl_store! {
         ping, create_user, find_credentials_by_email, find_credentials, replace_password_hash,
         create_session, rotate_refresh_token, revoke_session, revoke_sessions,
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
-        reset_password, change_password, list_users, find_user, update_user, delete_user;
+        reset_password, change_password, list_users, find_user, update_user, delete_user,
+        purge;
 
     async fn find_live_session(
         &self,

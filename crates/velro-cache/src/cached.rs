@@ -155,9 +155,12 @@ fn count_lookup(layer: &'static str, result: &'static str) {
 }
 
 velro_core::impl_store! {
+    // `purge` removes only ended sessions, which were invalidated when they were revoked, or
+    // expired ones, whose access tokens have expired too (the retention outlasts them).
     CachedStore, forward to inner:
         ping, create_user, find_credentials_by_email, find_credentials, create_session,
-        list_live_sessions, create_reset_token, find_reset_token_user, list_users, find_user;
+        list_live_sessions, create_reset_token, find_reset_token_user, list_users, find_user,
+        purge;
 
     async fn replace_password_hash(
         &self,

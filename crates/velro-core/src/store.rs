@@ -63,6 +63,45 @@ pub enum Rotation {
     Invalid,
 }
 
+/// Rows one purge removed, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub refresh_tokens: u64,
+    pub sessions: u64,
+    pub reset_tokens: u64,
+}
+
+impl Purged {
+    /// Each kind with its table's name (the metric label and `velro purge`'s output).
+    pub fn by_table(&self) -> [(&'static str, u64); 3] {
+        [
+            ("refresh_tokens", self.refresh_tokens),
+            ("sessions", self.sessions),
+            ("password_reset_tokens", self.reset_tokens),
+        ]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.refresh_tokens + self.sessions + self.reset_tokens
+    }
+}
+
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, other: Self) {
+        self.refresh_tokens += other.refresh_tokens;
+        self.sessions += other.sessions;
+        self.reset_tokens += other.reset_tokens;
+    }
+}
+
+/// What one purge batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeBatch {
+    pub removed: Purged,
+    /// A kind filled its batch: there may be more to remove now.
+    pub more: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionWithUser {
     pub session: SessionRecord,
@@ -188,6 +227,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the user with its sessions and tokens. False when there was no such user.
     async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError>;
+
+    /// Removes one batch of rows that nothing needs any more: up to `limit` sessions that ended
+    /// (revoked, or expired) before `ended_before`, with their refresh tokens, and up to `limit`
+    /// reset tokens used or expired before it. A live session's spent refresh tokens stay:
+    /// reuse detection needs them for as long as the session lives. Every statement is a short
+    /// transaction of its own touching at most `limit` rows, and deletes only rows that still
+    /// qualify, so purges running at once (several instances) are safe.
+    async fn purge(
+        &self,
+        ended_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<PurgeBatch, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -221,7 +272,7 @@ pub mod __private {
 ///         replace_password_hash, create_session, find_live_session, rotate_refresh_token,
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
 ///         create_reset_token, find_reset_token_user, reset_password, change_password,
-///         list_users, find_user, update_user, delete_user;
+///         list_users, find_user, update_user, delete_user, purge;
 /// }
 /// ```
 #[macro_export]
@@ -383,5 +434,10 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { delete_user (
             [user_id: $crate::domain::UserId]
         ) (bool) } $($k)*);
+    };
+    (purge, $($k:tt)*) => {
+        $crate::impl_store!(@push { purge (
+            [ended_before: $crate::store::__private::OffsetDateTime] [limit: u32]
+        ) ($crate::store::PurgeBatch) } $($k)*);
     };
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod database;
 pub mod keys;
 pub mod mailer;
+pub mod purge;
 pub mod serve;
 pub mod startup;
 pub mod telemetry;

@@ -44,6 +44,13 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Remove, once, the rows past their retention (ended sessions with their refresh tokens,
+    /// used or expired reset tokens) and print how many of each; `serve` does this periodically.
+    Purge {
+        /// Folder of the SQLite database [env: VELRO_DATA_DIR] [default: ./velro-data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Manage the access-token signing keys in <data dir>/jwt-keys.json (list, rotate, add,
     /// activate, prune). Running instances pick up changes on restart.
     Keys {
@@ -63,10 +70,12 @@ impl Command {
                 bind: *bind,
                 data_dir: data_dir.clone(),
             },
-            Self::Migrate { data_dir } | Self::Keys { data_dir, .. } => Overrides {
-                bind: None,
-                data_dir: data_dir.clone(),
-            },
+            Self::Migrate { data_dir } | Self::Purge { data_dir } | Self::Keys { data_dir, .. } => {
+                Overrides {
+                    bind: None,
+                    data_dir: data_dir.clone(),
+                }
+            }
         }
     }
 
@@ -86,6 +95,7 @@ impl Command {
                 tracing::info!("migrations applied");
                 Ok(())
             }
+            Self::Purge { .. } => velro::purge::run(config).await,
             Self::Keys { command, .. } => velro::keys::run(config, &command),
         }
     }

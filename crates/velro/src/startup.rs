@@ -13,7 +13,7 @@ use velro_core::cache::CacheControl;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
-use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies};
+use velro_core::service::{AdminService, AuthService, AuthSettings, Dependencies, PurgeService};
 use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
@@ -32,6 +32,8 @@ pub struct Application {
     database: Database,
     cache: Arc<CachedStore>,
     connections: ConnectionSettings,
+    /// The periodic purge and its interval; `None` when it is off.
+    purge: Option<(PurgeService, Duration)>,
 }
 
 fn seconds(secs: u64) -> time::Duration {
@@ -51,6 +53,8 @@ impl Application {
             database.migrate().await?;
         }
         let cache = velro_cache::build(database.store(), cache_config(config)).await;
+        let (purge_settings, purge_interval) = config.purge_settings();
+        let purge = PurgeService::new(cache.store.clone(), clock.clone(), purge_settings);
         let state = build_state(config, &database, &cache, clock)?;
         let listener = TcpListener::bind(config.bind)
             .await
@@ -64,6 +68,7 @@ impl Application {
                 header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
                 shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             },
+            purge: purge_interval.map(|interval| (purge, interval)),
         })
     }
 
@@ -79,12 +84,34 @@ impl Application {
     ) -> anyhow::Result<()> {
         let address = self.local_addr()?;
         tracing::info!(%address, "listening");
+        // The purge stops as soon as shutdown begins, before the drain: it is never what a
+        // stopping instance waits for.
+        let (stop_purge, purge_stopped) = tokio::sync::oneshot::channel::<()>();
+        let purge = self.purge.map(|(service, interval)| {
+            tracing::info!(
+                interval_secs = interval.as_secs(),
+                retention_secs = service.settings().retention.whole_seconds(),
+                "periodic purge on"
+            );
+            tokio::spawn(service.run_periodically(interval, async move {
+                let _ = purge_stopped.await;
+            }))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            drop(stop_purge);
+        };
         let drain = serve(self.listener, self.router, self.connections, shutdown).await;
         if drain == Drain::GraceExpired {
             tracing::warn!(
                 grace_secs = self.connections.shutdown_grace.as_secs(),
                 "in-flight requests did not finish in time; stopping anyway"
             );
+        }
+        if let Some(purge) = purge {
+            if let Err(error) = purge.await {
+                tracing::warn!(error = %error, "the purge task ended abnormally");
+            }
         }
         self.cache.shutdown().await;
         self.database.close().await;

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod purge;
 mod session;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use time::Duration;
 
 pub use account::{Login, Registration};
 pub use admin::AdminService;
+pub use purge::{PurgeReport, PurgeService, PurgeSettings};
 pub use session::{Authenticated, LogoutScope};
 
 use crate::domain::{PasswordPolicy, SessionId, User};

@@ -28,6 +28,11 @@ impl Dialect for PgStore {
 
     const EMAIL_PREFIX_FILTER: &'static [&'static str] = &[" AND starts_with(email, ", ")"];
 
+    /// Instances purging at once split the rows instead of queueing on each other's locks.
+    const PURGE_RESET_TOKENS: &'static str = sql::PURGE_RESET_TOKENS_SKIP_LOCKED;
+
+    const BATCH_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+
     fn pools(&self) -> &Pools<Postgres> {
         &self.pools
     }

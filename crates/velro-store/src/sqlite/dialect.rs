@@ -28,6 +28,11 @@ impl Dialect for SqliteStore {
     const EMAIL_PREFIX_FILTER: &'static [&'static str] =
         &[" AND substr(email, 1, length(", ")) = ", ""];
 
+    /// The single writer: a purge never meets another one's rows mid-delete.
+    const PURGE_RESET_TOKENS: &'static str = sql::PURGE_RESET_TOKENS;
+
+    const BATCH_LOCK: &'static str = "";
+
     fn pools(&self) -> &Pools<Sqlite> {
         &self.pools
     }

@@ -34,6 +34,7 @@ macro_rules! store_contract {
 
 mod admin;
 mod fixture;
+mod purge;
 mod resets;
 mod rotation;
 mod sessions;
