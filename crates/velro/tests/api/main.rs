@@ -15,6 +15,7 @@ mod keys;
 mod overload;
 mod passwords;
 mod process;
+mod purge;
 mod secrets_in_logs;
 mod sessions;
 mod two_instances;
