@@ -9,9 +9,10 @@
 #            (two refresh tokens) and a registration session that expires after
 #            SOAK_REFRESH_TTL_SECS, plus one user (users are the system of record, never purged)
 #   login    SOAK_LOGIN_RATE logins/s to one account: sessions never logged out, which expire
-# Sampled: the SQLite file and its -wal (bytes), the rows per table, the bytes per table
-# (SQLite's dbstat; PostgreSQL's pg_total_relation_size, indexes and TOAST included), the
-# server's RSS, and the rows the purge removed so far (velro_purge_rows_total).
+# Sampled: the SQLite file and its -wal (bytes; on PostgreSQL the database's size and the dead
+# tuples of sessions + refresh_tokens that autovacuum has not reclaimed yet), the rows per table,
+# the bytes per table (SQLite's dbstat; PostgreSQL's pg_total_relation_size, indexes and TOAST
+# included), the server's RSS, and the rows the purge removed so far (velro_purge_rows_total).
 #
 # Settings (environment):
 #   SOAK_SECS=240  SOAK_SAMPLE_SECS=15  SOAK_BACKENDS="sqlite"  (or "sqlite postgres")
@@ -124,10 +125,12 @@ sample() {
     counts=$(psql_velro velro "$count_sql" | tr '\t' ' ')
     sizes=$(psql_velro velro "SELECT
         pg_total_relation_size('sessions') + pg_total_relation_size('refresh_tokens'),
-        pg_total_relation_size('users'), pg_database_size('velro')" | tr '\t' ' ')
+        pg_total_relation_size('users'), pg_database_size('velro'),
+        (SELECT sum(n_dead_tup) FROM pg_stat_user_tables
+         WHERE relname IN ('sessions', 'refresh_tokens'))" | tr '\t' ' ')
     printf '%10s %9s %9s %9s %8s %8s %8s %9s %9s %10s\n' \
-      "$(echo "$sizes" | cut -d' ' -f3)" "-" $counts $(echo "$sizes" | cut -d' ' -f1-2) \
-      "$rss" "$purged"
+      "$(echo "$sizes" | cut -d' ' -f3)" "$(echo "$sizes" | cut -d' ' -f4)" $counts \
+      $(echo "$sizes" | cut -d' ' -f1-2) "$rss" "$purged"
   fi
 }
 
@@ -167,7 +170,7 @@ for BACKEND in $BACKENDS; do
     printf '%6s %10s %9s %9s %9s %9s %8s %8s %8s %9s %10s\n' t_s db_bytes wal_bytes users \
       sessions live refresh sess+tok_B users_B rss_kib purged
   else
-    printf '%6s %10s %9s %9s %9s %9s %8s %8s %8s %9s %10s\n' t_s db_bytes - users \
+    printf '%6s %10s %9s %9s %9s %9s %8s %8s %8s %9s %10s\n' t_s db_bytes dead_tup users \
       sessions live refresh sess+tok_B users_B rss_kib purged
   fi
   START=$(date +%s)
