@@ -125,7 +125,7 @@ velro_core::impl_store! {
         delete_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
-        server_connections, recent_flag_changes;
+        server_connections, recent_flag_changes, purge;
 
     async fn find_live_session(
         &self,

@@ -64,6 +64,45 @@ pub enum Rotation {
     Invalid,
 }
 
+/// Rows one purge removed, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub refresh_tokens: u64,
+    pub sessions: u64,
+    pub reset_tokens: u64,
+}
+
+impl Purged {
+    /// Each kind with its table's name (the metric label and `velro purge`'s output).
+    pub fn by_table(&self) -> [(&'static str, u64); 3] {
+        [
+            ("refresh_tokens", self.refresh_tokens),
+            ("sessions", self.sessions),
+            ("password_reset_tokens", self.reset_tokens),
+        ]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.refresh_tokens + self.sessions + self.reset_tokens
+    }
+}
+
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, other: Self) {
+        self.refresh_tokens += other.refresh_tokens;
+        self.sessions += other.sessions;
+        self.reset_tokens += other.reset_tokens;
+    }
+}
+
+/// What one purge batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeBatch {
+    pub removed: Purged,
+    /// A kind filled its batch: there may be more to remove now.
+    pub more: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionWithUser {
     pub session: SessionRecord,
@@ -279,6 +318,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest changes of any flag, newest first.
     async fn recent_flag_changes(&self, limit: u32) -> Result<Vec<FlagChange>, StoreError>;
+    /// Removes one batch of rows that nothing needs any more: up to `limit` sessions that ended
+    /// (revoked, or expired) before `ended_before`, with their refresh tokens, and up to `limit`
+    /// reset tokens used or expired before it. A live session's spent refresh tokens stay:
+    /// reuse detection needs them for as long as the session lives. Every statement is a short
+    /// transaction of its own touching at most `limit` rows, and deletes only rows that still
+    /// qualify, so purges running at once (several instances) are safe.
+    async fn purge(
+        &self,
+        ended_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<PurgeBatch, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -316,7 +366,7 @@ pub mod __private {
 ///         status_history, latest_status, create_incident, add_incident_update, list_incidents,
 ///         create_console_session, touch_console_session, find_console_session,
 ///         delete_console_session, record_flag_change, latest_flag_change, server_connections,
-///         recent_flag_changes;
+///         recent_flag_changes, purge;
 /// }
 /// ```
 #[macro_export]
@@ -483,6 +533,11 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { delete_user (
             [user_id: $crate::domain::UserId]
         ) (bool) } $($k)*);
+    };
+    (purge, $($k:tt)*) => {
+        $crate::impl_store!(@push { purge (
+            [ended_before: $crate::store::__private::OffsetDateTime] [limit: u32]
+        ) ($crate::store::PurgeBatch) } $($k)*);
     };
     (record_status, $($k:tt)*) => {
         $crate::impl_store!(@push { record_status (

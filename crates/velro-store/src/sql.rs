@@ -304,3 +304,47 @@ pub(crate) const LATEST_FLAG_CHANGE: &str = "SELECT flag, old_value, new_value, 
 pub(crate) const RECENT_FLAG_CHANGES: &str =
     "SELECT flag, old_value, new_value, actor, changed_at \
      FROM flag_changes ORDER BY change_id DESC LIMIT $1";
+
+// The purge. Each statement touches at most one batch of rows and is a transaction of its own;
+// each deletes only rows that still qualify, so that purges running at once only find less to do.
+
+/// `$1`: the cutoff, `$2`: the batch size. A session is over once revoked or expired; neither
+/// can be undone (a rotation needs a live token, and an expired session's newest token has
+/// expired with it), so the ids stay valid between this and the deletes that follow.
+pub(crate) const SELECT_ENDED_SESSIONS: &str =
+    "SELECT session_id FROM sessions WHERE revoked_at < $1 OR expires_at < $1 LIMIT $2";
+
+/// The start of a chunk of the ended sessions' refresh tokens; the store appends the session
+/// ids, then [`PURGE_SESSION_TOKENS_LIMIT`], the batch size and the dialect's batch lock, then
+/// `)`. Before the sessions themselves, so that no single delete cascades to a long chain.
+pub(crate) const PURGE_SESSION_TOKENS: &str = "DELETE FROM refresh_tokens WHERE token_hash IN \
+     (SELECT token_hash FROM refresh_tokens WHERE session_id IN (";
+
+pub(crate) const PURGE_SESSION_TOKENS_LIMIT: &str = ") LIMIT ";
+
+/// The start of the sessions' delete: the cutoff is bound twice, then the ids are appended in
+/// parentheses. The condition is checked again: a delete never removes a live session.
+pub(crate) const PURGE_SESSIONS: &str = "DELETE FROM sessions WHERE (revoked_at < ";
+
+pub(crate) const PURGE_SESSIONS_OR_EXPIRED: &str = " OR expires_at < ";
+
+pub(crate) const PURGE_SESSIONS_IDS: &str = ") AND session_id IN (";
+
+macro_rules! purge_reset_tokens {
+    ($lock:literal) => {
+        concat!(
+            "DELETE FROM password_reset_tokens WHERE token_hash IN (SELECT token_hash \
+             FROM password_reset_tokens WHERE used_at < $1 OR expires_at < $1 LIMIT $2",
+            $lock,
+            ")"
+        )
+    };
+}
+
+/// `$1`: the cutoff, `$2`: the batch size. A used or expired reset token is refused whether or
+/// not its row is there.
+pub(crate) const PURGE_RESET_TOKENS: &str = purge_reset_tokens!("");
+
+/// PostgreSQL skips rows another purge has locked instead of waiting for them.
+pub(crate) const PURGE_RESET_TOKENS_SKIP_LOCKED: &str =
+    purge_reset_tokens!(" FOR UPDATE SKIP LOCKED");

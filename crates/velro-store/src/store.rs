@@ -1,5 +1,5 @@
 //! The one `Store` body both databases run. What differs per dialect is the [`Dialect`] trait
-//! (connections, transactions, the two statements that differ) and the sqlx encoding of
+//! (connections, transactions, the row locks, the statements that differ) and the sqlx encoding of
 //! [`StoredTime`](crate::rows::StoredTime) and [`StoredGeneration`](crate::rows::StoredGeneration).
 //!
 //! The body is a macro, expanded once per store type, rather than a generic `impl<D: Dialect>`:
@@ -37,6 +37,12 @@ pub(crate) trait Dialect {
     /// The server's connections to this database by state (`pg_stat_activity`); `None` where
     /// the database has no server.
     const CONNECTIONS_BY_STATE: Option<&'static str>;
+    /// `sql::PURGE_RESET_TOKENS`, skipping rows another purge holds where the dialect can.
+    const PURGE_RESET_TOKENS: &'static str;
+
+    /// Appended to a purge's batch select: what lets a purge skip the rows another one holds
+    /// instead of waiting for them (empty where a single writer makes waiting impossible).
+    const BATCH_LOCK: &'static str;
 
     fn pools(&self) -> &Pools<Self::Db>;
 }
@@ -128,8 +134,8 @@ macro_rules! sql_store {
                 UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
-                ConsoleSessionRecord, FlagChange, NewSession, RefreshPolicy, Rotation,
-                SessionWithUser, Store, TokenHash,
+                ConsoleSessionRecord, FlagChange, NewSession, PurgeBatch, Purged, RefreshPolicy,
+                Rotation, SessionWithUser, Store, TokenHash,
             };
             use velro_core::StoreError;
 
@@ -839,6 +845,71 @@ macro_rules! sql_store {
                         .db()?;
                     Ok(rows.into_iter().map(FlagChangeRow::into_change).collect())
                 }
+
+                async fn purge(
+                    &self,
+                    ended_before: OffsetDateTime,
+                    limit: u32,
+                ) -> Result<PurgeBatch, StoreError> {
+                    let limit = limit.max(1);
+                    let batch = i64::from(limit);
+                    let cutoff = StoredTime(ended_before);
+                    let mut removed = Purged::default();
+                    let ended: Vec<Uuid> = sqlx::query_scalar(sql::SELECT_ENDED_SESSIONS)
+                        .bind(cutoff)
+                        .bind(batch)
+                        .fetch_all(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    if !ended.is_empty() {
+                        // One connection per statement, so that requests' writes queue between
+                        // the chunks rather than behind the whole batch.
+                        loop {
+                            let mut chunk = QueryBuilder::<Db>::new(sql::PURGE_SESSION_TOKENS);
+                            push_ids(&mut chunk, &ended);
+                            chunk
+                                .push(sql::PURGE_SESSION_TOKENS_LIMIT)
+                                .push_bind(batch)
+                                .push(<$store as Dialect>::BATCH_LOCK)
+                                .push(")");
+                            let done = chunk
+                                .build()
+                                .execute(&mut *self.pools().write().await?)
+                                .await
+                                .db()?;
+                            removed.refresh_tokens += done.rows_affected();
+                            if done.rows_affected() < u64::from(limit) {
+                                break;
+                            }
+                        }
+                        let mut sessions = QueryBuilder::<Db>::new(sql::PURGE_SESSIONS);
+                        sessions
+                            .push_bind(cutoff)
+                            .push(sql::PURGE_SESSIONS_OR_EXPIRED)
+                            .push_bind(cutoff)
+                            .push(sql::PURGE_SESSIONS_IDS);
+                        push_ids(&mut sessions, &ended);
+                        sessions.push(")");
+                        removed.sessions = sessions
+                            .build()
+                            .execute(&mut *self.pools().write().await?)
+                            .await
+                            .db()?
+                            .rows_affected();
+                    }
+                    removed.reset_tokens = sqlx::query(<$store as Dialect>::PURGE_RESET_TOKENS)
+                        .bind(cutoff)
+                        .bind(batch)
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?
+                        .rows_affected();
+                    Ok(PurgeBatch {
+                        removed,
+                        more: ended.len() >= limit as usize
+                            || removed.reset_tokens >= u64::from(limit),
+                    })
+                }
             }
 
             async fn insert_incident_update(
@@ -882,6 +953,14 @@ macro_rules! sql_store {
                     .collect::<Result<_, _>>()
                     .db()?;
                 row.into_incident(updates).map(Some).db()
+            }
+
+            /// `id, id, …` as bound parameters.
+            fn push_ids(query: &mut QueryBuilder<'_, Db>, ids: &[Uuid]) {
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
             }
 
             /// The session and its first refresh token (generation 0).

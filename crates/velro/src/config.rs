@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 use velro_core::limits::{LimitSettings, LoginProtection, Policy, Quota};
+use velro_core::service::PurgeSettings;
 use velro_core::tokens::SigningAlgorithm;
 use velro_core::Secret;
 use velro_http::TrustedProxies;
@@ -126,6 +127,15 @@ pub struct Config {
     pub disable_signup: bool,
     /// Also serve the Supabase surface at `/`, as a bare GoTrue does.
     pub supabase_at_root: bool,
+
+    /// Seconds between purge passes in every instance; 0: no periodic purge (`velro purge`
+    /// from cron instead).
+    pub purge_interval_secs: u64,
+    /// How long ended sessions (with their refresh tokens) and used or expired reset tokens are
+    /// kept; at least an access token's lifetime plus the leeway.
+    pub purge_retention_secs: u64,
+    /// Rows of one kind a purge statement removes at most.
+    pub purge_batch_size: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -208,6 +218,9 @@ impl Default for Config {
             mailer_autoconfirm: true,
             disable_signup: false,
             supabase_at_root: false,
+            purge_interval_secs: 300,
+            purge_retention_secs: 7 * 24 * 3_600,
+            purge_batch_size: 500,
         }
     }
 }
@@ -237,6 +250,11 @@ pub struct Overrides {
     pub bind: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
 }
+
+/// Each purge statement binds the batch's ids; this keeps them well inside both databases'
+/// parameter limits and the statements short.
+const MAX_PURGE_BATCH_SIZE: u32 = 10_000;
+const MAX_PURGE_RETENTION_SECS: u64 = 10 * 366 * 24 * 3_600;
 
 /// Settings also read from their conventional unprefixed variables.
 const UNPREFIXED: [&str; 2] = ["database_url", "redis_url"];
@@ -428,12 +446,44 @@ impl Config {
         }
         self.validate_abuse_settings()?;
         self.validate_supabase_settings()?;
+        self.validate_purge_settings()?;
         if self.jwt_issuer.trim().is_empty() {
             bail!("invalid configuration: VELRO_JWT_ISSUER must not be empty");
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .context("invalid configuration: VELRO_LOG_LEVEL is not a valid filter")?;
         Ok(())
+    }
+
+    fn validate_purge_settings(&self) -> anyhow::Result<()> {
+        if !(1..=MAX_PURGE_BATCH_SIZE).contains(&self.purge_batch_size) {
+            bail!("invalid configuration: VELRO_PURGE_BATCH_SIZE must be between 1 and {MAX_PURGE_BATCH_SIZE}");
+        }
+        if self.purge_retention_secs > MAX_PURGE_RETENTION_SECS {
+            bail!("invalid configuration: VELRO_PURGE_RETENTION_SECS must be at most {MAX_PURGE_RETENTION_SECS} (10 years)");
+        }
+        // An expired session's row must outlive its last access token: that token is accepted
+        // while the row is there and refused as `session_revoked` once it is gone.
+        let access = self
+            .access_token_ttl_secs
+            .saturating_add(self.jwt_leeway_secs);
+        if self.purge_retention_secs < access {
+            bail!("invalid configuration: VELRO_PURGE_RETENTION_SECS must be at least VELRO_ACCESS_TOKEN_TTL_SECS + VELRO_JWT_LEEWAY_SECS ({access})");
+        }
+        Ok(())
+    }
+
+    /// The purge as the service runs it; `None` for the interval when it is off.
+    pub fn purge_settings(&self) -> (PurgeSettings, Option<std::time::Duration>) {
+        let settings = PurgeSettings {
+            retention: time::Duration::seconds(
+                i64::try_from(self.purge_retention_secs).unwrap_or(i64::MAX),
+            ),
+            batch_size: self.purge_batch_size,
+        };
+        let interval = (self.purge_interval_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.purge_interval_secs));
+        (settings, interval)
     }
 
     fn validate_abuse_settings(&self) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ pub mod database;
 pub mod import;
 pub mod keys;
 pub mod mailer;
+pub mod purge;
 pub mod serve;
 pub mod startup;
 pub mod status;

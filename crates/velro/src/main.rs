@@ -55,6 +55,13 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Remove, once, the rows past their retention (ended sessions with their refresh tokens,
+    /// used or expired reset tokens) and print how many of each; `serve` does this periodically.
+    Purge {
+        /// Folder of the SQLite database [env: VELRO_DATA_DIR] [default: ./velro-data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Manage the access-token signing keys in <data dir>/jwt-keys.json (list, rotate, add,
     /// activate, prune). Running instances pick up changes on restart.
     Keys {
@@ -93,6 +100,7 @@ impl Command {
                 data_dir: data_dir.clone(),
             },
             Self::Migrate { data_dir }
+            | Self::Purge { data_dir }
             | Self::Keys { data_dir, .. }
             | Self::Status { data_dir, .. }
             | Self::Import { data_dir, .. } => Overrides {
@@ -118,6 +126,7 @@ impl Command {
                 tracing::info!("migrations applied");
                 Ok(())
             }
+            Self::Purge { .. } => velro::purge::run(config).await,
             Self::Keys { command, .. } => velro::keys::run(config, &command),
             Self::Status { command, .. } => velro::status::run(config, &command).await,
             Self::Import { command, .. } => velro::import::run(config, &command).await,

@@ -14,8 +14,8 @@ use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
 use velro_core::service::{
-    AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, StatusService,
-    StatusSettings, SupabaseAuth,
+    AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, PurgeService,
+    StatusService, StatusSettings, SupabaseAuth,
 };
 use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
@@ -37,6 +37,8 @@ pub struct Application {
     database: Database,
     cache: Arc<CachedStore>,
     connections: ConnectionSettings,
+    /// The periodic purge and its interval; `None` when it is off.
+    purge: Option<(PurgeService, Duration)>,
     /// Records the status page's samples once a minute; stopped before the pool closes.
     sampler: tokio::task::JoinHandle<()>,
 }
@@ -72,6 +74,8 @@ impl Application {
             database.migrate().await?;
         }
         let cache = velro_cache::build(database.store(), cache_config(config)).await;
+        let (purge_settings, purge_interval) = config.purge_settings();
+        let purge = PurgeService::new(cache.store.clone(), clock.clone(), purge_settings);
         let state = build_state(config, &database, &cache, clock)?;
         let background = spawn_console_tasks(&state);
         let listener = TcpListener::bind(config.bind)
@@ -89,6 +93,7 @@ impl Application {
                 header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
                 shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             },
+            purge: purge_interval.map(|interval| (purge, interval)),
         })
     }
 
@@ -104,6 +109,23 @@ impl Application {
     ) -> anyhow::Result<()> {
         let address = self.local_addr()?;
         tracing::info!(%address, "listening");
+        // The purge stops as soon as shutdown begins, before the drain: it is never what a
+        // stopping instance waits for.
+        let (stop_purge, purge_stopped) = tokio::sync::oneshot::channel::<()>();
+        let purge = self.purge.map(|(service, interval)| {
+            tracing::info!(
+                interval_secs = interval.as_secs(),
+                retention_secs = service.settings().retention.whole_seconds(),
+                "periodic purge on"
+            );
+            tokio::spawn(service.run_periodically(interval, async move {
+                let _ = purge_stopped.await;
+            }))
+        });
+        let shutdown = async move {
+            shutdown.await;
+            drop(stop_purge);
+        };
         let drain = serve(self.listener, self.router, self.connections, shutdown).await;
         if drain == Drain::GraceExpired {
             tracing::warn!(
@@ -114,6 +136,11 @@ impl Application {
         self.sampler.abort();
         for task in &self.background {
             task.abort();
+        }
+        if let Some(purge) = purge {
+            if let Err(error) = purge.await {
+                tracing::warn!(error = %error, "the purge task ended abnormally");
+            }
         }
         self.cache.shutdown().await;
         self.database.close().await;

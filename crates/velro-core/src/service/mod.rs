@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod console;
 mod import;
+mod purge;
 mod session;
 mod status;
 mod supabase;
@@ -17,6 +18,7 @@ pub use account::{Login, Registration};
 pub use admin::AdminService;
 pub use console::{ConsoleService, ConsoleSignIn, Operator, CACHE_FLAG};
 pub use import::{ForeignSession, ForeignUser, ImportService};
+pub use purge::{PurgeReport, PurgeService, PurgeSettings};
 pub use session::{Authenticated, LogoutScope};
 pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,

@@ -34,6 +34,11 @@ impl Dialect for PgStore {
          FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1 ORDER BY 1",
     );
 
+    /// Instances purging at once split the rows instead of queueing on each other's locks.
+    const PURGE_RESET_TOKENS: &'static str = sql::PURGE_RESET_TOKENS_SKIP_LOCKED;
+
+    const BATCH_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+
     fn pools(&self) -> &Pools<Postgres> {
         &self.pools
     }

@@ -31,6 +31,11 @@ impl Dialect for SqliteStore {
 
     const CONNECTIONS_BY_STATE: Option<&'static str> = None;
 
+    /// The single writer: a purge never meets another one's rows mid-delete.
+    const PURGE_RESET_TOKENS: &'static str = sql::PURGE_RESET_TOKENS;
+
+    const BATCH_LOCK: &'static str = "";
+
     fn pools(&self) -> &Pools<Sqlite> {
         &self.pools
     }

@@ -27,6 +27,11 @@ async fn a_closed_store_is_unavailable(fx: &Fixture) {
         matches!(outcome, Err(StoreError::Unavailable(_))),
         "{outcome:?}"
     );
+    let outcome = fx.store().purge(t0(), 10).await;
+    assert!(
+        matches!(outcome, Err(StoreError::Unavailable(_))),
+        "{outcome:?}"
+    );
 }
 
 const SHORT: Duration = Duration::from_millis(300);

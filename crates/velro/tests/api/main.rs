@@ -19,6 +19,7 @@ mod keys;
 mod overload;
 mod passwords;
 mod process;
+mod purge;
 mod secrets_in_logs;
 mod sessions;
 mod status;
