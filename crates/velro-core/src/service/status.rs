@@ -163,6 +163,12 @@ struct Held {
     /// The last read of the history, or of the incidents, failed.
     history_stale: bool,
     incidents_stale: bool,
+    /// Bumped by every incident change on this instance; `incidents_read` is the value seen
+    /// when the held incidents were read. A judgement that ends after a change (the sampler's,
+    /// say) makes the components fresh again, so freshness alone cannot tell that the held
+    /// incidents predate the change.
+    incidents_changed: u64,
+    incidents_read: u64,
 }
 
 /// The status use cases. Cheap to clone; one per process.
@@ -319,9 +325,11 @@ impl StatusService {
     /// check timeout), with the history and incidents last read.
     pub async fn report(&self) -> StatusReport {
         let fresh = |held: &Held| {
-            held.components
-                .as_ref()
-                .is_some_and(|(at, _)| self.younger_than(*at, self.inner.settings.snapshot_ttl))
+            held.incidents_read == held.incidents_changed
+                && held
+                    .components
+                    .as_ref()
+                    .is_some_and(|(at, _)| self.younger_than(*at, self.inner.settings.snapshot_ttl))
         };
         if !fresh(&lock(&self.inner.held)) {
             let _judging = self.inner.judging.lock().await;
@@ -520,10 +528,13 @@ impl StatusService {
 
     /// The next page load reads the incidents again instead of showing the held ones.
     fn forget_incidents(&self) {
-        lock(&self.inner.held).components = None;
+        let mut held = lock(&self.inner.held);
+        held.components = None;
+        held.incidents_changed += 1;
     }
 
     async fn read_incidents(&self) {
+        let generation = lock(&self.inner.held).incidents_changed;
         let read = bounded(
             self.inner.settings.check_timeout,
             self.inner.store.list_incidents(INCIDENTS_READ),
@@ -534,6 +545,7 @@ impl StatusService {
             Some(incidents) => {
                 held.incidents = Some(incidents);
                 held.incidents_stale = false;
+                held.incidents_read = generation;
             }
             None => held.incidents_stale = true,
         }
