@@ -229,6 +229,8 @@ impl App {
                     admin_roles: vec!["service_role".into()],
                 },
                 disable_signup: false,
+                redirects: velro_core::redirect::RedirectPolicy::new("http://localhost:3000", &[])
+                    .expect("a valid site URL"),
             },
         );
         let state = AppState {

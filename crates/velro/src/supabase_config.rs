@@ -1,8 +1,9 @@
 //! The Supabase Auth compatibility settings (`VELRO_API_EXTERNAL_URL`, `VELRO_JWT_AUD`,
-//! `VELRO_JWT_ADMIN_ROLES`, `VELRO_MAILER_AUTOCONFIRM`, `VELRO_DISABLE_SIGNUP`,
-//! `VELRO_SUPABASE_AT_ROOT`): their checks and the services' settings made from them.
+//! `VELRO_JWT_ADMIN_ROLES`, `VELRO_SITE_URL`, `VELRO_URI_ALLOW_LIST`, `VELRO_MAILER_AUTOCONFIRM`,
+//! `VELRO_DISABLE_SIGNUP`, `VELRO_SUPABASE_AT_ROOT`): their checks and the services' settings made from them.
 
 use anyhow::bail;
+use velro_core::redirect::{RedirectConfigError, RedirectPolicy};
 use velro_core::service::SupabaseSettings;
 use velro_core::tokens::SupabaseTokenProfile;
 
@@ -46,21 +47,35 @@ impl Config {
         {
             bail!("invalid configuration: VELRO_JWT_ADMIN_ROLES may not contain {role:?}, a role that user tokens carry");
         }
+        self.redirect_policy()?;
         if !self.mailer_autoconfirm {
             bail!("invalid configuration: VELRO_MAILER_AUTOCONFIRM=false needs confirmation mails and /auth/v1/verify, which this version does not have yet");
         }
         Ok(())
     }
 
-    pub fn supabase_settings(&self) -> SupabaseSettings {
-        SupabaseSettings {
+    fn redirect_policy(&self) -> anyhow::Result<RedirectPolicy> {
+        RedirectPolicy::new(&self.site_url, &self.uri_allow_list).map_err(|error| match error {
+            RedirectConfigError::SiteUrl => anyhow::anyhow!(
+                "invalid configuration: VELRO_SITE_URL must be an http(s) URL like https://app.example.com"
+            ),
+            RedirectConfigError::Pattern(..) => {
+                anyhow::anyhow!("invalid configuration: VELRO_URI_ALLOW_LIST: {error}")
+            }
+        })
+    }
+
+    /// The Supabase settings; `validate_supabase_settings` has passed.
+    pub fn supabase_settings(&self) -> anyhow::Result<SupabaseSettings> {
+        Ok(SupabaseSettings {
             tokens: SupabaseTokenProfile {
                 issuer: self.supabase_issuer(),
                 audience: self.jwt_aud.clone(),
                 admin_roles: self.jwt_admin_roles.clone(),
             },
             disable_signup: self.disable_signup,
-        }
+            redirects: self.redirect_policy()?,
+        })
     }
 }
 
@@ -109,5 +124,13 @@ mod tests {
         }
         assert!(check(|c| c.jwt_issuer = "http://localhost:8000/auth/v1".into()).is_err());
         assert!(check(|c| c.mailer_autoconfirm = false).is_err());
+        let refused = check(|c| c.site_url = "app.example.com".into());
+        assert!(refused.is_err_and(|e| e.contains("VELRO_SITE_URL")));
+        let refused = check(|c| c.uri_allow_list = vec!["https://{a,b.example.com".into()]);
+        assert!(refused.is_err_and(|e| e.contains("VELRO_URI_ALLOW_LIST")));
+        assert_eq!(
+            check(|c| c.uri_allow_list = vec!["https://*.example.com/**".into()]),
+            Ok(())
+        );
     }
 }

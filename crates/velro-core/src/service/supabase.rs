@@ -11,6 +11,7 @@ use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
 use crate::domain::{Email, NewPassword, ProfileChange, SessionId, User, UserId};
+use crate::redirect::RedirectPolicy;
 use crate::tokens::{AdminToken, AuthMethod, SupabaseTokenProfile};
 use crate::{AuthError, Secret};
 
@@ -20,6 +21,8 @@ pub struct SupabaseSettings {
     pub tokens: SupabaseTokenProfile,
     /// GoTrue's `DISABLE_SIGNUP`: `/signup` refuses everyone.
     pub disable_signup: bool,
+    /// `SITE_URL` and `URI_ALLOW_LIST`: where mail links may send the browser.
+    pub redirects: RedirectPolicy,
 }
 
 /// What only the Supabase surface can end with, besides the shared meanings.
