@@ -231,6 +231,7 @@ impl App {
                 disable_signup: false,
                 redirects: velro_core::redirect::RedirectPolicy::new("http://localhost:3000", &[])
                     .expect("a valid site URL"),
+                templates: Default::default(),
             },
         );
         let state = AppState {

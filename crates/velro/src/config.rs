@@ -126,6 +126,9 @@ pub struct Config {
     /// GoTrue's `URI_ALLOW_LIST`: globs of other `redirect_to` targets mail links may carry.
     #[serde(deserialize_with = "string_list")]
     pub uri_allow_list: Vec<String>,
+    /// A directory whose `recovery.txt` and `magic_link.txt` replace the compiled-in mail
+    /// templates of the Supabase surface (those absent keep the default).
+    pub mailer_templates_dir: Option<PathBuf>,
     /// Sign-up confirms the address at once (only `true` is supported so far).
     pub mailer_autoconfirm: bool,
     /// `/auth/v1/signup` refuses everyone.
@@ -213,6 +216,7 @@ impl Default for Config {
             jwt_admin_roles: vec!["service_role".into(), "supabase_admin".into()],
             site_url: "http://localhost:3000".into(),
             uri_allow_list: Vec::new(),
+            mailer_templates_dir: None,
             mailer_autoconfirm: true,
             disable_signup: false,
             supabase_at_root: false,
