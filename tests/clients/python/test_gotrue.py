@@ -323,3 +323,18 @@ def test_verify_otp_with_the_links_token_hash_works_once(server):
         client(server).verify_otp({"token_hash": token_hash, "type": "recovery"})
     assert raised.value.code == "otp_expired"
     assert raised.value.status == 403
+
+
+def test_sign_in_with_otp_mails_a_code_that_verify_otp_accepts(server):
+    address = email()
+    auth = client(server)
+    auth.sign_in_with_otp({"email": address, "options": {"data": {"full_name": "Grace"}}})
+    link, code = mailed(server, address)
+    assert parse_qs(urlparse(link).query)["type"] == ["magiclink"]
+    verified = auth.verify_otp({"email": address, "token": code, "type": "email"})
+    assert verified.session is not None
+    assert verified.user.user_metadata["full_name"] == "Grace"
+
+    with pytest.raises(AuthApiError) as raised:
+        client(server).sign_in_with_otp({"email": email(), "options": {"should_create_user": False}})
+    assert raised.value.code == "otp_disabled"

@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{Email, NewPassword, ProfileChange, SessionId, User, UserId};
+use crate::domain::{DisplayName, Email, NewPassword, ProfileChange, SessionId, User, UserId};
+use crate::error::FieldError;
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
 use crate::redirect::RedirectPolicy;
@@ -95,6 +96,9 @@ pub enum SupabaseError {
     /// A one-time link (`link`) or code that is unknown, spent or expired.
     #[error("the one-time token is invalid or expired")]
     OtpInvalid { link: bool },
+    /// `POST /otp` for an address with no account, when it may not create one.
+    #[error("sign-ups through one-time links are not allowed")]
+    OtpSignupsDisabled,
 }
 
 /// What `PUT /user` may change: the password, and the metadata keys Velro keeps.
@@ -291,15 +295,66 @@ impl SupabaseAuth {
             .await
     }
 
-    /// `POST /otp` for an existing account: a magic link and code, like `recover`.
+    /// `POST /otp` by email: a magic link and code. An address without an account gets one
+    /// (confirmed, with a random password nobody knows, as GoTrue makes it) when `create_user`
+    /// and sign-ups allow, else `OtpSignupsDisabled`, GoTrue's answer, which tells that the
+    /// address has no account, as GoTrue's does.
     pub async fn send_magic_link(
         &self,
         email: Email,
+        create_user: bool,
+        display_name: Option<DisplayName>,
         redirect_to: Option<&str>,
         client: ClientInfo,
-    ) -> Result<(), AuthError> {
-        self.send_one_time_link(OtpKind::MagicLink, email, redirect_to, client)
+    ) -> Result<(), SupabaseError> {
+        let deps = self.auth.deps();
+        let exists = deps
+            .store
+            .find_credentials_by_email(&email)
             .await
+            .map_err(AuthError::from)?
+            .is_some();
+        if !exists {
+            if !create_user || self.settings.disable_signup {
+                return Err(SupabaseError::OtpSignupsDisabled);
+            }
+            let random = generate_opaque_token();
+            let password =
+                self.auth
+                    .password_policy()
+                    .check(random.expose())
+                    .map_err(|violation| {
+                        AuthError::Validation(vec![FieldError::new(
+                            "password",
+                            violation.to_string(),
+                        )])
+                    })?;
+            let registration = Registration {
+                email: email.clone(),
+                password,
+                display_name,
+            };
+            let issued = match self
+                .auth
+                .register_with(registration, true, client.clone())
+                .await
+            {
+                Ok(issued) => Some(issued),
+                // Registered meanwhile by a concurrent request: mail it like any account.
+                Err(AuthError::EmailExists) => None,
+                Err(error) => return Err(error.into()),
+            };
+            if let Some(issued) = issued {
+                // Registration signs in; nobody holds that session, so it ends at once.
+                deps.store
+                    .revoke_session(issued.user.id, issued.session_id, deps.clock.now())
+                    .await
+                    .map_err(AuthError::from)?;
+            }
+        }
+        self.send_one_time_link(OtpKind::MagicLink, email, redirect_to, client)
+            .await?;
+        Ok(())
     }
 
     async fn send_one_time_link(

@@ -333,7 +333,75 @@ async fn recover_is_limited_per_address_known_or_not(app: TestApp) {
     }
 }
 
+async fn otp_mails_an_existing_account_a_magic_link_and_a_code(app: TestApp) {
+    let email = unique_email("otp-known");
+    sign_up(&app, &email).await;
+    let answer = post(&app, "/otp", json!({"email": email, "create_user": false})).await;
+    assert_eq!(
+        expect_json(answer, StatusCode::OK).await,
+        json!({}),
+        "an empty object, never an empty body"
+    );
+    let (link, _) = mailed_link(&app, &email, 0).await;
+    assert_eq!(query(&link, "type"), "magiclink");
+    assert_eq!(query(&link, "redirect_to"), app.config.site_url);
+    let path_and_query = format!("{}?{}", link.path(), link.query().unwrap_or_default());
+    let (status, location) = open_link(&app, &path_and_query).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(fragment_value(&location, "type"), "magiclink");
+    let access = fragment_value(&location, "access_token");
+    assert_eq!(get_user_status(&app, &access).await, StatusCode::OK);
+
+    post(&app, "/otp", json!({"email": email})).await;
+    let (_, code) = mailed_link(&app, &email, 1).await;
+    let body = json!({"type": "magiclink", "email": email, "token": code});
+    let session = expect_json(post(&app, "/verify", body).await, StatusCode::OK).await;
+    assert_eq!(session["user"]["email"], email);
+}
+
+async fn otp_creates_the_account_only_when_allowed(app: TestApp) {
+    let refused_email = unique_email("otp-no-create");
+    let refused = post(
+        &app,
+        "/otp",
+        json!({"email": refused_email, "create_user": false}),
+    )
+    .await;
+    let status = refused.status();
+    let body: Value = refused.json().await.expect("JSON body");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body,
+        json!({"code": "otp_disabled", "message": "Signups not allowed for otp"})
+    );
+    assert!(app.mail_to(&refused_email).is_empty());
+
+    let email = unique_email("otp-create");
+    let body = json!({"email": email, "data": {"full_name": "Grace"}});
+    assert_eq!(
+        expect_json(post(&app, "/otp", body).await, StatusCode::OK).await,
+        json!({})
+    );
+    let (_, code) = mailed_link(&app, &email, 0).await;
+    let body = json!({"type": "email", "email": email, "token": code});
+    let session = expect_json(post(&app, "/verify", body).await, StatusCode::OK).await;
+    assert_eq!(session["user"]["email"], email);
+    assert_eq!(session["user"]["user_metadata"]["full_name"], "Grace");
+    assert!(session["user"]["email_confirmed_at"].is_string());
+
+    let closed = app.with_config(|config| config.disable_signup = true).await;
+    let refused = post(
+        &closed,
+        "/otp",
+        json!({"email": unique_email("otp-closed")}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
 both_stores!(
+    otp_mails_an_existing_account_a_magic_link_and_a_code,
+    otp_creates_the_account_only_when_allowed,
     recover_answers_unknown_and_known_addresses_alike,
     a_recovery_link_signs_in_once_and_redirects_with_the_session,
     an_unlisted_redirect_falls_back_to_the_site_url,

@@ -203,6 +203,11 @@ impl From<SupabaseError> for GotrueError {
                 "same_password",
                 "New password should be different from the old password.",
             ),
+            SupabaseError::OtpSignupsDisabled => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "otp_disabled",
+                "Signups not allowed for otp",
+            ),
             SupabaseError::OtpInvalid { link } => Self::new(
                 StatusCode::FORBIDDEN,
                 "otp_expired",

@@ -55,6 +55,7 @@ fn routes() -> Router<AppState> {
         .route("/user", get(get_user).put(update_user))
         .route("/logout", post(logout))
         .route("/recover", post(recover))
+        .route("/otp", post(otp))
         .route("/verify", get(verify_redirect).post(verify))
         .route("/admin/users", get(admin_list_users))
         .route("/admin/users/{id}", get(admin_get_user))
@@ -677,4 +678,51 @@ async fn verify_redirect(
         )
         .into_response(),
     }
+}
+
+#[derive(Deserialize)]
+struct OtpBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    create_user: Option<bool>,
+}
+
+/// Email only: a magic link and a code in one mail, `{}` as GoTrue answers.
+async fn otp(
+    State(state): State<AppState>,
+    Client(client): Client,
+    RawQuery(query): RawQuery,
+    GotrueJson(body): GotrueJson<OtpBody>,
+) -> Result<Json<Value>, GotrueError> {
+    if body.phone.is_some_and(|p| !p.is_empty()) {
+        return Err(GotrueError::new(
+            StatusCode::BAD_REQUEST,
+            "phone_provider_disabled",
+            "Phone logins are disabled",
+        ));
+    }
+    let email = mail_address(body.email)?;
+    let profile = metadata(body.data)?;
+    if profile.avatar_url.is_some() {
+        return Err(GotrueError::validation(
+            "data.avatar_url can be set after sign-up (PUT /user), not at it",
+        ));
+    }
+    let redirect_to = query_value(query.as_deref(), "redirect_to");
+    state
+        .supabase
+        .send_magic_link(
+            email,
+            body.create_user.unwrap_or(true),
+            profile.display_name.flatten(),
+            redirect_to.as_deref(),
+            client,
+        )
+        .await?;
+    Ok(Json(json!({})))
 }
