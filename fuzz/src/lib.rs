@@ -121,7 +121,7 @@ velro_core::impl_store! {
         ping, create_user, find_credentials_by_email, find_credentials, replace_password_hash,
         create_session, rotate_refresh_token, revoke_session, revoke_sessions,
         list_live_sessions, update_profile, create_reset_token, find_reset_token_user,
-        reset_password, change_password, list_users, page_users, find_user, update_user,
+        reset_password, redeem_reset_token, change_password, list_users, page_users, find_user, update_user,
         delete_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
@@ -229,6 +229,9 @@ impl App {
                     admin_roles: vec!["service_role".into()],
                 },
                 disable_signup: false,
+                redirects: velro_core::redirect::RedirectPolicy::new("http://localhost:3000", &[])
+                    .expect("a valid site URL"),
+                templates: Default::default(),
             },
         );
         let state = AppState {

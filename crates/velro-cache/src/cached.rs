@@ -159,7 +159,7 @@ velro_core::impl_store! {
     // expired ones, whose access tokens have expired too (the retention outlasts them).
     CachedStore, forward to inner:
         ping, create_user, find_credentials_by_email, find_credentials, create_session,
-        list_live_sessions, create_reset_token, find_reset_token_user, list_users, page_users,
+        list_live_sessions, create_reset_token, find_reset_token_user, redeem_reset_token, list_users, page_users,
         find_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,

@@ -8,6 +8,8 @@ pub mod error;
 pub mod hashing;
 pub mod limits;
 pub mod mail;
+pub mod mail_templates;
+pub mod redirect;
 pub mod secret;
 pub mod service;
 pub mod store;

@@ -224,6 +224,15 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<Option<(UserId, Vec<SessionId>)>, StoreError>;
 
+    /// Spends the token and every other outstanding reset token of its user, changing nothing
+    /// else: the holder proved they read the mail (GoTrue's recovery link signs them in).
+    /// `None` when the token was not usable; of concurrent calls with one token, one succeeds.
+    async fn redeem_reset_token(
+        &self,
+        token: TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserId>, StoreError>;
+
     /// Sets the password and revokes every other session of the user, at once.
     async fn change_password(
         &self,
@@ -361,7 +370,7 @@ pub mod __private {
 ///         ping, create_user, find_credentials_by_email, find_credentials,
 ///         replace_password_hash, create_session, find_live_session, rotate_refresh_token,
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
-///         create_reset_token, find_reset_token_user, reset_password, change_password,
+///         create_reset_token, find_reset_token_user, reset_password, redeem_reset_token, change_password,
 ///         list_users, page_users, find_user, update_user, delete_user, record_status,
 ///         status_history, latest_status, create_incident, add_incident_update, list_incidents,
 ///         create_console_session, touch_console_session, find_console_session,
@@ -501,6 +510,11 @@ macro_rules! __store_signature {
             [token: $crate::store::TokenHash] [hash: &$crate::domain::PasswordHash]
             [now: $crate::store::__private::OffsetDateTime]
         ) (Option<($crate::domain::UserId, Vec<$crate::domain::SessionId>)>) } $($k)*);
+    };
+    (redeem_reset_token, $($k:tt)*) => {
+        $crate::impl_store!(@push { redeem_reset_token (
+            [token: $crate::store::TokenHash] [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::UserId>) } $($k)*);
     };
     (change_password, $($k:tt)*) => {
         $crate::impl_store!(@push { change_password (

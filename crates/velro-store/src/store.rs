@@ -474,6 +474,31 @@ macro_rules! sql_store {
                     Ok(Some((owner, revoked)))
                 }
 
+                async fn redeem_reset_token(
+                    &self,
+                    token: TokenHash,
+                    now: OffsetDateTime,
+                ) -> Result<Option<UserId>, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let owner: Option<Uuid> = sqlx::query_scalar(sql::SPEND_RESET_TOKEN)
+                        .bind(StoredTime(now))
+                        .bind(token.0.as_slice())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                    let Some(owner) = owner.map(UserId) else {
+                        return Ok(None);
+                    };
+                    sqlx::query(sql::SPEND_USER_RESET_TOKENS)
+                        .bind(StoredTime(now))
+                        .bind(owner.0)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    tx.commit().await.db()?;
+                    Ok(Some(owner))
+                }
+
                 async fn change_password(
                     &self,
                     user_id: UserId,

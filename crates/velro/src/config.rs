@@ -121,6 +121,15 @@ pub struct Config {
     /// `role` values that make a JWT an admin credential on `/auth/v1/admin`.
     #[serde(deserialize_with = "string_list")]
     pub jwt_admin_roles: Vec<String>,
+    /// GoTrue's `SITE_URL`: where mail links send the browser when no allowed `redirect_to`
+    /// is given.
+    pub site_url: String,
+    /// GoTrue's `URI_ALLOW_LIST`: globs of other `redirect_to` targets mail links may carry.
+    #[serde(deserialize_with = "string_list")]
+    pub uri_allow_list: Vec<String>,
+    /// A directory whose `recovery.txt` and `magic_link.txt` replace the compiled-in mail
+    /// templates of the Supabase surface (those absent keep the default).
+    pub mailer_templates_dir: Option<PathBuf>,
     /// Sign-up confirms the address at once (only `true` is supported so far).
     pub mailer_autoconfirm: bool,
     /// `/auth/v1/signup` refuses everyone.
@@ -215,6 +224,9 @@ impl Default for Config {
             api_external_url: "http://localhost:8000".into(),
             jwt_aud: "authenticated".into(),
             jwt_admin_roles: vec!["service_role".into(), "supabase_admin".into()],
+            site_url: "http://localhost:3000".into(),
+            uri_allow_list: Vec::new(),
+            mailer_templates_dir: None,
             mailer_autoconfirm: true,
             disable_signup: false,
             supabase_at_root: false,

@@ -329,7 +329,7 @@ fn build_state(
         admin.clone(),
         seconds(config.console_idle_timeout_secs),
     );
-    let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings());
+    let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings()?);
     Ok(AppState {
         auth,
         admin,

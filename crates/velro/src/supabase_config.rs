@@ -1,8 +1,11 @@
 //! The Supabase Auth compatibility settings (`VELRO_API_EXTERNAL_URL`, `VELRO_JWT_AUD`,
-//! `VELRO_JWT_ADMIN_ROLES`, `VELRO_MAILER_AUTOCONFIRM`, `VELRO_DISABLE_SIGNUP`,
-//! `VELRO_SUPABASE_AT_ROOT`): their checks and the services' settings made from them.
+//! `VELRO_JWT_ADMIN_ROLES`, `VELRO_SITE_URL`, `VELRO_URI_ALLOW_LIST`, `VELRO_MAILER_TEMPLATES_DIR`,
+//! `VELRO_MAILER_AUTOCONFIRM`,
+//! `VELRO_DISABLE_SIGNUP`, `VELRO_SUPABASE_AT_ROOT`): their checks and the services' settings made from them.
 
 use anyhow::bail;
+use velro_core::mail_templates::{MailTemplate, MailTemplates};
+use velro_core::redirect::{RedirectConfigError, RedirectPolicy};
 use velro_core::service::SupabaseSettings;
 use velro_core::tokens::SupabaseTokenProfile;
 
@@ -46,21 +49,67 @@ impl Config {
         {
             bail!("invalid configuration: VELRO_JWT_ADMIN_ROLES may not contain {role:?}, a role that user tokens carry");
         }
+        self.redirect_policy()?;
+        self.mail_templates()?;
         if !self.mailer_autoconfirm {
-            bail!("invalid configuration: VELRO_MAILER_AUTOCONFIRM=false needs confirmation mails and /auth/v1/verify, which this version does not have yet");
+            bail!("invalid configuration: VELRO_MAILER_AUTOCONFIRM=false needs confirmation mails, which this version does not send yet");
         }
         Ok(())
     }
 
-    pub fn supabase_settings(&self) -> SupabaseSettings {
-        SupabaseSettings {
+    fn redirect_policy(&self) -> anyhow::Result<RedirectPolicy> {
+        RedirectPolicy::new(&self.site_url, &self.uri_allow_list).map_err(|error| match error {
+            RedirectConfigError::SiteUrl => anyhow::anyhow!(
+                "invalid configuration: VELRO_SITE_URL must be an http(s) URL like https://app.example.com"
+            ),
+            RedirectConfigError::Pattern(..) => {
+                anyhow::anyhow!("invalid configuration: VELRO_URI_ALLOW_LIST: {error}")
+            }
+        })
+    }
+
+    /// The Supabase settings; `validate_supabase_settings` has passed.
+    pub fn supabase_settings(&self) -> anyhow::Result<SupabaseSettings> {
+        Ok(SupabaseSettings {
             tokens: SupabaseTokenProfile {
                 issuer: self.supabase_issuer(),
                 audience: self.jwt_aud.clone(),
                 admin_roles: self.jwt_admin_roles.clone(),
             },
             disable_signup: self.disable_signup,
+            redirects: self.redirect_policy()?,
+            templates: self.mail_templates()?,
+        })
+    }
+
+    /// The compiled-in templates, each replaced by its file in `VELRO_MAILER_TEMPLATES_DIR`
+    /// when there is one. Read once, at start-up.
+    fn mail_templates(&self) -> anyhow::Result<MailTemplates> {
+        let mut templates = MailTemplates::default();
+        let Some(dir) = &self.mailer_templates_dir else {
+            return Ok(templates);
+        };
+        for (name, slot) in [
+            ("recovery.txt", &mut templates.recovery),
+            ("magic_link.txt", &mut templates.magic_link),
+        ] {
+            let path = dir.join(name);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => bail!(
+                    "VELRO_MAILER_TEMPLATES_DIR: cannot read {}: {error}",
+                    path.display()
+                ),
+            };
+            *slot = MailTemplate::parse(&text).map_err(|error| {
+                anyhow::anyhow!(
+                    "invalid configuration: VELRO_MAILER_TEMPLATES_DIR: {}: {error}",
+                    path.display()
+                )
+            })?;
         }
+        Ok(templates)
     }
 }
 
@@ -109,5 +158,13 @@ mod tests {
         }
         assert!(check(|c| c.jwt_issuer = "http://localhost:8000/auth/v1".into()).is_err());
         assert!(check(|c| c.mailer_autoconfirm = false).is_err());
+        let refused = check(|c| c.site_url = "app.example.com".into());
+        assert!(refused.is_err_and(|e| e.contains("VELRO_SITE_URL")));
+        let refused = check(|c| c.uri_allow_list = vec!["https://{a,b.example.com".into()]);
+        assert!(refused.is_err_and(|e| e.contains("VELRO_URI_ALLOW_LIST")));
+        assert_eq!(
+            check(|c| c.uri_allow_list = vec!["https://*.example.com/**".into()]),
+            Ok(())
+        );
     }
 }

@@ -3,7 +3,11 @@ its own calls, unchanged, against the real binary."""
 
 import base64
 import json
+import re
+import time
 import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import jwt as pyjwt
@@ -263,3 +267,74 @@ def test_the_admin_api_takes_a_role_only_service_role_key(server):
     with pytest.raises(AuthApiError) as raised:
         refused.get_user_by_id(user.id)
     assert (raised.value.status, raised.value.code) == (403, "not_admin")
+
+
+def mailed(server, address: str, earlier: int = 0) -> tuple[str, str]:
+    """The link and the code of the newest message to `address`, as the development mailer
+    wrote it, once more than `earlier` have arrived."""
+    folder = Path(server.data_dir.name) / "mail"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        paths = sorted(folder.glob("*.eml")) if folder.exists() else []
+        mine = [t for t in (p.read_text() for p in paths) if t.startswith(f"To: {address}\n")]
+        if len(mine) > earlier:
+            message = mine[-1]
+            link = re.search(r"(http\S+/verify\?\S+)", message).group(1)
+            code = re.search(r"code: (\d{6})", message).group(1)
+            return link, code
+        time.sleep(0.05)
+    raise AssertionError(f"no message for {address}")
+
+
+def test_reset_password_for_email_then_verify_otp_with_the_code(server):
+    address = email()
+    client(server).sign_up({"email": address, "password": PASSWORD})
+    auth = client(server)
+    # The same answer for an address with no account: nothing to tell them apart.
+    assert auth.reset_password_for_email(email()) is None
+    assert auth.reset_password_for_email(address, {"redirect_to": "http://localhost:3000/reset"}) is None
+    link, code = mailed(server, address)
+    assert parse_qs(urlparse(link).query)["redirect_to"] == ["http://localhost:3000/reset"]
+
+    events = []
+    auth.on_auth_state_change(lambda event, _session: events.append(event))
+    verified = auth.verify_otp({"email": address, "token": code, "type": "recovery"})
+    assert verified.session is not None and verified.user.email == address
+    assert "PASSWORD_RECOVERY" in events
+    auth.update_user({"password": NEW_PASSWORD})
+    signed_in = client(server).sign_in_with_password({"email": address, "password": NEW_PASSWORD})
+    assert signed_in.session is not None
+
+    with pytest.raises(AuthApiError) as raised:
+        client(server).verify_otp({"email": address, "token": code, "type": "recovery"})
+    assert raised.value.code == "otp_expired"
+    assert raised.value.message == "Token has expired or is invalid"
+
+
+def test_verify_otp_with_the_links_token_hash_works_once(server):
+    address = email()
+    client(server).sign_up({"email": address, "password": PASSWORD})
+    client(server).reset_password_for_email(address)
+    link, _code = mailed(server, address)
+    token_hash = parse_qs(urlparse(link).query)["token"][0]
+    verified = client(server).verify_otp({"token_hash": token_hash, "type": "recovery"})
+    assert verified.user.email == address
+    with pytest.raises(AuthApiError) as raised:
+        client(server).verify_otp({"token_hash": token_hash, "type": "recovery"})
+    assert raised.value.code == "otp_expired"
+    assert raised.value.status == 403
+
+
+def test_sign_in_with_otp_mails_a_code_that_verify_otp_accepts(server):
+    address = email()
+    auth = client(server)
+    auth.sign_in_with_otp({"email": address, "options": {"data": {"full_name": "Grace"}}})
+    link, code = mailed(server, address)
+    assert parse_qs(urlparse(link).query)["type"] == ["magiclink"]
+    verified = auth.verify_otp({"email": address, "token": code, "type": "email"})
+    assert verified.session is not None
+    assert verified.user.user_metadata["full_name"] == "Grace"
+
+    with pytest.raises(AuthApiError) as raised:
+        client(server).sign_in_with_otp({"email": email(), "options": {"should_create_user": False}})
+    assert raised.value.code == "otp_disabled"

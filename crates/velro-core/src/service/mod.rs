@@ -23,7 +23,7 @@ pub use session::{Authenticated, LogoutScope};
 pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,
 };
-pub use supabase::{SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
+pub use supabase::{OtpKind, SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;

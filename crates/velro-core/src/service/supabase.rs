@@ -5,13 +5,23 @@
 
 use std::sync::Arc;
 
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{Email, NewPassword, ProfileChange, SessionId, User, UserId};
-use crate::tokens::{AdminToken, AuthMethod, SupabaseTokenProfile};
+use crate::domain::{DisplayName, Email, NewPassword, ProfileChange, SessionId, User, UserId};
+use crate::error::FieldError;
+use crate::limits::Policy;
+use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
+use crate::redirect::RedirectPolicy;
+use crate::store::TokenHash;
+use crate::tokens::{
+    generate_opaque_token, hash_token, AdminToken, AuthMethod, SupabaseTokenProfile,
+};
 use crate::{AuthError, Secret};
 
 /// The settings of the Supabase surface, named after GoTrue's.
@@ -20,6 +30,58 @@ pub struct SupabaseSettings {
     pub tokens: SupabaseTokenProfile,
     /// GoTrue's `DISABLE_SIGNUP`: `/signup` refuses everyone.
     pub disable_signup: bool,
+    /// `SITE_URL` and `URI_ALLOW_LIST`: where mail links may send the browser.
+    pub redirects: RedirectPolicy,
+    pub templates: MailTemplates,
+}
+
+/// The `type` of a one-time token that Velro issues: recovery and magic-link mails carry the
+/// same kind of token (as GoTrue's magic link reuses its recovery token), and `email` names
+/// either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpKind {
+    Recovery,
+    MagicLink,
+    Email,
+}
+
+impl OtpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recovery => "recovery",
+            Self::MagicLink => "magiclink",
+            Self::Email => "email",
+        }
+    }
+}
+
+/// How long a link token is, in characters: what `generate_opaque_token` makes.
+const LINK_TOKEN_LEN: usize = 43;
+
+/// The stored key of a mailed code. It hashes a byte (0xFF) that no UTF-8 text contains, so no
+/// token presented anywhere else (a link token here, a v1 reset token) can hash to it: a
+/// six-digit code is only ever tried together with its address, under that address's limit.
+fn code_key(email: &Email, code: &str) -> TokenHash {
+    let mut hasher = Sha256::new();
+    hasher.update([0xFF]);
+    hasher.update(email.as_str().as_bytes());
+    hasher.update([0x00]);
+    hasher.update(code.as_bytes());
+    TokenHash(hasher.finalize().into())
+}
+
+/// Six random digits, uniformly (rejection sampling, no modulo bias).
+fn six_digit_code() -> String {
+    const RANGE: u32 = 1_000_000;
+    let limit = u32::MAX - u32::MAX % RANGE;
+    loop {
+        let mut bytes = [0u8; 4];
+        OsRng.fill_bytes(&mut bytes);
+        let value = u32::from_le_bytes(bytes);
+        if value < limit {
+            return format!("{:06}", value % RANGE);
+        }
+    }
 }
 
 /// What only the Supabase surface can end with, besides the shared meanings.
@@ -31,6 +93,12 @@ pub enum SupabaseError {
     SignupDisabled,
     #[error("the new password is the current one")]
     SamePassword,
+    /// A one-time link (`link`) or code that is unknown, spent or expired.
+    #[error("the one-time token is invalid or expired")]
+    OtpInvalid { link: bool },
+    /// `POST /otp` for an address with no account, when it may not create one.
+    #[error("sign-ups through one-time links are not allowed")]
+    OtpSignupsDisabled,
 }
 
 /// What `PUT /user` may change: the password, and the metadata keys Velro keeps.
@@ -214,12 +282,253 @@ impl SupabaseAuth {
         Ok(self.auth.deps().store.page_users(offset, per_page).await?)
     }
 
+    /// `POST /recover`: answers the same whether or not the address has an account (the
+    /// lookup and the mail happen after the answer), under the v1 password-reset limits.
+    /// `redirect_to` is kept only if the redirect policy allows it.
+    pub async fn recover(
+        &self,
+        email: Email,
+        redirect_to: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.send_one_time_link(OtpKind::Recovery, email, redirect_to, client)
+            .await
+    }
+
+    /// `POST /otp` by email: a magic link and code. An address without an account gets one
+    /// (confirmed, with a random password nobody knows, as GoTrue makes it) when `create_user`
+    /// and sign-ups allow, else `OtpSignupsDisabled`, GoTrue's answer, which tells that the
+    /// address has no account, as GoTrue's does.
+    pub async fn send_magic_link(
+        &self,
+        email: Email,
+        create_user: bool,
+        display_name: Option<DisplayName>,
+        redirect_to: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<(), SupabaseError> {
+        let deps = self.auth.deps();
+        let exists = deps
+            .store
+            .find_credentials_by_email(&email)
+            .await
+            .map_err(AuthError::from)?
+            .is_some();
+        if !exists {
+            if !create_user || self.settings.disable_signup {
+                return Err(SupabaseError::OtpSignupsDisabled);
+            }
+            let random = generate_opaque_token();
+            let password =
+                self.auth
+                    .password_policy()
+                    .check(random.expose())
+                    .map_err(|violation| {
+                        AuthError::Validation(vec![FieldError::new(
+                            "password",
+                            violation.to_string(),
+                        )])
+                    })?;
+            let registration = Registration {
+                email: email.clone(),
+                password,
+                display_name,
+            };
+            let issued = match self
+                .auth
+                .register_with(registration, true, client.clone())
+                .await
+            {
+                Ok(issued) => Some(issued),
+                // Registered meanwhile by a concurrent request: mail it like any account.
+                Err(AuthError::EmailExists) => None,
+                Err(error) => return Err(error.into()),
+            };
+            if let Some(issued) = issued {
+                // Registration signs in; nobody holds that session, so it ends at once.
+                deps.store
+                    .revoke_session(issued.user.id, issued.session_id, deps.clock.now())
+                    .await
+                    .map_err(AuthError::from)?;
+            }
+        }
+        self.send_one_time_link(OtpKind::MagicLink, email, redirect_to, client)
+            .await?;
+        Ok(())
+    }
+
+    async fn send_one_time_link(
+        &self,
+        kind: OtpKind,
+        email: Email,
+        redirect_to: Option<&str>,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        let limits = &self.auth.deps().limits;
+        limits
+            .check_ip(Policy::PasswordResetIp, client.ip())
+            .await?;
+        limits
+            .check(Policy::PasswordResetAccount, email.as_str())
+            .await?;
+        let redirect = self.settings.redirects.resolve(redirect_to);
+        let service = self.clone();
+        let task = async move {
+            if let Err(error) = service.mail_one_time_link(kind, &email, &redirect).await {
+                tracing::warn!(error = %error, kind = kind.as_str(), "one-time link mail not sent");
+            }
+        };
+        tokio::spawn(tracing::Instrument::instrument(
+            task,
+            tracing::Span::current(),
+        ));
+        Ok(())
+    }
+
+    /// One mail, two ways in: a link token (256 bits) and a six-digit code, each stored hashed
+    /// as a reset token with the reset lifetime; redeeming either spends both.
+    async fn mail_one_time_link(
+        &self,
+        kind: OtpKind,
+        email: &Email,
+        redirect: &str,
+    ) -> Result<(), AuthError> {
+        let deps = self.auth.deps();
+        let Some(credentials) = deps.store.find_credentials_by_email(email).await? else {
+            return Ok(());
+        };
+        let user = credentials.user;
+        if user.disabled {
+            return Ok(());
+        }
+        let now = deps.clock.now();
+        let expires_at = now + deps.settings.reset_token_lifetime;
+        let link_token = generate_opaque_token();
+        let code = six_digit_code();
+        deps.store
+            .create_reset_token(user.id, hash_token(link_token.expose()), expires_at, now)
+            .await?;
+        deps.store
+            .create_reset_token(user.id, code_key(&user.email, &code), expires_at, now)
+            .await?;
+        let mut link = url::Url::parse(&format!("{}/verify", self.settings.tokens.issuer))
+            .map_err(AuthError::internal)?;
+        link.query_pairs_mut()
+            .append_pair("token", link_token.expose())
+            .append_pair("type", kind.as_str())
+            .append_pair("redirect_to", redirect);
+        let template: &MailTemplate = match kind {
+            OtpKind::MagicLink => &self.settings.templates.magic_link,
+            OtpKind::Recovery | OtpKind::Email => &self.settings.templates.recovery,
+        };
+        let mail = template.render(&TemplateValues {
+            confirmation_url: link.as_str(),
+            token: &code,
+            token_hash: link_token.expose(),
+            site_url: self.settings.redirects.site_url(),
+            redirect_to: redirect,
+            email: &user.email,
+        });
+        deps.mailer.send(mail).await.map_err(AuthError::internal)?;
+        tracing::info!(user_id = %user.id, kind = kind.as_str(), "one-time link mail sent");
+        Ok(())
+    }
+
+    /// `verify` with a link token (`token_hash`, or `token` in `GET /verify`).
+    pub async fn verify_link(
+        &self,
+        token: &str,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, SupabaseError> {
+        let limits = &self.auth.deps().limits;
+        limits
+            .check_ip(Policy::PasswordResetIp, client.ip())
+            .await?;
+        let shaped = token.len() == LINK_TOKEN_LEN
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !shaped {
+            return Err(SupabaseError::OtpInvalid { link: true });
+        }
+        self.redeem(hash_token(token), client, true).await
+    }
+
+    /// `verify` with an address and the code mailed to it, under that address's limit.
+    pub async fn verify_code(
+        &self,
+        email: Email,
+        code: &str,
+        client: ClientInfo,
+    ) -> Result<IssuedSession, SupabaseError> {
+        let limits = &self.auth.deps().limits;
+        limits
+            .check_ip(Policy::PasswordResetIp, client.ip())
+            .await?;
+        limits
+            .check(Policy::PasswordResetAccount, email.as_str())
+            .await?;
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SupabaseError::OtpInvalid { link: false });
+        }
+        self.redeem(code_key(&email, code), client, false).await
+    }
+
+    async fn redeem(
+        &self,
+        key: TokenHash,
+        client: ClientInfo,
+        link: bool,
+    ) -> Result<IssuedSession, SupabaseError> {
+        let deps = self.auth.deps();
+        let now = deps.clock.now();
+        let invalid = || SupabaseError::OtpInvalid { link };
+        let Some(user_id) = deps
+            .store
+            .redeem_reset_token(key, now)
+            .await
+            .map_err(AuthError::from)?
+        else {
+            return Err(invalid());
+        };
+        let user = deps
+            .store
+            .find_user(user_id)
+            .await
+            .map_err(AuthError::from)?
+            .ok_or_else(invalid)?;
+        if user.disabled {
+            return Err(AuthError::AccountDisabled.into());
+        }
+        let refresh_token = generate_opaque_token();
+        let session = self
+            .auth
+            .new_session(user.id, false, client, &refresh_token, now);
+        let session_id = session.id;
+        deps.store
+            .create_session(session)
+            .await
+            .map_err(AuthError::from)?;
+        tracing::info!(user_id = %user.id, "signed in by a one-time token");
+        let issued = self.auth.issue(user, session_id, refresh_token, now)?;
+        Ok(self.reissue_with(issued, "otp")?)
+    }
+
     /// The session the v1 use case issued, with a Supabase access token in place of the v1 one.
     fn reissue(&self, issued: IssuedSession) -> Result<IssuedSession, AuthError> {
+        self.reissue_with(issued, "password")
+    }
+
+    fn reissue_with(
+        &self,
+        issued: IssuedSession,
+        method: &'static str,
+    ) -> Result<IssuedSession, AuthError> {
         let deps = self.auth.deps();
         let now: OffsetDateTime = deps.clock.now();
         let method = AuthMethod {
-            method: "password",
+            method,
+
             timestamp: session_started(issued.session_id).unwrap_or(now.unix_timestamp()),
         };
         let access = deps.access_tokens.issue_supabase(

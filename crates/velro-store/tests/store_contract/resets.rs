@@ -16,7 +16,66 @@ store_contract!(
     a_reset_token_works_once_under_concurrency,
     resetting_keeps_a_disabled_account_disabled,
     changing_the_password_revokes_every_other_session,
+    redeeming_a_reset_token_spends_all_of_them_and_keeps_password_and_sessions,
 );
+
+async fn redeeming_a_reset_token_spends_all_of_them_and_keeps_password_and_sessions(fx: &Fixture) {
+    let store = fx.store();
+    let at = t0();
+    let ada = register(store, "ada@example.com", at).await;
+    let (first, second) = (token(), token());
+    for reset in [first, second] {
+        store
+            .create_reset_token(ada.user.id, reset, at + secs(3600), at)
+            .await
+            .expect("create_reset_token");
+    }
+    let expired = token();
+    store
+        .create_reset_token(ada.user.id, expired, at + secs(10), at)
+        .await
+        .expect("create_reset_token");
+    assert_eq!(
+        store
+            .redeem_reset_token(expired, at + secs(10))
+            .await
+            .expect("redeem expired"),
+        None
+    );
+    assert_eq!(
+        store
+            .redeem_reset_token(token(), at + secs(1))
+            .await
+            .expect("redeem unknown"),
+        None
+    );
+    assert_eq!(
+        store
+            .redeem_reset_token(first, at + secs(1))
+            .await
+            .expect("redeem"),
+        Some(ada.user.id)
+    );
+    for spent in [first, second] {
+        assert_eq!(
+            store
+                .redeem_reset_token(spent, at + secs(2))
+                .await
+                .expect("redeem again"),
+            None
+        );
+    }
+    let credentials = store
+        .find_credentials(ada.user.id)
+        .await
+        .expect("find_credentials")
+        .expect("still there");
+    assert_eq!(
+        credentials.password_hash.as_str(),
+        hash("ada@example.com").as_str()
+    );
+    assert!(is_live(store, ada.session).await);
+}
 
 async fn a_reset_token_finds_its_user_until_it_is_used_or_expires(fx: &Fixture) {
     let store = fx.store();

@@ -24,4 +24,5 @@ mod secrets_in_logs;
 mod sessions;
 mod status;
 mod supabase;
+mod supabase_mail;
 mod two_instances;

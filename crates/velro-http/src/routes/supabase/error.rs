@@ -203,7 +203,39 @@ impl From<SupabaseError> for GotrueError {
                 "same_password",
                 "New password should be different from the old password.",
             ),
+            SupabaseError::OtpSignupsDisabled => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "otp_disabled",
+                "Signups not allowed for otp",
+            ),
+            SupabaseError::OtpInvalid { link } => Self::new(
+                StatusCode::FORBIDDEN,
+                "otp_expired",
+                if link {
+                    "Email link is invalid or has expired"
+                } else {
+                    "Token has expired or is invalid"
+                },
+            ),
         }
+    }
+}
+
+impl GotrueError {
+    /// The error as `GET /verify` hands it to the browser: OAuth's `error` for the status,
+    /// GoTrue's `error_code`, the message as `error_description`.
+    pub(crate) fn redirect_parameters(&self) -> [(&'static str, String); 3] {
+        let error = match self.status {
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+            StatusCode::UNAUTHORIZED => "unauthorized_client",
+            StatusCode::FORBIDDEN => "access_denied",
+            _ => "server_error",
+        };
+        [
+            ("error", error.to_string()),
+            ("error_code", self.code.to_string()),
+            ("error_description", self.message.to_string()),
+        ]
     }
 }
 

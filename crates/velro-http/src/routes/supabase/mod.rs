@@ -17,7 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use velro_core::domain::{AvatarUrl, DisplayName, Email, ProfileChange, UserId};
-use velro_core::service::{Authenticated, LogoutScope, Registration, SupabaseUserChange};
+use velro_core::service::{
+    Authenticated, IssuedSession, LogoutScope, OtpKind, Registration, SupabaseError,
+    SupabaseUserChange,
+};
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
 
@@ -51,6 +54,9 @@ fn routes() -> Router<AppState> {
         .route("/token", post(token))
         .route("/user", get(get_user).put(update_user))
         .route("/logout", post(logout))
+        .route("/recover", post(recover))
+        .route("/otp", post(otp))
+        .route("/verify", get(verify_redirect).post(verify))
         .route("/admin/users", get(admin_list_users))
         .route("/admin/users/{id}", get(admin_get_user))
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
@@ -516,4 +522,207 @@ async fn admin_list_users(
         headers.insert(axum::http::header::LINK, link);
     }
     Ok(response)
+}
+
+/// An address in a mail-flow body, with GoTrue's answers for a missing or malformed one.
+fn mail_address(email: Option<String>) -> Result<Email, GotrueError> {
+    let email = email
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| GotrueError::validation("An email address is required"))?;
+    Email::parse(&email)
+        .map_err(|_| GotrueError::validation("Unable to validate email address: invalid format"))
+}
+
+#[derive(Deserialize)]
+struct RecoverBody {
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// Always `{}` for a well-formed address: whether it has an account never shows.
+async fn recover(
+    State(state): State<AppState>,
+    Client(client): Client,
+    RawQuery(query): RawQuery,
+    GotrueJson(body): GotrueJson<RecoverBody>,
+) -> Result<Json<Value>, GotrueError> {
+    let email = mail_address(body.email)?;
+    let redirect_to = query_value(query.as_deref(), "redirect_to");
+    state
+        .supabase
+        .recover(email, redirect_to.as_deref(), client)
+        .await?;
+    Ok(Json(json!({})))
+}
+
+/// The verification types GoTrue knows. Velro issues tokens of the email kinds; the others
+/// name tokens it never issued, so they find none (`otp_expired`) rather than a different answer.
+fn verification_type(raw: Option<&str>) -> Result<Option<OtpKind>, GotrueError> {
+    match raw {
+        Some("recovery") => Ok(Some(OtpKind::Recovery)),
+        Some("magiclink") => Ok(Some(OtpKind::MagicLink)),
+        Some("email") => Ok(Some(OtpKind::Email)),
+        Some("signup" | "invite" | "email_change" | "sms" | "phone_change") => Ok(None),
+        _ => Err(GotrueError::validation("Unsupported verification type")),
+    }
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    token_hash: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Client(client): Client,
+    GotrueJson(body): GotrueJson<VerifyBody>,
+) -> Result<Json<SupabaseSession>, GotrueError> {
+    let kind = verification_type(body.kind.as_deref())?;
+    let token_hash = body.token_hash.filter(|t| !t.is_empty());
+    let issued = if let Some(token_hash) = token_hash {
+        if body.email.is_some_and(|e| !e.is_empty()) || body.phone.is_some_and(|p| !p.is_empty()) {
+            return Err(GotrueError::validation(
+                "Only the token_hash and type should be provided",
+            ));
+        }
+        if kind.is_none() {
+            return Err(SupabaseError::OtpInvalid { link: true }.into());
+        }
+        state.supabase.verify_link(&token_hash, client).await?
+    } else {
+        if body.phone.is_some_and(|p| !p.is_empty()) {
+            return Err(GotrueError::new(
+                StatusCode::BAD_REQUEST,
+                "phone_provider_disabled",
+                "Phone logins are disabled",
+            ));
+        }
+        let email = mail_address(body.email)?;
+        let token = body.token.unwrap_or_default();
+        if kind.is_none() {
+            return Err(SupabaseError::OtpInvalid { link: false }.into());
+        }
+        state.supabase.verify_code(email, &token, client).await?
+    };
+    Ok(Json(SupabaseSession::new(issued, audience(&state))))
+}
+
+/// `GET /verify`, the mail link: 303 to `redirect_to` (if the redirect policy allows it, else
+/// the site URL) with the session, or the error, in the fragment, where it never reaches a
+/// server log.
+async fn verify_redirect(
+    State(state): State<AppState>,
+    Client(client): Client,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.as_deref();
+    let redirect_to = query_value(query, "redirect_to");
+    let target = state
+        .supabase
+        .settings()
+        .redirects
+        .resolve(redirect_to.as_deref());
+    let kind = query_value(query, "type");
+    let outcome = async {
+        let kind = verification_type(kind.as_deref())?;
+        let token = query_value(query, "token").unwrap_or_default();
+        if kind.is_none() {
+            return Err(SupabaseError::OtpInvalid { link: true }.into());
+        }
+        Ok::<IssuedSession, GotrueError>(state.supabase.verify_link(&token, client).await?)
+    }
+    .await;
+    let mut fragment = url::form_urlencoded::Serializer::new(String::new());
+    match outcome {
+        Ok(issued) => {
+            // GoTrue's key order (sorted), with its `sb` marker.
+            fragment
+                .append_pair("access_token", issued.access_token.expose())
+                .append_pair("expires_at", &issued.expires_at.to_string())
+                .append_pair("expires_in", &issued.expires_in.to_string())
+                .append_pair("refresh_token", issued.refresh_token.expose())
+                .append_pair("sb", "")
+                .append_pair("token_type", "bearer")
+                .append_pair("type", kind.as_deref().unwrap_or_default());
+        }
+        Err(error) => {
+            for (key, value) in error.redirect_parameters() {
+                fragment.append_pair(key, &value);
+            }
+            fragment.append_pair("sb", "");
+        }
+    }
+    let base = target.split('#').next().unwrap_or_default();
+    let location = format!("{base}#{}", fragment.finish());
+    match axum::http::HeaderValue::from_str(&location) {
+        Ok(location) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            response
+                .headers_mut()
+                .insert(axum::http::header::LOCATION, location);
+            response
+        }
+        Err(_) => GotrueError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected_failure",
+            "Unexpected failure, please check server logs for more information",
+        )
+        .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct OtpBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    create_user: Option<bool>,
+}
+
+/// Email only: a magic link and a code in one mail, `{}` as GoTrue answers.
+async fn otp(
+    State(state): State<AppState>,
+    Client(client): Client,
+    RawQuery(query): RawQuery,
+    GotrueJson(body): GotrueJson<OtpBody>,
+) -> Result<Json<Value>, GotrueError> {
+    if body.phone.is_some_and(|p| !p.is_empty()) {
+        return Err(GotrueError::new(
+            StatusCode::BAD_REQUEST,
+            "phone_provider_disabled",
+            "Phone logins are disabled",
+        ));
+    }
+    let email = mail_address(body.email)?;
+    let profile = metadata(body.data)?;
+    if profile.avatar_url.is_some() {
+        return Err(GotrueError::validation(
+            "data.avatar_url can be set after sign-up (PUT /user), not at it",
+        ));
+    }
+    let redirect_to = query_value(query.as_deref(), "redirect_to");
+    state
+        .supabase
+        .send_magic_link(
+            email,
+            body.create_user.unwrap_or(true),
+            profile.display_name.flatten(),
+            redirect_to.as_deref(),
+            client,
+        )
+        .await?;
+    Ok(Json(json!({})))
 }
