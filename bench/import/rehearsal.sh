@@ -15,6 +15,7 @@
 #   REHEARSAL_WRITE_SECS=20      how long the writer serves before the cut-over
 #   REHEARSAL_IMPORT_EVERY=3     seconds from one import's start to the next while the writer runs
 #   REHEARSAL_WINDOW=60          sessions held back for the window phase (half are rotated)
+#   REHEARSAL_STORE=sqlite       Velro's store: sqlite, or postgres (a database on the same cluster)
 #   REHEARSAL_NO_BUILD=1         use target/debug/{velro,supabase-seed} as they are
 # Output: the report on stdout and in bench/results/rehearsal-<UTC stamp>/summary.txt.
 set -euo pipefail
@@ -24,6 +25,7 @@ USERS=${REHEARSAL_USERS:-500}
 WRITE_SECS=${REHEARSAL_WRITE_SECS:-20}
 IMPORT_EVERY=${REHEARSAL_IMPORT_EVERY:-3}
 WINDOW=${REHEARSAL_WINDOW:-60}
+STORE=${REHEARSAL_STORE:-sqlite}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$ROOT/bench/results/rehearsal-$STAMP
 TMP=$(mktemp -d)
@@ -87,6 +89,14 @@ SOURCE=postgres://postgres@127.0.0.1:$PGPORT/supabase
 STATE=$TMP/state.json
 
 export VELRO_DATA_DIR=$TMP/velro VELRO_LOG_LEVEL=warn
+case $STORE in
+  sqlite) ;;
+  postgres)
+    /usr/lib/postgresql/15/bin/psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qc 'CREATE DATABASE velro' \
+      >/dev/null
+    export DATABASE_URL=postgres://postgres@127.0.0.1:$PGPORT/velro ;;
+  *) echo "REHEARSAL_STORE must be sqlite or postgres" >&2; exit 2 ;;
+esac
 MAP=(--profiles-table public.profiles --map display_name=full_name,role=role,credits=credits)
 IMPORTS=0
 import_once() { # label
@@ -94,7 +104,7 @@ import_once() { # label
   "$VELRO" import supabase --from "$SOURCE" "${MAP[@]}" >"$OUT/import-$1.txt" 2>>"$OUT/import.err"
 }
 
-say "supabase switch rehearsal, $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD), debug build"
+say "supabase switch rehearsal, $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD), debug build, Velro on $STORE"
 say "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (shared)"
 "$SEED" "$SOURCE" 0 "$USERS" --schema 2>>"$OUT/seed.log"
 "$VELRO" migrate >>"$OUT/import.err" 2>&1
