@@ -13,7 +13,7 @@ use velro_core::domain::UserId;
 use velro_supabasetest::{Kind, SeededUser};
 
 use crate::both_stores;
-use crate::helpers::{expect_error, expect_json, TestApp};
+use crate::helpers::{expect_error, expect_json, sign_jwt, TestApp, JWT_SECRET};
 
 /// Made once per test process: bcrypt at GoTrue's cost is slow in a debug build.
 fn hashes() -> &'static [String] {
@@ -316,7 +316,60 @@ async fn imported_accounts_sign_in_and_refresh_through_the_supabase_surface(app:
     assert_eq!(refused["code"], "user_banned", "{refused}");
 }
 
+/// What Supabase issued before the switch keeps working until it expires: an access token
+/// GoTrue signed with the project's JWT secret (the one Velro is configured with) for a session
+/// the import carried over.
+async fn access_tokens_supabase_issued_before_the_switch_stay_valid(app: TestApp) {
+    let Some(from) = supabase(0..40).await else {
+        return;
+    };
+    import(&app, &from, false).await;
+    let ada = velro_supabasetest::user(12);
+    assert_eq!(ada.kind, Kind::Normal);
+    let now = velro_core::clock::Clock::now(app.clock.as_ref()).unix_timestamp();
+    let claims = json!({
+        "aud": "authenticated",
+        "exp": now + 1_800,
+        "iat": now - 1_800,
+        "iss": "http://localhost:8000/auth/v1",
+        "sub": ada.id.to_string(),
+        "email": ada.email,
+        "phone": "",
+        "app_metadata": {"provider": "email", "providers": ["email"]},
+        "user_metadata": {},
+        "role": "authenticated",
+        "aal": "aal1",
+        "amr": [{"method": "password", "timestamp": now - 1_800}],
+        "session_id": ada.sessions[0].id.to_string(),
+        "is_anonymous": false,
+    });
+    let token = sign_jwt(&claims, JWT_SECRET, jsonwebtoken::Algorithm::HS256);
+    let user = app
+        .client
+        .get(app.url("/auth/v1/user"))
+        .header("x-supabase-api-version", "2024-01-01")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request sent");
+    let user = expect_json(user, StatusCode::OK).await;
+    assert_eq!(user["id"], ada.id.to_string());
+
+    // Once it has expired, it is refused like any other.
+    app.advance(1_800 + 60);
+    let expired = app
+        .client
+        .get(app.url("/auth/v1/user"))
+        .header("x-supabase-api-version", "2024-01-01")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(expired.status(), StatusCode::FORBIDDEN);
+}
+
 both_stores!(
+    access_tokens_supabase_issued_before_the_switch_stay_valid,
     imported_accounts_sign_in_and_refresh_through_the_supabase_surface,
     imported_users_keep_their_ids_passwords_and_profiles,
     imported_refresh_tokens_refresh_and_spent_ones_are_reuse,
