@@ -13,7 +13,7 @@ use uuid::Uuid;
 use velro_core::domain::UserId;
 
 use crate::error::{ApiError, BEARER_CHALLENGE};
-use crate::monitor::RequestNote;
+use crate::monitor::RequestSeen;
 use crate::AppState;
 
 const REQUEST_ID: &str = "x-request-id";
@@ -84,13 +84,12 @@ pub(crate) async fn observe(
     metrics::counter!("velro_http_requests_total", &labels).increment(1);
     metrics::histogram!("velro_http_request_duration_seconds", &labels).record(elapsed);
     state.monitor.record(
-        RequestNote {
-            at: time::OffsetDateTime::now_utc(),
-            method: method.to_string(),
-            route: route.clone(),
+        RequestSeen {
+            method: method.as_str(),
+            route: &route,
             status,
             duration_ms,
-            request_id: request_id.clone(),
+            request_id: &request_id,
         },
         timed_out,
     );

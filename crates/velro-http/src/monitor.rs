@@ -48,10 +48,41 @@ pub struct RouteSample {
     pub p99_ms: f64,
 }
 
+/// A finished request as the middleware hands it over, borrowed: most requests are only
+/// counted, so the owned [`RequestNote`] is made only for those the lists keep.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSeen<'a> {
+    pub method: &'a str,
+    pub route: &'a str,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub request_id: &'a str,
+}
+
+impl RequestSeen<'_> {
+    fn note(&self) -> RequestNote {
+        RequestNote {
+            at: OffsetDateTime::now_utc(),
+            method: self.method.to_string(),
+            route: self.route.to_string(),
+            status: self.status,
+            duration_ms: self.duration_ms,
+            request_id: self.request_id.to_string(),
+        }
+    }
+}
+
+/// One route's requests in the open interval: how many, and the first durations.
+#[derive(Default)]
+struct RouteTally {
+    count: u64,
+    durations: Vec<f64>,
+}
+
 #[derive(Default)]
 struct Interval {
-    routes: HashMap<String, Vec<f64>>,
-    counts: HashMap<String, u64>,
+    /// Keyed by `METHOD route`.
+    routes: HashMap<String, RouteTally>,
     statuses: BTreeMap<&'static str, u64>,
 }
 
@@ -93,13 +124,13 @@ impl Monitor {
     }
 
     /// Counts one finished request.
-    pub fn record(&self, note: RequestNote, timed_out: bool) {
-        let mut inner = self.lock();
+    pub fn record(&self, note: RequestSeen<'_>, timed_out: bool) {
         let key = format!("{} {}", note.method, note.route);
-        *inner.current.counts.entry(key.clone()).or_default() += 1;
-        let durations = inner.current.routes.entry(key).or_default();
-        if durations.len() < DURATIONS_KEPT {
-            durations.push(note.duration_ms);
+        let mut inner = self.lock();
+        let tally = inner.current.routes.entry(key).or_default();
+        tally.count += 1;
+        if tally.durations.len() < DURATIONS_KEPT {
+            tally.durations.push(note.duration_ms);
         }
         let statuses = &mut inner.current.statuses;
         match note.status {
@@ -125,14 +156,14 @@ impl Monitor {
             let at = inner
                 .slowest
                 .partition_point(|kept| kept.duration_ms >= note.duration_ms);
-            inner.slowest.insert(at, note.clone());
+            inner.slowest.insert(at, note.note());
             inner.slowest.truncate(SLOWEST_KEPT);
         }
         if note.status >= 400 {
             if inner.errors.len() == NOTES_KEPT {
                 inner.errors.pop_back();
             }
-            inner.errors.push_front(note);
+            inner.errors.push_front(note.note());
         }
     }
 
@@ -186,12 +217,11 @@ fn summarise(interval: &Interval, seconds: f64) -> Sample {
     let routes = interval
         .routes
         .iter()
-        .map(|(route, durations)| {
-            let mut sorted = durations.clone();
+        .map(|(route, tally)| {
+            let mut sorted = tally.durations.clone();
             sorted.sort_by(f64::total_cmp);
-            let count = interval.counts.get(route).copied().unwrap_or_default();
             let sample = RouteSample {
-                rate: count as f64 / seconds,
+                rate: tally.count as f64 / seconds,
                 p50_ms: percentile(&sorted, 0.50),
                 p95_ms: percentile(&sorted, 0.95),
                 p99_ms: percentile(&sorted, 0.99),
@@ -319,14 +349,13 @@ fn derive(
 mod tests {
     use super::*;
 
-    fn note(route: &str, status: u16, duration_ms: f64) -> RequestNote {
-        RequestNote {
-            at: OffsetDateTime::UNIX_EPOCH,
-            method: "GET".into(),
-            route: route.into(),
+    fn note(route: &str, status: u16, duration_ms: f64) -> RequestSeen<'_> {
+        RequestSeen {
+            method: "GET",
+            route,
             status,
             duration_ms,
-            request_id: "r".into(),
+            request_id: "r",
         }
     }
 
