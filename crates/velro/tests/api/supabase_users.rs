@@ -51,6 +51,10 @@ async fn admin_update(app: &TestApp, id: &str, body: Value) -> reqwest::Response
     admin_call(app, Method::PUT, &format!("/users/{id}"), Some(body)).await
 }
 
+async fn sign_in_with(app: &TestApp, email: &str, password: &str) -> Value {
+    expect_json(password_grant(app, email, password).await, StatusCode::OK).await
+}
+
 fn id(user: &Value) -> &str {
     user["id"].as_str().expect("id")
 }
@@ -238,6 +242,24 @@ async fn admin_create_stores_metadata_as_given_and_the_role_reaches_v1(app: Test
         let refused = admin_call(&app, Method::POST, "/users", Some(body)).await;
         expect_gotrue(refused, StatusCode::BAD_REQUEST, code).await;
     }
+    let taken_id = admin_call(
+        &app,
+        Method::POST,
+        "/users",
+        Some(json!({"email": unique_email("supa-id"), "id": id(&user)})),
+    )
+    .await;
+    expect_gotrue(taken_id, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let chosen = uuid::Uuid::new_v4().to_string();
+    let hashed_email = unique_email("supa-hash");
+    let hash = bcrypt::hash(NEW_PASSWORD, 4).expect("hashes");
+    let hashed = admin_create(
+        &app,
+        json!({"email": hashed_email, "id": chosen, "password_hash": hash}),
+    )
+    .await;
+    assert_eq!(hashed["id"], chosen.as_str());
+    sign_in_with(&app, &hashed_email, NEW_PASSWORD).await;
     let weak = admin_call(
         &app,
         Method::POST,
