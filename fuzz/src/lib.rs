@@ -17,7 +17,7 @@ use velro_core::limits::Limits;
 use velro_core::mail::{MailError, Mailer, OutgoingMail};
 use velro_core::service::{
     AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, StatusService,
-    StatusSettings, SupabaseAuth, SupabaseSettings,
+    StatusSettings, SupabaseAdmin, SupabaseAuth, SupabaseSettings,
 };
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
@@ -101,6 +101,10 @@ pub fn user() -> User {
         disabled: false,
         created_at: now(),
         updated_at: now(),
+        user_metadata: None,
+        app_metadata: None,
+        banned_until: None,
+        deleted_at: None,
     }
 }
 
@@ -125,7 +129,8 @@ velro_core::impl_store! {
         delete_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
-        server_connections, recent_flag_changes, purge;
+        server_connections, recent_flag_changes, purge, insert_user, update_account,
+        find_refresh_token_user;
 
     async fn find_live_session(
         &self,
@@ -234,12 +239,14 @@ impl App {
                 templates: Default::default(),
             },
         );
+        let supabase_admin = SupabaseAdmin::new(supabase.clone(), admin.clone());
         let state = AppState {
             auth,
             admin,
             console,
             monitor: Arc::new(Monitor::default()),
             supabase,
+            supabase_admin,
             status,
             cache,
             metrics: Arc::new(String::new),

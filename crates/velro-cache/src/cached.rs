@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-use velro_core::domain::{AdminUserChange, PasswordHash, ProfileChange, SessionId, User, UserId};
+use velro_core::domain::{
+    AccountChange, AdminUserChange, PasswordHash, ProfileChange, SessionId, User, UserId,
+};
 use velro_core::store::{RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
 use velro_core::StoreError;
 
@@ -163,7 +165,7 @@ velro_core::impl_store! {
         find_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
-        server_connections, recent_flag_changes, purge;
+        server_connections, recent_flag_changes, purge, insert_user, find_refresh_token_user;
 
     async fn replace_password_hash(
         &self,
@@ -292,6 +294,25 @@ velro_core::impl_store! {
         let result = self.inner.update_user(user_id, change, now).await;
         if !matches!(result, Ok(None)) {
             self.invalidate_user(user_id).await;
+        }
+        result
+    }
+
+    async fn update_account(
+        &self,
+        user_id: UserId,
+        change: &AccountChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<(User, Vec<SessionId>)>, StoreError> {
+        let result = self.inner.update_account(user_id, change, now).await;
+        // Every cached session of the user holds the old user: drop them all, and the revoked
+        // ones by id too. Also on error: the change may have committed before the error.
+        let revoked = match &result {
+            Ok(Some((_, revoked))) => revoked.as_slice(),
+            _ => &[],
+        };
+        if !matches!(result, Ok(None)) {
+            self.invalidate(revoked, &[user_id]).await;
         }
         result
     }

@@ -128,6 +128,10 @@ mod tests {
                 disabled: false,
                 created_at: at,
                 updated_at: at,
+                user_metadata: None,
+                app_metadata: None,
+                banned_until: None,
+                deleted_at: None,
             },
         })
     }

@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use velro_core::domain::{Email, Role, SessionId, SessionRecord, User, UserId};
+use velro_core::domain::{Email, Metadata, Role, SessionId, SessionRecord, User, UserId};
 use velro_core::store::SessionWithUser;
 
-const VERSION: u32 = 1;
+/// 2: the user's Supabase metadata, ban and soft delete.
+const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CachedSession {
@@ -45,6 +46,13 @@ struct CachedUser {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+    /// JSON text, as stored.
+    user_metadata: Option<String>,
+    app_metadata: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    banned_until: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    deleted_at: Option<OffsetDateTime>,
 }
 
 pub(crate) fn encode(live: &SessionWithUser) -> Result<String, serde_json::Error> {
@@ -72,6 +80,10 @@ pub(crate) fn encode(live: &SessionWithUser) -> Result<String, serde_json::Error
             disabled: u.disabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            user_metadata: u.user_metadata.as_ref().map(Metadata::to_stored),
+            app_metadata: u.app_metadata.as_ref().map(Metadata::to_stored),
+            banned_until: u.banned_until,
+            deleted_at: u.deleted_at,
         },
     })
 }
@@ -106,6 +118,10 @@ pub(crate) fn decode(raw: &str) -> Option<SessionWithUser> {
             disabled: u.disabled,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            user_metadata: u.user_metadata.as_deref().and_then(Metadata::from_stored),
+            app_metadata: u.app_metadata.as_deref().and_then(Metadata::from_stored),
+            banned_until: u.banned_until,
+            deleted_at: u.deleted_at,
         },
     })
 }
@@ -140,6 +156,10 @@ mod tests {
                 disabled: false,
                 created_at: datetime!(2024-01-01 00:00:00 UTC),
                 updated_at: datetime!(2024-05-01 12:00:00.999999999 UTC),
+                user_metadata: Metadata::from_stored(r#"{"plan":"pro","n":[1,{"x":null}]}"#),
+                app_metadata: Metadata::from_stored(r#"{"provider":"email"}"#),
+                banned_until: Some(datetime!(2030-01-01 00:00:00 UTC)),
+                deleted_at: None,
             },
         }
     }
@@ -159,7 +179,7 @@ mod tests {
     #[test]
     fn other_versions_and_garbage_read_as_misses() {
         let raw = encode(&sample()).expect("encode");
-        let other = raw.replacen("\"v\":1", "\"v\":2", 1);
+        let other = raw.replacen("\"v\":2", "\"v\":3", 1);
         assert_ne!(raw, other);
         assert!(decode(&other).is_none());
         assert!(decode("{}").is_none());

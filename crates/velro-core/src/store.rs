@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    AdminUserChange, Credentials, Email, Incident, IncidentId, NewIncident, NewIncidentUpdate,
-    NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord, StateMinutes,
-    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+    AccountChange, AdminUserChange, Credentials, Email, Incident, IncidentId, NewIncident,
+    NewIncidentUpdate, NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord,
+    StateMinutes, StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
 
@@ -136,6 +136,10 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the user and its first session together. `Conflict("email")` when taken.
     async fn create_user(&self, user: NewUser, session: NewSession) -> Result<User, StoreError>;
 
+    /// Creates a user without a session (the Supabase admin API's create).
+    /// `Conflict("email")` or `Conflict("user_id")` when taken.
+    async fn insert_user(&self, user: NewUser) -> Result<User, StoreError>;
+
     async fn find_credentials_by_email(
         &self,
         email: &Email,
@@ -258,6 +262,19 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError>;
 
+    /// Applies a Supabase account change at once, with the revocations and token spending it
+    /// asks for; returns the user as changed and the sessions revoked. `None` when there is no
+    /// such user; `Conflict("email")` when the new address is taken.
+    async fn update_account(
+        &self,
+        user_id: UserId,
+        change: &AccountChange,
+        now: OffsetDateTime,
+    ) -> Result<Option<(User, Vec<SessionId>)>, StoreError>;
+
+    /// The user a refresh token (live, spent or revoked) was issued to.
+    async fn find_refresh_token_user(&self, token: TokenHash) -> Result<Option<User>, StoreError>;
+
     /// Deletes the user with its sessions and tokens. False when there was no such user.
     async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError>;
 
@@ -372,6 +389,7 @@ pub mod __private {
 ///         revoke_session, revoke_sessions, list_live_sessions, update_profile,
 ///         create_reset_token, find_reset_token_user, reset_password, redeem_reset_token, change_password,
 ///         list_users, page_users, find_user, update_user, delete_user, record_status,
+///         insert_user, update_account, find_refresh_token_user,
 ///         status_history, latest_status, create_incident, add_incident_update, list_incidents,
 ///         create_console_session, touch_console_session, find_console_session,
 ///         delete_console_session, record_flag_change, latest_flag_change, server_connections,
@@ -437,6 +455,11 @@ macro_rules! __store_signature {
     (create_user, $($k:tt)*) => {
         $crate::impl_store!(@push { create_user (
             [user: $crate::domain::NewUser] [session: $crate::store::NewSession]
+        ) ($crate::domain::User) } $($k)*);
+    };
+    (insert_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { insert_user (
+            [user: $crate::domain::NewUser]
         ) ($crate::domain::User) } $($k)*);
     };
     (find_credentials_by_email, $($k:tt)*) => {
@@ -541,6 +564,17 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { update_user (
             [user_id: $crate::domain::UserId] [change: &$crate::domain::AdminUserChange]
             [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::User>) } $($k)*);
+    };
+    (update_account, $($k:tt)*) => {
+        $crate::impl_store!(@push { update_account (
+            [user_id: $crate::domain::UserId] [change: &$crate::domain::AccountChange]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<($crate::domain::User, Vec<$crate::domain::SessionId>)>) } $($k)*);
+    };
+    (find_refresh_token_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_refresh_token_user (
+            [token: $crate::store::TokenHash]
         ) (Option<$crate::domain::User>) } $($k)*);
     };
     (delete_user, $($k:tt)*) => {

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use velro_core::cache::CacheControl;
-use velro_core::service::{AdminService, AuthService, ConsoleService, StatusService, SupabaseAuth};
+use velro_core::service::{
+    AdminService, AuthService, ConsoleService, StatusService, SupabaseAdmin, SupabaseAuth,
+};
 
 use crate::monitor::Monitor;
 
@@ -58,6 +60,8 @@ pub struct AppState {
     pub monitor: Arc<Monitor>,
     /// The Supabase Auth (GoTrue) surface's use cases, over the same `auth`.
     pub supabase: SupabaseAuth,
+    /// GoTrue's admin API (`/admin/users`) over the same users, through `admin` for roles.
+    pub supabase_admin: SupabaseAdmin,
     /// The status page's judgement, the traffic it is fed, and the incidents.
     pub status: StatusService,
     pub cache: Arc<dyn CacheControl>,

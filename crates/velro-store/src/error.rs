@@ -68,6 +68,9 @@ fn classify(error: sqlx::Error, dialect: Dialect) -> StoreError {
             if is_email_conflict(db.as_ref()) {
                 return StoreError::Conflict("email");
             }
+            if is_user_id_conflict(db.as_ref()) {
+                return StoreError::Conflict("user_id");
+            }
             is_transient(db.as_ref(), dialect)
         }
         _ => false,
@@ -83,6 +86,12 @@ fn is_email_conflict(db: &dyn DatabaseError) -> bool {
     // PostgreSQL names the constraint; SQLite only says "UNIQUE constraint failed: users.email".
     db.is_unique_violation()
         && (db.constraint() == Some(USERS_EMAIL_KEY) || db.message().contains("users.email"))
+}
+
+fn is_user_id_conflict(db: &dyn DatabaseError) -> bool {
+    // An id chosen by the caller (GoTrue's admin create takes one) that is taken.
+    db.is_unique_violation()
+        && (db.constraint() == Some("users_pkey") || db.message().contains("users.user_id"))
 }
 
 /// Database errors that mean "could not be served in time" rather than "this request is wrong".

@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_core::domain::{
     Component, ComponentState, Credentials, Email, Incident, IncidentId, IncidentStatus,
-    IncidentUpdate, PasswordHash, PublicText, Role, SessionId, SessionRecord, StateMinutes,
-    StatusSample, User, UserId,
+    IncidentUpdate, Metadata, PasswordHash, PublicText, Role, SessionId, SessionRecord,
+    StateMinutes, StatusSample, User, UserId,
 };
 
 use crate::error::corrupt;
@@ -56,6 +56,10 @@ pub(crate) struct UserRow {
     disabled: bool,
     created_at: StoredTime,
     updated_at: StoredTime,
+    user_metadata: Option<String>,
+    app_metadata: Option<String>,
+    banned_until: Option<StoredTime>,
+    deleted_at: Option<StoredTime>,
 }
 
 impl UserRow {
@@ -75,6 +79,13 @@ impl UserRow {
             disabled: self.disabled,
             created_at: self.created_at.0,
             updated_at: self.updated_at.0,
+            user_metadata: self
+                .user_metadata
+                .as_deref()
+                .and_then(Metadata::from_stored),
+            app_metadata: self.app_metadata.as_deref().and_then(Metadata::from_stored),
+            banned_until: self.banned_until.map(|t| t.0),
+            deleted_at: self.deleted_at.map(|t| t.0),
         })
     }
 }

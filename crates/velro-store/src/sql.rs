@@ -7,7 +7,7 @@
 macro_rules! user_columns {
     () => {
         "user_id, email, display_name, avatar_url, credits_balance, role, email_confirmed, \
-         disabled, created_at, updated_at"
+         disabled, created_at, updated_at, user_metadata, app_metadata, banned_until, deleted_at"
     };
 }
 
@@ -15,7 +15,8 @@ macro_rules! user_columns {
 macro_rules! user_columns_u {
     () => {
         "u.user_id, u.email, u.display_name, u.avatar_url, u.credits_balance, u.role, \
-         u.email_confirmed, u.disabled, u.created_at, u.updated_at"
+         u.email_confirmed, u.disabled, u.created_at, u.updated_at, u.user_metadata, \
+         u.app_metadata, u.banned_until, u.deleted_at"
     };
 }
 
@@ -33,10 +34,12 @@ pub(crate) const PING: &str = "SELECT 1";
 
 // Users.
 
+/// `$9`: avatar URL, `$10`/`$11`: user/app metadata (JSON text, NULL for none).
 pub(crate) const INSERT_USER: &str = concat!(
     "INSERT INTO users (user_id, email, password_hash, display_name, avatar_url, \
-     credits_balance, role, email_confirmed, disabled, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, NULL, $5, $6, $8, FALSE, $7, $7) RETURNING ",
+     credits_balance, role, email_confirmed, disabled, created_at, updated_at, \
+     user_metadata, app_metadata) \
+     VALUES ($1, $2, $3, $4, $9, $5, $6, $8, FALSE, $7, $7, $10, $11) RETURNING ",
     user_columns!()
 );
 
@@ -83,6 +86,33 @@ pub(crate) const UPDATE_USER: &str = concat!(
                        THEN $5 ELSE updated_at END \
      WHERE user_id = $6 RETURNING ",
     user_columns!()
+);
+
+/// The Supabase surface's account change: for each field a flag (odd) says whether to set it
+/// to the value (even) that follows; NULL values clear. `$20`: now, `$21`: user.
+pub(crate) const UPDATE_ACCOUNT: &str = concat!(
+    "UPDATE users SET \
+     email = CASE WHEN $1 THEN $2 ELSE email END, \
+     password_hash = CASE WHEN $3 THEN $4 ELSE password_hash END, \
+     email_confirmed = CASE WHEN $5 THEN $6 ELSE email_confirmed END, \
+     display_name = CASE WHEN $7 THEN $8 ELSE display_name END, \
+     avatar_url = CASE WHEN $9 THEN $10 ELSE avatar_url END, \
+     user_metadata = CASE WHEN $11 THEN $12 ELSE user_metadata END, \
+     app_metadata = CASE WHEN $13 THEN $14 ELSE app_metadata END, \
+     banned_until = CASE WHEN $15 THEN $16 ELSE banned_until END, \
+     disabled = CASE WHEN $17 THEN $18 ELSE disabled END, \
+     deleted_at = COALESCE($19, deleted_at), \
+     updated_at = $20 \
+     WHERE user_id = $21 RETURNING ",
+    user_columns!()
+);
+
+/// The user a refresh token (live or not) belongs to.
+pub(crate) const FIND_REFRESH_TOKEN_USER: &str = concat!(
+    "SELECT ",
+    user_columns_u!(),
+    " FROM refresh_tokens t JOIN sessions s ON s.session_id = t.session_id \
+     JOIN users u ON u.user_id = s.user_id WHERE t.token_hash = $1"
 );
 
 pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE user_id = $1";

@@ -128,10 +128,10 @@ macro_rules! sql_store {
             use time::OffsetDateTime;
             use uuid::Uuid;
             use velro_core::domain::{
-                AdminUserChange, AvatarUrl, Credentials, DisplayName, Email, Incident, IncidentId,
-                IncidentStatus, NewIncident, NewIncidentUpdate, NewUser, PasswordHash,
-                ProfileChange, Role, SessionId, SessionRecord, StateMinutes, StatusSample,
-                UnixMinute, User, UserId, UserPage, UserQuery,
+                AccountChange, AdminUserChange, AvatarUrl, Credentials, DisplayName, Email,
+                Incident, IncidentId, IncidentStatus, Metadata, NewIncident, NewIncidentUpdate,
+                NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord, StateMinutes,
+                StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
                 ConsoleSessionRecord, FlagChange, NewSession, PurgeBatch, Purged, RefreshPolicy,
@@ -177,6 +177,9 @@ macro_rules! sql_store {
                         .bind(Role::default().as_str())
                         .bind(StoredTime(user.now))
                         .bind(user.email_confirmed)
+                        .bind(user.avatar_url.as_ref().map(AvatarUrl::as_str))
+                        .bind(user.user_metadata.as_ref().map(Metadata::to_stored))
+                        .bind(user.app_metadata.as_ref().map(Metadata::to_stored))
                         .fetch_one(&mut *tx)
                         .await
                         .db()?;
@@ -184,6 +187,25 @@ macro_rules! sql_store {
                     insert_session(&mut tx, &session).await?;
                     tx.commit().await.db()?;
                     Ok(created)
+                }
+
+                async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
+                    let row: UserRow = sqlx::query_as(sql::INSERT_USER)
+                        .bind(user.id.0)
+                        .bind(user.email.as_str())
+                        .bind(user.password_hash.as_str())
+                        .bind(user.display_name.as_ref().map(DisplayName::as_str))
+                        .bind(user.credits_balance)
+                        .bind(Role::default().as_str())
+                        .bind(StoredTime(user.now))
+                        .bind(user.email_confirmed)
+                        .bind(user.avatar_url.as_ref().map(AvatarUrl::as_str))
+                        .bind(user.user_metadata.as_ref().map(Metadata::to_stored))
+                        .bind(user.app_metadata.as_ref().map(Metadata::to_stored))
+                        .fetch_one(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    row.into_user().db()
                 }
 
                 async fn find_credentials_by_email(
@@ -614,6 +636,74 @@ macro_rules! sql_store {
                     }
                     tx.commit().await.db()?;
                     Ok(Some(user))
+                }
+
+                async fn update_account(
+                    &self,
+                    user_id: UserId,
+                    change: &AccountChange,
+                    now: OffsetDateTime,
+                ) -> Result<Option<(User, Vec<SessionId>)>, StoreError> {
+                    let name = change.display_name.as_ref();
+                    let avatar = change.avatar_url.as_ref();
+                    let ban = change.banned_until.as_ref();
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let row: Option<UserRow> = sqlx::query_as(sql::UPDATE_ACCOUNT)
+                        .bind(change.email.is_some())
+                        .bind(change.email.as_ref().map(Email::as_str))
+                        .bind(change.password_hash.is_some())
+                        .bind(change.password_hash.as_ref().map(PasswordHash::as_str))
+                        .bind(change.email_confirmed.is_some())
+                        .bind(change.email_confirmed.unwrap_or(false))
+                        .bind(name.is_some())
+                        .bind(name.and_then(Option::as_ref).map(DisplayName::as_str))
+                        .bind(avatar.is_some())
+                        .bind(avatar.and_then(Option::as_ref).map(AvatarUrl::as_str))
+                        .bind(change.user_metadata.is_some())
+                        .bind(change.user_metadata.as_ref().map(Metadata::to_stored))
+                        .bind(change.app_metadata.is_some())
+                        .bind(change.app_metadata.as_ref().map(Metadata::to_stored))
+                        .bind(ban.is_some())
+                        .bind(ban.copied().flatten().map(StoredTime))
+                        .bind(change.disabled.is_some())
+                        .bind(change.disabled.unwrap_or(false))
+                        .bind(change.deleted_at.map(StoredTime))
+                        .bind(StoredTime(now))
+                        .bind(user_id.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let user = row.into_user().db()?;
+                    if change.spend_reset_tokens {
+                        sqlx::query(sql::SPEND_USER_RESET_TOKENS)
+                            .bind(StoredTime(now))
+                            .bind(user_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                    }
+                    let revoked = if change.revoke_sessions {
+                        revoke_sessions(&mut tx, user_id, None, now).await?
+                    } else {
+                        Vec::new()
+                    };
+                    tx.commit().await.db()?;
+                    Ok(Some((user, revoked)))
+                }
+
+                async fn find_refresh_token_user(
+                    &self,
+                    token: TokenHash,
+                ) -> Result<Option<User>, StoreError> {
+                    let row: Option<UserRow> = sqlx::query_as(sql::FIND_REFRESH_TOKEN_USER)
+                        .bind(token.0.as_slice())
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    row.map(UserRow::into_user).transpose().db()
                 }
 
                 async fn delete_user(&self, user_id: UserId) -> Result<bool, StoreError> {

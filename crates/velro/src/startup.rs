@@ -15,7 +15,7 @@ use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
 use velro_core::service::{
     AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, PurgeService,
-    StatusService, StatusSettings, SupabaseAuth,
+    StatusService, StatusSettings, SupabaseAdmin, SupabaseAuth,
 };
 use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
@@ -330,12 +330,14 @@ fn build_state(
         seconds(config.console_idle_timeout_secs),
     );
     let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings()?);
+    let supabase_admin = SupabaseAdmin::new(supabase.clone(), admin.clone());
     Ok(AppState {
         auth,
         admin,
         console,
         monitor: Arc::new(Monitor::default()),
         supabase,
+        supabase_admin,
         status,
         cache,
         metrics,

@@ -177,3 +177,86 @@ async function signHs256(claims) {
   const signature = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(unsigned))
   return `${unsigned}.${Buffer.from(signature).toString('base64url')}`
 }
+
+async function adminApi() {
+  const serviceRole = await signHs256({ role: 'service_role' })
+  return new GoTrueClient({
+    url: `${base}/auth/v1`,
+    headers: { Authorization: `Bearer ${serviceRole}` },
+    autoRefreshToken: false,
+    persistSession: false,
+  }).admin
+}
+
+test('sign-up data and updateUser data are kept as free user metadata', async () => {
+  const auth = client()
+  const signedUp = await auth.signUp({
+    email: email(),
+    password: PASSWORD,
+    options: { data: { plan: 'pro', prefs: { theme: 'dark' } } },
+  })
+  assert.equal(signedUp.error, null)
+  assert.equal(signedUp.data.user.user_metadata.plan, 'pro')
+  assert.deepEqual(signedUp.data.user.user_metadata.prefs, { theme: 'dark' })
+  const updated = await auth.updateUser({ data: { plan: null, seats: 3 } })
+  assert.equal(updated.error, null)
+  assert.equal(updated.data.user.user_metadata.plan, undefined)
+  assert.equal(updated.data.user.user_metadata.seats, 3)
+})
+
+test('the admin API creates, updates, bans and deletes users', async () => {
+  const admin = await adminApi()
+  const address = email()
+  const userMetadata = { plan: 'pro' }
+  const created = await admin.createUser({
+    email: address,
+    password: PASSWORD,
+    user_metadata: userMetadata,
+    app_metadata: { role: 'creator' },
+  })
+  assert.equal(created.error, null)
+  assert.deepEqual(created.data.user.user_metadata, userMetadata)
+  assert.equal(created.data.user.app_metadata.role, 'creator')
+  const duplicate = await admin.createUser({ email: address })
+  assert.equal(duplicate.error.code, 'email_exists')
+  assert.equal(duplicate.error.status, 422)
+
+  const updated = await admin.updateUserById(created.data.user.id, {
+    user_metadata: { plan: null, seats: 3 },
+  })
+  assert.equal(updated.error, null)
+  assert.deepEqual(updated.data.user.user_metadata, { seats: 3 })
+
+  const auth = client()
+  assert.equal((await auth.signInWithPassword({ email: address, password: PASSWORD })).error, null)
+  const banned = await admin.updateUserById(created.data.user.id, { ban_duration: '24h' })
+  assert.ok(banned.data.user.banned_until)
+  const refused = await client().signInWithPassword({ email: address, password: PASSWORD })
+  assert.equal(refused.error.code, 'user_banned')
+  assert.equal(refused.error.status, 400)
+  await admin.updateUserById(created.data.user.id, { ban_duration: 'none' })
+  assert.equal((await client().signInWithPassword({ email: address, password: PASSWORD })).error, null)
+
+  const soft = await admin.deleteUser(created.data.user.id, true)
+  assert.equal(soft.error, null)
+  const kept = await admin.getUserById(created.data.user.id)
+  assert.ok(kept.data.user.deleted_at)
+  assert.notEqual(kept.data.user.email, address)
+  const other = await admin.createUser({ email: email() })
+  assert.equal((await admin.deleteUser(other.data.user.id)).error, null)
+  const gone = await admin.getUserById(other.data.user.id)
+  assert.equal(gone.error.code, 'user_not_found')
+  assert.equal(gone.error.status, 404)
+})
+
+test('the admin list pages with perPage', async () => {
+  const admin = await adminApi()
+  for (let i = 0; i < 3; i++) await admin.createUser({ email: email() })
+  const first = await admin.listUsers({ page: 1, perPage: 2 })
+  const second = await admin.listUsers({ page: 2, perPage: 2 })
+  assert.equal(first.data.users.length, 2)
+  assert.equal(second.data.users.length, 2)
+  assert.equal(first.data.nextPage, 2)
+  const ids = new Set(first.data.users.map((u) => u.id))
+  assert.ok(second.data.users.every((u) => !ids.has(u.id)))
+})

@@ -338,3 +338,92 @@ def test_sign_in_with_otp_mails_a_code_that_verify_otp_accepts(server):
     with pytest.raises(AuthApiError) as raised:
         client(server).sign_in_with_otp({"email": email(), "options": {"should_create_user": False}})
     assert raised.value.code == "otp_disabled"
+
+
+def admin_api(server) -> SyncGoTrueAdminAPI:
+    service_role = pyjwt.encode({"role": "service_role"}, JWT_SECRET, algorithm="HS256")
+    return SyncGoTrueAdminAPI(
+        url=server.auth_url, headers={"Authorization": f"Bearer {service_role}"}
+    )
+
+
+def test_sign_up_and_update_user_keep_free_metadata(server):
+    auth = client(server)
+    address = email()
+    response = auth.sign_up(
+        {"email": address, "password": PASSWORD, "options": {"data": {"plan": "pro", "n": [1, 2]}}}
+    )
+    assert response.user.user_metadata["plan"] == "pro"
+    assert response.user.user_metadata["n"] == [1, 2]
+    assert claims(response.session.access_token)["user_metadata"]["plan"] == "pro"
+    updated = auth.update_user({"data": {"plan": None, "theme": "dark"}})
+    assert "plan" not in updated.user.user_metadata
+    assert updated.user.user_metadata["theme"] == "dark"
+    assert auth.get_user().user.user_metadata["theme"] == "dark"
+
+
+def test_the_admin_api_creates_updates_bans_and_deletes_users(server):
+    admin = admin_api(server)
+    address = email()
+    created = admin.create_user(
+        {
+            "email": address,
+            "password": PASSWORD,
+            "email_confirm": True,
+            "user_metadata": {"plan": "pro"},
+            "app_metadata": {"role": "creator", "team": "a"},
+        }
+    ).user
+    assert created.email == address
+    assert created.user_metadata["plan"] == "pro"
+    assert created.app_metadata["role"] == "creator"
+    assert created.app_metadata["team"] == "a"
+    assert admin.get_user_by_id(created.id).user.id == created.id
+    bare = admin.create_user({"email": email()}).user
+    assert bare.user_metadata == {}
+    with pytest.raises(AuthApiError) as raised:
+        admin.create_user({"email": address})
+    assert (raised.value.status, raised.value.code) == (422, "email_exists")
+
+    updated = admin.update_user_by_id(
+        created.id, {"user_metadata": {"plan": None, "seats": 3}, "app_metadata": {"role": "admin"}}
+    ).user
+    assert "plan" not in updated.user_metadata
+    assert updated.user_metadata["seats"] == 3
+    assert updated.app_metadata["role"] == "admin"
+
+    auth = client(server)
+    auth.sign_in_with_password({"email": address, "password": PASSWORD})
+    banned = admin.update_user_by_id(created.id, {"ban_duration": "24h"}).user
+    assert banned.banned_until is not None
+    with pytest.raises(AuthApiError) as raised:
+        auth.get_user()
+    assert (raised.value.status, raised.value.code) == (403, "user_banned")
+    with pytest.raises(AuthApiError) as raised:
+        client(server).sign_in_with_password({"email": address, "password": PASSWORD})
+    assert (raised.value.status, raised.value.code) == (400, "user_banned")
+    admin.update_user_by_id(created.id, {"ban_duration": "none"})
+    assert (
+        client(server).sign_in_with_password({"email": address, "password": PASSWORD}).session
+        is not None
+    )
+
+    admin.delete_user(created.id, should_soft_delete=True)
+    soft = admin.get_user_by_id(created.id).user
+    assert soft.deleted_at is not None
+    assert soft.email != address
+    admin.delete_user(bare.id)
+    with pytest.raises(AuthApiError) as raised:
+        admin.get_user_by_id(bare.id)
+    assert (raised.value.status, raised.value.code) == (404, "user_not_found")
+
+
+def test_the_admin_list_pages_with_per_page(server):
+    admin = admin_api(server)
+    for _ in range(3):
+        admin.create_user({"email": email()})
+    first = admin.list_users(page=1, per_page=2)
+    second = admin.list_users(page=2, per_page=2)
+    assert len(first) == 2 and len(second) == 2
+    assert not {u.id for u in first} & {u.id for u in second}
+    assert first[-1].created_at >= second[0].created_at

@@ -152,6 +152,9 @@ pub async fn register(store: &dyn Store) -> (UserId, SessionId) {
                 display_name: Some(DisplayName::parse("Ada").expect("a valid name")),
                 credits_balance: 10,
                 email_confirmed: false,
+                avatar_url: None,
+                user_metadata: None,
+                app_metadata: None,
                 now: now(),
             },
             session,
@@ -228,7 +231,8 @@ velro_core::impl_store! {
         delete_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
-        server_connections, recent_flag_changes, purge;
+        server_connections, recent_flag_changes, purge, insert_user, update_account,
+        find_refresh_token_user;
 
     async fn find_live_session(
         &self,

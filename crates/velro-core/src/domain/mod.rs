@@ -1,12 +1,14 @@
 //! Domain types. Each one is parsed once from untrusted input and is valid from then on.
 
 mod email;
+mod metadata;
 mod password;
 mod profile;
 mod status;
 mod user;
 
 pub use email::Email;
+pub use metadata::{BanDuration, Metadata, MetadataError, MAX_METADATA_BYTES};
 pub use password::{NewPassword, PasswordPolicy, PasswordViolation};
 pub use profile::{AvatarUrl, DisplayName};
 pub use status::{
@@ -15,6 +17,6 @@ pub use status::{
     StatusSample, UnixMinute, MINUTES_PER_DAY,
 };
 pub use user::{
-    AdminUserChange, Credentials, NewUser, PasswordHash, ProfileChange, Role, SessionId,
-    SessionRecord, User, UserCursor, UserId, UserPage, UserQuery,
+    AccountChange, AdminUserChange, Credentials, NewUser, PasswordHash, ProfileChange, Role,
+    SessionId, SessionRecord, User, UserCursor, UserId, UserPage, UserQuery,
 };

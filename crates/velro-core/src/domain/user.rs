@@ -9,7 +9,7 @@ use base64::Engine;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AvatarUrl, DisplayName, Email};
+use super::{AvatarUrl, DisplayName, Email, Metadata};
 use crate::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +73,27 @@ pub struct User {
     pub disabled: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// Supabase's `user_metadata` as stored; `None` for accounts that never had one (made
+    /// through the v1 API), which show GoTrue's identity data instead.
+    pub user_metadata: Option<Metadata>,
+    /// Supabase's `app_metadata` as stored (Velro's role lives in `role`, not here).
+    pub app_metadata: Option<Metadata>,
+    /// A timed ban (GoTrue's `banned_until`): refused like a disabled account until then.
+    pub banned_until: Option<OffsetDateTime>,
+    /// Soft-deleted (GoTrue's `should_soft_delete`): the row stays, scrubbed and disabled.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    /// Whether a ban is in force at `now`.
+    pub fn is_banned(&self, now: OffsetDateTime) -> bool {
+        self.banned_until.is_some_and(|until| until > now)
+    }
+
+    /// Whether the account may not sign in or keep a session: disabled, or banned at `now`.
+    pub fn is_refused(&self, now: OffsetDateTime) -> bool {
+        self.disabled || self.is_banned(now)
+    }
 }
 
 /// A PHC string (Argon2id) or a bcrypt hash. Redacted in `Debug`.
@@ -105,6 +126,10 @@ pub struct NewUser {
     pub credits_balance: i64,
     /// The address counts as confirmed from the start (GoTrue's auto-confirm sign-up).
     pub email_confirmed: bool,
+    pub avatar_url: Option<AvatarUrl>,
+    /// Supabase's metadata objects; `None` (NULL) for accounts made through the v1 API.
+    pub user_metadata: Option<Metadata>,
+    pub app_metadata: Option<Metadata>,
     pub now: OffsetDateTime,
 }
 
@@ -126,6 +151,27 @@ pub struct SessionRecord {
 pub struct ProfileChange {
     pub display_name: Option<Option<DisplayName>>,
     pub avatar_url: Option<Option<AvatarUrl>>,
+}
+
+/// What the Supabase surface changes on an account, at once. `None` leaves a field alone;
+/// metadata objects are the whole new values (the service merges).
+#[derive(Debug, Clone, Default)]
+pub struct AccountChange {
+    pub email: Option<Email>,
+    pub password_hash: Option<PasswordHash>,
+    pub email_confirmed: Option<bool>,
+    pub display_name: Option<Option<DisplayName>>,
+    pub avatar_url: Option<Option<AvatarUrl>>,
+    pub user_metadata: Option<Metadata>,
+    pub app_metadata: Option<Metadata>,
+    /// `Some(None)` lifts a ban.
+    pub banned_until: Option<Option<OffsetDateTime>>,
+    pub disabled: Option<bool>,
+    pub deleted_at: Option<OffsetDateTime>,
+    /// Revoke every session of the user in the same transaction.
+    pub revoke_sessions: bool,
+    /// Spend every outstanding reset token of the user in the same transaction.
+    pub spend_reset_tokens: bool,
 }
 
 /// What the admin API may change. `None` leaves a field alone.

@@ -4,7 +4,8 @@ use uuid::Uuid;
 
 use super::{AuthService, Authenticated, ClientInfo, IssuedSession};
 use crate::domain::{
-    Credentials, DisplayName, Email, NewPassword, NewUser, ProfileChange, SessionId, User, UserId,
+    AvatarUrl, Credentials, DisplayName, Email, Metadata, NewPassword, NewUser, ProfileChange,
+    SessionId, User, UserId,
 };
 use crate::error::FieldError;
 use crate::limits::Policy;
@@ -19,6 +20,11 @@ pub struct Registration {
     pub email: Email,
     pub password: NewPassword,
     pub display_name: Option<DisplayName>,
+    pub avatar_url: Option<AvatarUrl>,
+    /// The Supabase sign-up's `data` (its other keys; `full_name` and `avatar_url` are the
+    /// fields above): stored as `user_metadata` under GoTrue's identity data. `None` on the v1
+    /// API, whose accounts have no stored metadata.
+    pub supabase_data: Option<Metadata>,
 }
 
 /// A sign-in attempt whose every field has been parsed.
@@ -64,6 +70,18 @@ impl AuthService {
         let refresh_token = generate_opaque_token();
         let session = self.new_session(user_id, false, client, &refresh_token, now);
         let session_id = session.id;
+        let (user_metadata, app_metadata) = match &registration.supabase_data {
+            Some(data) => {
+                let (user_metadata, app_metadata) = crate::tokens::signup_metadata(
+                    user_id,
+                    &registration.email,
+                    email_confirmed,
+                    data,
+                );
+                (Some(user_metadata), Some(app_metadata))
+            }
+            None => (None, None),
+        };
         let user = NewUser {
             id: user_id,
             email: registration.email,
@@ -71,6 +89,9 @@ impl AuthService {
             display_name: registration.display_name,
             credits_balance: deps.settings.initial_credits,
             email_confirmed,
+            avatar_url: registration.avatar_url,
+            user_metadata,
+            app_metadata,
             now,
         };
         let user = match deps.store.create_user(user, session).await {
@@ -111,7 +132,7 @@ impl AuthService {
         };
         let user = credentials.user;
         // Only after the password is proven, so that disabled status does not leak.
-        if user.disabled {
+        if user.is_refused(deps.clock.now()) {
             return Err(AuthError::AccountDisabled);
         }
         deps.limits

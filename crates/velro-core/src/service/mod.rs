@@ -9,6 +9,7 @@ mod purge;
 mod session;
 mod status;
 mod supabase;
+mod supabase_admin;
 
 use std::sync::Arc;
 
@@ -24,6 +25,9 @@ pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,
 };
 pub use supabase::{OtpKind, SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
+pub use supabase_admin::{
+    parse_metadata, take_profile, AdminCreate, AdminPassword, AdminUpdate, SupabaseAdmin,
+};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{DisplayName, Email, NewPassword, ProfileChange, SessionId, User, UserId};
+use crate::domain::{DisplayName, Email, Metadata, NewPassword, SessionId, User};
 use crate::error::FieldError;
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
@@ -99,13 +99,34 @@ pub enum SupabaseError {
     /// `POST /otp` for an address with no account, when it may not create one.
     #[error("sign-ups through one-time links are not allowed")]
     OtpSignupsDisabled,
+    /// A user token whose user no longer exists.
+    #[error("the token's user does not exist")]
+    UserGone,
+    /// A user token of a banned (or disabled) account.
+    #[error("the token's user is banned")]
+    UserBanned,
+    /// A metadata object that is not an object or is too large.
+    #[error("{field} {error}")]
+    Metadata {
+        field: &'static str,
+        error: crate::domain::MetadataError,
+    },
+    /// The admin API's create or email change, for an address another account has.
+    #[error("email already registered")]
+    EmailExists,
+    /// `PUT /user` with `app_metadata`: only an admin may write it.
+    #[error("app_metadata is for admins only")]
+    NotAdmin,
 }
 
-/// What `PUT /user` may change: the password, and the metadata keys Velro keeps.
+/// What `PUT /user` may change: the password, and `user_metadata` (`data`, merged; its
+/// `full_name` and `avatar_url` are the profile).
 #[derive(Debug, Default)]
 pub struct SupabaseUserChange {
     pub password: Option<NewPassword>,
-    pub profile: ProfileChange,
+    pub data: Option<Metadata>,
+    /// The request carried `app_metadata`, which only an admin may write.
+    pub app_metadata: bool,
 }
 
 /// The Supabase-compatible use cases, over the same `AuthService`. Cheap to clone.
@@ -178,24 +199,59 @@ impl SupabaseAuth {
     }
 
     /// `grant_type=refresh_token`: the same rotation, reuse window and family revocation.
+    ///
+    /// A dead token of a banned account is GoTrue's `user_banned` rather than "not found"
+    /// (the ban ended its sessions).
     pub async fn refresh(
         &self,
         presented: Secret<String>,
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
-        let issued = self.auth.refresh(presented, client).await?;
+        let deps = self.auth.deps();
+        let key = hash_token(presented.expose());
+        let issued = match self.auth.refresh(presented, client).await {
+            Ok(issued) => issued,
+            Err(AuthError::RefreshTokenInvalid) => {
+                let owner = deps.store.find_refresh_token_user(key).await?;
+                let banned =
+                    |user: &User| user.deleted_at.is_none() && user.is_refused(deps.clock.now());
+                if owner.as_ref().is_some_and(banned) {
+                    return Err(AuthError::AccountDisabled);
+                }
+                return Err(AuthError::RefreshTokenInvalid);
+            }
+            Err(other) => return Err(other),
+        };
         self.reissue(issued)
     }
 
-    /// A Supabase user token whose session is live; Velro's own tokens are refused.
-    pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated, AuthError> {
+    /// A Supabase user token whose session is live; Velro's own tokens are refused. A dead
+    /// session is told apart as GoTrue does: its user deleted (`UserGone`), banned or disabled
+    /// (`UserBanned`), or only the session ended (`SessionRevoked`).
+    pub async fn authenticate(&self, access_token: &str) -> Result<Authenticated, SupabaseError> {
         let deps = self.auth.deps();
-        let verified = deps.access_tokens.verify_supabase(
-            &self.settings.tokens,
-            access_token,
-            deps.clock.now(),
-        )?;
-        self.auth.live_session(verified).await
+        let now = deps.clock.now();
+        let verified =
+            deps.access_tokens
+                .verify_supabase(&self.settings.tokens, access_token, now)?;
+        let user_id = verified.user_id;
+        match self.auth.live_session(verified).await {
+            Err(AuthError::SessionRevoked) => {
+                match deps
+                    .store
+                    .find_user(user_id)
+                    .await
+                    .map_err(AuthError::from)?
+                {
+                    None => Err(SupabaseError::UserGone),
+                    Some(user) if user.deleted_at.is_none() && user.is_refused(now) => {
+                        Err(SupabaseError::UserBanned)
+                    }
+                    Some(_) => Err(AuthError::SessionRevoked.into()),
+                }
+            }
+            other => Ok(other?),
+        }
     }
 
     pub async fn logout(
@@ -216,6 +272,9 @@ impl SupabaseAuth {
         client: ClientInfo,
     ) -> Result<User, SupabaseError> {
         let deps = self.auth.deps();
+        if change.app_metadata {
+            return Err(SupabaseError::NotAdmin);
+        }
         if let Some(password) = change.password {
             super::account::not_the_email("password", &password, &caller.user.email)?;
             let credentials = self.auth.before_password_change(caller, &client).await?;
@@ -232,9 +291,8 @@ impl SupabaseAuth {
             }
             self.auth.set_password(caller, password).await?;
         }
-        let profile = change.profile;
-        if profile.display_name.is_some() || profile.avatar_url.is_some() {
-            return Ok(self.auth.update_profile(caller, profile).await?);
+        if let Some(data) = change.data {
+            return self.merge_user_data(&caller.user, data).await;
         }
         Ok(deps
             .store
@@ -258,28 +316,6 @@ impl SupabaseAuth {
             }
         }
         Ok(admin)
-    }
-
-    /// A user by id, for an admin (`authorize_admin` has passed).
-    pub async fn find_user(&self, _admin: &AdminToken, user_id: UserId) -> Result<User, AuthError> {
-        self.auth
-            .deps()
-            .store
-            .find_user(user_id)
-            .await?
-            .ok_or(AuthError::NotFound)
-    }
-
-    /// GoTrue's admin listing, newest first: page `page` (from 1) of `per_page` users, and
-    /// how many users there are in all.
-    pub async fn page_users(
-        &self,
-        _admin: &AdminToken,
-        page: u64,
-        per_page: u32,
-    ) -> Result<(Vec<User>, u64), AuthError> {
-        let offset = page.saturating_sub(1).saturating_mul(u64::from(per_page));
-        Ok(self.auth.deps().store.page_users(offset, per_page).await?)
     }
 
     /// `POST /recover`: answers the same whether or not the address has an account (the
@@ -333,6 +369,8 @@ impl SupabaseAuth {
                 email: email.clone(),
                 password,
                 display_name,
+                avatar_url: None,
+                supabase_data: Some(Metadata::default()),
             };
             let issued = match self
                 .auth
@@ -398,7 +436,7 @@ impl SupabaseAuth {
             return Ok(());
         };
         let user = credentials.user;
-        if user.disabled {
+        if user.is_refused(deps.clock.now()) {
             return Ok(());
         }
         let now = deps.clock.now();
@@ -497,7 +535,7 @@ impl SupabaseAuth {
             .await
             .map_err(AuthError::from)?
             .ok_or_else(invalid)?;
-        if user.disabled {
+        if user.is_refused(now) {
             return Err(AuthError::AccountDisabled.into());
         }
         let refresh_token = generate_opaque_token();

@@ -278,6 +278,10 @@ mod tests {
             disabled: false,
             created_at: now,
             updated_at: now,
+            user_metadata: None,
+            app_metadata: None,
+            banned_until: None,
+            deleted_at: None,
         }
     }
 

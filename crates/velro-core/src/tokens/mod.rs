@@ -23,7 +23,8 @@ pub use keys::{
     KeyRing, KeySet, KeyState, PublicJwk, RingKey, SigningAlgorithm, SigningKey, MIN_SECRET_BYTES,
 };
 pub use supabase::{
-    AdminToken, AppMetadata, AuthMethod, SupabaseTokenProfile, UserMetadata, AUTHENTICATED_ROLE,
+    default_app_metadata, signup_metadata, AdminToken, AppMetadata, AuthMethod,
+    SupabaseTokenProfile, UserMetadata, AUTHENTICATED_ROLE,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -6,10 +6,11 @@
 
 use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{SessionId, User, UserId};
+use crate::domain::{Email, Metadata, SessionId, User, UserId};
 use crate::AuthError;
 
 use super::{AccessTokens, IssuedAccessToken, VerifiedAccess};
@@ -28,50 +29,92 @@ pub struct SupabaseTokenProfile {
 /// The database role Supabase puts in `role`; PostgREST switches to it.
 pub const AUTHENTICATED_ROLE: &str = "authenticated";
 
-/// `app_metadata` as GoTrue writes it for an email user, with Velro's own role, which only an
-/// admin can change (users cannot write `app_metadata`).
+/// `app_metadata` as GoTrue shows it: the stored object (GoTrue's `{"provider": "email",
+/// "providers": ["email"]}` for accounts that have none stored), with Velro's own role under
+/// `role`, which only an admin can change (users cannot write `app_metadata`).
 #[derive(Debug, Clone, Serialize)]
-pub struct AppMetadata {
-    pub provider: &'static str,
-    pub providers: [&'static str; 1],
-    pub role: &'static str,
-}
+#[serde(transparent)]
+pub struct AppMetadata(pub Map<String, Value>);
 
-/// `user_metadata`: the identity data GoTrue copies in on sign-up, plus the profile fields
-/// Velro keeps (`full_name`, `avatar_url`, the names Supabase's own providers use).
+/// `user_metadata` as GoTrue shows it: the stored object, or for accounts that have none
+/// stored (made through the v1 API) the identity data GoTrue copies in at sign-up. Either way
+/// `full_name` and `avatar_url` are the account's display name and avatar, so that both
+/// surfaces show one profile, and `email_verified`, where present, follows the account.
 #[derive(Debug, Clone, Serialize)]
-pub struct UserMetadata {
-    pub sub: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub phone_verified: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub full_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub avatar_url: Option<String>,
-}
+#[serde(transparent)]
+pub struct UserMetadata(pub Map<String, Value>);
 
 impl AppMetadata {
     pub fn of(user: &User) -> Self {
-        Self {
-            provider: "email",
-            providers: ["email"],
-            role: user.role.as_str(),
-        }
+        let mut map = match &user.app_metadata {
+            Some(stored) => stored.as_map().clone(),
+            None => default_app_metadata().into_map(),
+        };
+        map.insert("role".into(), Value::from(user.role.as_str()));
+        Self(map)
     }
 }
 
 impl UserMetadata {
     pub fn of(user: &User) -> Self {
-        Self {
-            sub: user.id.0.to_string(),
-            email: user.email.as_str().to_string(),
-            email_verified: user.email_confirmed,
-            phone_verified: false,
-            full_name: user.display_name.clone(),
-            avatar_url: user.avatar_url.clone(),
+        let mut map = match &user.user_metadata {
+            Some(stored) => stored.as_map().clone(),
+            None => Self::identity(user).0,
+        };
+        if map.contains_key("email_verified") {
+            map.insert("email_verified".into(), Value::Bool(user.email_confirmed));
+        }
+        for (key, value) in [
+            ("full_name", &user.display_name),
+            ("avatar_url", &user.avatar_url),
+        ] {
+            match value {
+                Some(value) => map.insert(key.into(), Value::from(value.as_str())),
+                None => map.remove(key),
+            };
+        }
+        Self(map)
+    }
+
+    /// The identity data of the account's one (email) identity.
+    pub fn identity(user: &User) -> Self {
+        Self(identity_data(user.id, &user.email, user.email_confirmed).into_map())
+    }
+}
+
+fn identity_data(id: UserId, email: &Email, email_verified: bool) -> Metadata {
+    let mut data = Metadata::default();
+    data.insert("sub", Value::from(id.0.to_string()));
+    data.insert("email", Value::from(email.as_str()));
+    data.insert("email_verified", Value::Bool(email_verified));
+    data.insert("phone_verified", Value::Bool(false));
+    data
+}
+
+/// GoTrue's `app_metadata` of an email account.
+pub fn default_app_metadata() -> Metadata {
+    let mut data = Metadata::default();
+    data.insert("provider", Value::from("email"));
+    data.insert("providers", Value::Array(vec![Value::from("email")]));
+    data
+}
+
+/// What `/signup` stores: as `user_metadata`, GoTrue's identity data with the sign-up's other
+/// `data` keys added (never replacing one of it), and the email provider as `app_metadata`.
+/// Not bounded again: the identity data is small and `data` was bounded.
+pub fn signup_metadata(
+    id: UserId,
+    email: &Email,
+    email_verified: bool,
+    data: &Metadata,
+) -> (Metadata, Metadata) {
+    let mut user_metadata = identity_data(id, email, email_verified);
+    for (key, value) in data.as_map() {
+        if user_metadata.get(key).is_none() && !value.is_null() {
+            user_metadata.insert(key.clone(), value.clone());
         }
     }
+    (user_metadata, default_app_metadata())
 }
 
 /// One entry of `amr`: how and when the session was authenticated.
@@ -279,6 +322,10 @@ mod tests {
             disabled: false,
             created_at: now,
             updated_at: now,
+            user_metadata: None,
+            app_metadata: None,
+            banned_until: None,
+            deleted_at: None,
         }
     }
 

@@ -134,6 +134,8 @@ async fn register(
         email: request.email,
         password: request.password,
         display_name: request.full_name,
+        avatar_url: None,
+        supabase_data: None,
     };
     let session = state.auth.register(registration, client).await?;
     Ok((StatusCode::CREATED, Json(SessionResponse::from(session))))

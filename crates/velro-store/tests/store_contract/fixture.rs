@@ -176,6 +176,9 @@ pub fn new_user(address: &str, at: OffsetDateTime) -> NewUser {
         display_name: Some(DisplayName::parse("Ada Lovelace").expect("a valid name")),
         credits_balance: 1000,
         email_confirmed: false,
+        avatar_url: None,
+        user_metadata: None,
+        app_metadata: None,
         now: at,
     }
 }

@@ -25,4 +25,5 @@ mod sessions;
 mod status;
 mod supabase;
 mod supabase_mail;
+mod supabase_users;
 mod two_instances;

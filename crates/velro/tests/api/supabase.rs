@@ -15,7 +15,7 @@ use crate::helpers::{
 const VERSION: &str = "2024-01-01";
 
 /// A request as the official clients send it: with `X-Supabase-Api-Version`.
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -35,7 +35,7 @@ async fn call(
     request.send().await.expect("request sent")
 }
 
-async fn sign_up(app: &TestApp, email: &str) -> Value {
+pub(crate) async fn sign_up(app: &TestApp, email: &str) -> Value {
     let body = json!({"email": email, "password": PASSWORD, "data": {"full_name": "Ada"}});
     expect_json(
         call(app, Method::POST, "/signup", None, Some(body)).await,
@@ -44,7 +44,7 @@ async fn sign_up(app: &TestApp, email: &str) -> Value {
     .await
 }
 
-async fn password_grant(app: &TestApp, email: &str, password: &str) -> Response {
+pub(crate) async fn password_grant(app: &TestApp, email: &str, password: &str) -> Response {
     let body = json!({"email": email, "password": password});
     call(
         app,
@@ -56,11 +56,11 @@ async fn password_grant(app: &TestApp, email: &str, password: &str) -> Response 
     .await
 }
 
-async fn sign_in(app: &TestApp, email: &str) -> Value {
+pub(crate) async fn sign_in(app: &TestApp, email: &str) -> Value {
     expect_json(password_grant(app, email, PASSWORD).await, StatusCode::OK).await
 }
 
-async fn refresh_grant(app: &TestApp, refresh_token: &str) -> Response {
+pub(crate) async fn refresh_grant(app: &TestApp, refresh_token: &str) -> Response {
     let body = json!({"refresh_token": refresh_token});
     call(
         app,
@@ -72,21 +72,21 @@ async fn refresh_grant(app: &TestApp, refresh_token: &str) -> Response {
     .await
 }
 
-async fn get_user(app: &TestApp, access: &str) -> Response {
+pub(crate) async fn get_user(app: &TestApp, access: &str) -> Response {
     call(app, Method::GET, "/user", Some(access), None).await
 }
 
-fn access(session: &Value) -> &str {
+pub(crate) fn access(session: &Value) -> &str {
     session["access_token"].as_str().expect("access token")
 }
 
-fn refresh(session: &Value) -> &str {
+pub(crate) fn refresh(session: &Value) -> &str {
     session["refresh_token"].as_str().expect("refresh token")
 }
 
 /// A GoTrue error with the 2024-01-01 body: exactly `code` and `message`, the version echoed,
 /// the code in `x-sb-error-code`. Returns the message.
-async fn expect_gotrue(response: Response, status: StatusCode, code: &str) -> String {
+pub(crate) async fn expect_gotrue(response: Response, status: StatusCode, code: &str) -> String {
     let actual = response.status();
     let headers = response.headers().clone();
     let body: Value = response.json().await.expect("JSON body");
@@ -574,7 +574,7 @@ async fn the_surface_is_served_at_the_root_only_when_configured(app: TestApp) {
     assert_eq!(health["status"], "ok");
 }
 
-async fn put_user(app: &TestApp, access: &str, body: Value) -> Response {
+pub(crate) async fn put_user(app: &TestApp, access: &str, body: Value) -> Response {
     call(app, Method::PUT, "/user", Some(access), Some(body)).await
 }
 
@@ -612,7 +612,7 @@ async fn a_new_password_keeps_this_session_and_ends_the_others_on_both_surfaces(
     app.login(&email, NEW_PASSWORD).await;
 }
 
-async fn user_metadata_keeps_the_profile_keys_and_refuses_others(app: TestApp) {
+async fn user_metadata_merges_free_keys_and_keeps_the_profile_keys(app: TestApp) {
     let email = unique_email("supa-metadata");
     let session = sign_up(&app, &email).await;
     let body = json!({"data": {"full_name": "Grace Hopper", "avatar_url": "https://img.example.com/g.png"}});
@@ -631,8 +631,11 @@ async fn user_metadata_keeps_the_profile_keys_and_refuses_others(app: TestApp) {
     let cleared = put_user(&app, access(&session), json!({"data": {"full_name": null}})).await;
     let user = expect_json(cleared, StatusCode::OK).await;
     assert!(user["user_metadata"].get("full_name").is_none(), "{user}");
-    let unknown = put_user(&app, access(&session), json!({"data": {"plan": "pro"}})).await;
-    expect_gotrue(unknown, StatusCode::BAD_REQUEST, "validation_failed").await;
+    let free = put_user(&app, access(&session), json!({"data": {"plan": "pro"}})).await;
+    let user = expect_json(free, StatusCode::OK).await;
+    assert_eq!(user["user_metadata"]["plan"], "pro");
+    let bad_name = put_user(&app, access(&session), json!({"data": {"full_name": 42}})).await;
+    expect_gotrue(bad_name, StatusCode::BAD_REQUEST, "validation_failed").await;
     let email_change = put_user(
         &app,
         access(&session),
@@ -845,7 +848,7 @@ both_stores!(
     the_service_endpoints_answer_as_gotrue_does,
     the_surface_is_served_at_the_root_only_when_configured,
     a_new_password_keeps_this_session_and_ends_the_others_on_both_surfaces,
-    user_metadata_keeps_the_profile_keys_and_refuses_others,
+    user_metadata_merges_free_keys_and_keeps_the_profile_keys,
     admin_credentials_are_checked_as_gotrue_checks_them,
     browsers_may_send_the_supabase_headers_and_read_the_version,
     the_admin_list_pages_newest_first_with_gotrue_headers,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use velro_core::domain::PasswordViolation;
+use velro_core::domain::{MetadataError, PasswordViolation, MAX_METADATA_BYTES};
 use velro_core::service::SupabaseError;
 use velro_core::AuthError;
 
@@ -207,6 +207,30 @@ impl From<SupabaseError> for GotrueError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "otp_disabled",
                 "Signups not allowed for otp",
+            ),
+            SupabaseError::UserGone => Self::new(
+                StatusCode::FORBIDDEN,
+                "user_not_found",
+                "User from sub claim in JWT does not exist",
+            ),
+            SupabaseError::UserBanned => {
+                Self::new(StatusCode::FORBIDDEN, "user_banned", "User is banned")
+            }
+            SupabaseError::Metadata { field, error } => Self::validation(match error {
+                MetadataError::NotAnObject => format!("{field} must be a JSON object"),
+                MetadataError::TooLarge => {
+                    format!("{field} is larger than {MAX_METADATA_BYTES} bytes as JSON")
+                }
+            }),
+            SupabaseError::EmailExists => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "email_exists",
+                "A user with this email address has already been registered",
+            ),
+            SupabaseError::NotAdmin => Self::new(
+                StatusCode::FORBIDDEN,
+                "not_admin",
+                "Updating app_metadata requires admin privileges",
             ),
             SupabaseError::OtpInvalid { link } => Self::new(
                 StatusCode::FORBIDDEN,

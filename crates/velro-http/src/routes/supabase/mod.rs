@@ -3,11 +3,12 @@
 //! use cases as the v1 API (`SupabaseAuth` wraps `AuthService`). See
 //! `contract/supabase-auth-compat.md`.
 
+mod admin;
 mod error;
 mod wire;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, RawQuery, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,10 +17,10 @@ use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use velro_core::domain::{AvatarUrl, DisplayName, Email, ProfileChange, UserId};
+use velro_core::domain::{AvatarUrl, DisplayName, Email, Metadata, ProfileChange};
 use velro_core::service::{
-    Authenticated, IssuedSession, LogoutScope, OtpKind, Registration, SupabaseError,
-    SupabaseUserChange,
+    parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind, Registration,
+    SupabaseError, SupabaseUserChange,
 };
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
@@ -57,8 +58,16 @@ fn routes() -> Router<AppState> {
         .route("/recover", post(recover))
         .route("/otp", post(otp))
         .route("/verify", get(verify_redirect).post(verify))
-        .route("/admin/users", get(admin_list_users))
-        .route("/admin/users/{id}", get(admin_get_user))
+        .route(
+            "/admin/users",
+            get(admin::list_users).post(admin::create_user),
+        )
+        .route(
+            "/admin/users/{id}",
+            get(admin::get_user)
+                .put(admin::update_user)
+                .delete(admin::delete_user),
+        )
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
 }
 
@@ -211,7 +220,8 @@ struct SignUpBody {
     data: Option<Value>,
 }
 
-/// GoTrue's order: sign-ups allowed, a password, its strength, then the address.
+/// GoTrue's order: sign-ups allowed, a password, its strength, then the address, then `data`
+/// (`user_metadata`: free keys; `full_name` and `avatar_url` are the account's profile).
 fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, GotrueError> {
     let password = body
         .password
@@ -237,22 +247,27 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
     };
     let email = Email::parse(&raw_email)
         .map_err(|_| GotrueError::validation("Unable to validate email address: invalid format"))?;
-    let profile = metadata(body.data)?;
-    if profile.avatar_url.is_some() {
-        return Err(GotrueError::validation(
-            "data.avatar_url can be set after sign-up (PUT /user), not at it",
-        ));
-    }
+    let mut data = user_data(body.data)?.unwrap_or_default();
+    let profile = take_profile(&mut data)?;
     Ok(Registration {
         email,
         password,
         display_name: profile.display_name.flatten(),
+        avatar_url: profile.avatar_url.flatten(),
+        supabase_data: Some(data),
     })
 }
 
-/// `data` (user_metadata) as far as Velro keeps it: `full_name` (the account's display name)
-/// and `avatar_url`, the names Supabase's own providers use; `null` clears one. Velro has no
-/// place for other keys yet, and refuses them rather than drop them unseen.
+/// `data` as a metadata object; absent or `null` is none.
+fn user_data(data: Option<Value>) -> Result<Option<Metadata>, GotrueError> {
+    match data {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => Ok(Some(parse_metadata("data", value)?)),
+    }
+}
+
+/// `/otp`'s `data` as far as its sign-up keeps it: `full_name` (the account's display name)
+/// and `avatar_url`; `null` clears one. Other keys are refused rather than dropped unseen.
 fn metadata(data: Option<Value>) -> Result<ProfileChange, GotrueError> {
     let mut change = ProfileChange::default();
     let Some(data) = data else {
@@ -390,6 +405,8 @@ struct UpdateUserBody {
     password: Option<String>,
     #[serde(default)]
     data: Option<Value>,
+    #[serde(default)]
+    app_metadata: Option<Value>,
 }
 
 async fn update_user(
@@ -426,7 +443,9 @@ async fn update_user(
         .transpose()?;
     let change = SupabaseUserChange {
         password,
-        profile: metadata(body.data)?,
+        data: user_data(body.data)?,
+        // GoTrue refuses any object here, `{}` included; `null` is no object.
+        app_metadata: body.app_metadata.is_some_and(|value| !value.is_null()),
     };
     let user = state.supabase.update_user(&caller, change, client).await?;
     Ok(Json(SupabaseUser::new(&user, audience(&state))))
@@ -450,78 +469,6 @@ async fn logout(
     };
     state.supabase.logout(&caller, scope).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn admin_get_user(
-    State(state): State<AppState>,
-    SupabaseAdmin(admin): SupabaseAdmin,
-    Path(id): Path<String>,
-) -> Result<Json<SupabaseUser>, GotrueError> {
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| {
-        GotrueError::new(
-            StatusCode::NOT_FOUND,
-            "validation_failed",
-            "user_id must be an UUID",
-        )
-    })?;
-    let user = state.supabase.find_user(&admin, UserId(id)).await?;
-    Ok(Json(SupabaseUser::new(&user, audience(&state))))
-}
-
-/// GoTrue's page size when none is given, and the largest Velro serves.
-const DEFAULT_PER_PAGE: u32 = 50;
-const MAX_PER_PAGE: u32 = 1000;
-
-/// A pagination parameter: absent or empty (auth-js sends `page=&per_page=`) is the default,
-/// anything but a positive integer is GoTrue's "Bad Pagination Parameters".
-fn pagination(query: Option<&str>, name: &str, default: u64) -> Result<u64, GotrueError> {
-    match query_value(query, name).as_deref() {
-        None | Some("") => Ok(default),
-        Some(raw) => raw
-            .parse::<u64>()
-            .ok()
-            .filter(|value| *value > 0)
-            .ok_or_else(|| GotrueError::validation("Bad Pagination Parameters")),
-    }
-}
-
-async fn admin_list_users(
-    State(state): State<AppState>,
-    SupabaseAdmin(admin): SupabaseAdmin,
-    RawQuery(query): RawQuery,
-) -> Result<Response, GotrueError> {
-    let page = pagination(query.as_deref(), "page", 1)?;
-    let per_page = pagination(query.as_deref(), "per_page", u64::from(DEFAULT_PER_PAGE))?;
-    let per_page = u32::try_from(per_page)
-        .ok()
-        .filter(|n| *n <= MAX_PER_PAGE)
-        .ok_or_else(|| GotrueError::validation("Bad Pagination Parameters"))?;
-    let (users, total) = state.supabase.page_users(&admin, page, per_page).await?;
-    let last = total.div_ceil(u64::from(per_page)).max(1);
-    // `page` first: auth-js reads the number right after the first `=`.
-    let base = format!("{}/admin/users", state.supabase.settings().tokens.issuer);
-    let mut links = Vec::new();
-    if page < last {
-        links.push(format!(
-            "<{base}?page={}&per_page={per_page}>; rel=\"next\"",
-            page + 1
-        ));
-    }
-    links.push(format!(
-        "<{base}?page={last}&per_page={per_page}>; rel=\"last\""
-    ));
-    let audience = audience(&state);
-    let users: Vec<SupabaseUser> = users
-        .iter()
-        .map(|user| SupabaseUser::new(user, audience))
-        .collect();
-    let mut response = Json(json!({"users": users, "aud": audience})).into_response();
-    let headers = response.headers_mut();
-    headers.insert("x-total-count", total.into());
-    if let Ok(link) = axum::http::HeaderValue::from_str(&links.join(", ")) {
-        headers.insert(axum::http::header::LINK, link);
-    }
-    Ok(response)
 }
 
 /// An address in a mail-flow body, with GoTrue's answers for a missing or malformed one.

@@ -49,6 +49,10 @@ pub(crate) struct SupabaseUser {
     identities: Vec<Identity>,
     created_at: String,
     updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    banned_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<String>,
     is_anonymous: bool,
 }
 
@@ -59,7 +63,7 @@ impl SupabaseUser {
             identity_id: user.id.0,
             id: user.id.0.to_string(),
             user_id: user.id.0,
-            identity_data: UserMetadata::of(user),
+            identity_data: UserMetadata::identity(user),
             provider: "email",
             created_at: timestamp(user.created_at),
             updated_at: timestamp(user.updated_at),
@@ -75,9 +79,16 @@ impl SupabaseUser {
             confirmed_at,
             app_metadata: AppMetadata::of(user),
             user_metadata: UserMetadata::of(user),
-            identities: vec![identity],
+            // GoTrue scrubs a soft-deleted account's identities.
+            identities: if user.deleted_at.is_some() {
+                Vec::new()
+            } else {
+                vec![identity]
+            },
             created_at: timestamp(user.created_at),
             updated_at: timestamp(user.updated_at),
+            banned_until: user.banned_until.map(timestamp),
+            deleted_at: user.deleted_at.map(timestamp),
             is_anonymous: false,
         }
     }

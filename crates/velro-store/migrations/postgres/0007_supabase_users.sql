@@ -1,0 +1,4 @@
+-- Supabase's soft delete (GoTrue's `should_soft_delete`): the row stays, scrubbed, with the
+-- time it was deleted. Bans and the metadata objects came with 0002.
+
+ALTER TABLE users ADD COLUMN deleted_at timestamptz;
