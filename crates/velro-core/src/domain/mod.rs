@@ -7,7 +7,10 @@ mod status;
 mod user;
 
 pub use email::Email;
-pub use password::{NewPassword, PasswordPolicy, PasswordViolation};
+pub use password::{
+    NewPassword, PasswordPolicy, PasswordRules, PasswordViolation, DEFAULT_MIN_CHARS,
+    LOWEST_MIN_CHARS,
+};
 pub use profile::{AvatarUrl, DisplayName};
 pub use status::{
     unix_minute, Component, ComponentState, ComponentStatus, Impact, Incident, IncidentId,

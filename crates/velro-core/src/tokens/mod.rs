@@ -20,10 +20,12 @@ pub use access::{
     AccessClaims, AccessTokenConfig, AccessTokens, IssuedAccessToken, VerifiedAccess, AUDIENCE,
 };
 pub use keys::{
-    KeyRing, KeySet, KeyState, PublicJwk, RingKey, SigningAlgorithm, SigningKey, MIN_SECRET_BYTES,
+    KeyRing, KeySet, KeyState, PublicJwk, PublicKeyParams, RingKey, RsaComponents, RsaPrivateParts,
+    SigningAlgorithm, SigningKey, MIN_SECRET_BYTES,
 };
 pub use supabase::{
-    AdminToken, AppMetadata, AuthMethod, SupabaseTokenProfile, UserMetadata, AUTHENTICATED_ROLE,
+    AdminToken, AppMetadata, AuthMethod, SupabaseTokenProfile, UserMetadata, API_KEY_ROLES,
+    AUTHENTICATED_ROLE,
 };
 
 #[derive(Debug, thiserror::Error)]
