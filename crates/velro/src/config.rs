@@ -790,8 +790,8 @@ mod tests {
                 "GOTRUE_URI_ALLOW_LIST",
                 "GOTRUE_MAILER_AUTOCONFIRM",
                 "GOTRUE_PASSWORD_MIN_LENGTH",
-                "GOTRUE_JWT_SECRET",
                 "GOTRUE_JWT_KEYS",
+                "GOTRUE_JWT_SECRET",
                 "GOTRUE_JWT_EXP",
             ]
         );

@@ -351,6 +351,8 @@ mod tests {
         no_kid.as_object_mut().expect("object").remove("kid");
         let mut rs512 = fixture("rsa", false);
         rs512["alg"] = json!("RS512");
+        let mut short = oct("short", true);
+        short["k"] = json!(URL_SAFE_NO_PAD.encode("only-16-bytes-ab"));
         let mut number = oct("n", false);
         number["k"] = json!(12345);
         let cases: Vec<(Vec<Value>, &str)> = vec![
@@ -370,7 +372,7 @@ mod tests {
             ),
             (vec![fixture("rsa", true), no_kid], "key 1 has no kid"),
             (vec![fixture("ec", true), rs512], "has alg \"RS512\""),
-            (vec![oct("short", true)], "at least 32 bytes"),
+            (vec![short], "at least 32 bytes"),
             (
                 vec![fixture("ec", true), number],
                 "key 1 is not a JWK object",
@@ -378,7 +380,10 @@ mod tests {
             (vec![fixture("ec", true), fixture("ec", false)], "twice"),
         ];
         for (keys, expected) in cases {
-            let error = load(&keys, None).err().expect("refused").to_string();
+            let error = load(&keys, None)
+                .err()
+                .unwrap_or_else(|| panic!("refused: {expected}"))
+                .to_string();
             assert!(error.contains(expected), "{expected}: {error}");
             for secret in [&rsa_d, &ec_d, &URL_SAFE_NO_PAD.encode(SECRET)] {
                 assert!(!error.contains(secret.as_str()), "material in {error}");
