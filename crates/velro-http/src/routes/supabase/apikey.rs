@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::error::BodyIsFinal;
 use crate::AppState;
 
 /// Whether `/auth/v1` requires an API key (`VELRO_SUPABASE_API_KEYS`).
@@ -74,11 +75,13 @@ fn is_open(path: &str) -> bool {
 
 /// Kong's own 401 body, not GoTrue's error shape: the gateway answers, not the auth server.
 fn refusal(message: &'static str) -> Response {
-    (
+    let mut response = (
         StatusCode::UNAUTHORIZED,
         Json(json!({ "message": message })),
     )
-        .into_response()
+        .into_response();
+    response.extensions_mut().insert(BodyIsFinal);
+    response
 }
 
 #[cfg(test)]
