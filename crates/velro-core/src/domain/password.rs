@@ -276,7 +276,7 @@ mod tests {
             Some(PasswordViolation::TooShort { min: 6 })
         );
         assert!(policy.check("aB3xyz").is_ok());
-        let missing = policy.check("abcdef1").err().expect("no upper case");
+        let missing = policy.check("abcdef1").expect_err("no upper case");
         assert_eq!(missing.code(), "missing_characters");
         assert_eq!(
             missing.to_string(),
