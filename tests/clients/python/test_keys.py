@@ -47,7 +47,7 @@ def test_get_claims_verifies_es256_tokens_with_the_published_key(es256_server):
     assert header(token)["alg"] == "ES256"
     assert header(token)["kid"] == "test-ec-1"
     result = auth.get_claims()
-    assert result["header"]["kid"] == "test-ec-1"
+    assert result["headers"]["kid"] == "test-ec-1"
     assert result["claims"]["email"] == address
     assert result["claims"]["role"] == "authenticated"
 
