@@ -336,7 +336,7 @@ impl KeyFile {
         if active != algorithm {
             bail!(
                 "invalid configuration: VELRO_JWT_ALGORITHM is {algorithm} but the active key in {KEY_FILE} is {active}: \
-                 run `velro keys rotate` with VELRO_JWT_ALGORITHM={algorithm} to switch (access tokens signed before are then refused)"
+                 run `velro keys rotate` with VELRO_JWT_ALGORITHM={algorithm} to switch (tokens the old key signed keep verifying until it is pruned)"
             );
         }
         let successor_secret = URL_SAFE_NO_PAD
