@@ -53,10 +53,13 @@ fn check_password(password: &str, email: Option<&Email>) {
                 assert!(lowered != email.as_str() && lowered != email.local_part());
             }
         }
-        Err(PasswordViolation::TooShort) => assert!(chars < 8),
+        Err(PasswordViolation::TooShort { min }) => assert!(min == 8 && chars < 8),
         Err(PasswordViolation::TooLong) => assert!(chars > 128),
         Err(PasswordViolation::TooCommon | PasswordViolation::ContainsEmail) => {
             assert!((8..=128).contains(&chars));
+        }
+        Err(PasswordViolation::MissingCharacters { .. }) => {
+            panic!("the default policy requires no characters")
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct HttpSettings {
     pub cors_allow_credentials: bool,
     /// Also serve the Supabase Auth surface at `/` (as GoTrue itself does), besides `/auth/v1`.
     pub supabase_at_root: bool,
+    /// Whether `/auth/v1` requires one of the project's API keys in `apikey`, as Supabase's
+    /// gateway does.
+    pub supabase_api_keys: crate::SupabaseApiKeys,
     pub version: &'static str,
 }
 
@@ -43,6 +46,7 @@ impl Default for HttpSettings {
             cors_allowed_origins: Vec::new(),
             cors_allow_credentials: false,
             supabase_at_root: false,
+            supabase_api_keys: crate::SupabaseApiKeys::Off,
             version: env!("CARGO_PKG_VERSION"),
         }
     }

@@ -1,5 +1,6 @@
-//! Settings: defaults, then an optional TOML file, then environment variables (`VELRO_*` and
-//! `DATABASE_URL`), then command-line flags. Every setting is documented in the README.
+//! Settings: defaults, then an optional TOML file, then environment variables (`GOTRUE_*` for
+//! the settings GoTrue also has, then `VELRO_*` and `DATABASE_URL`, which win), then
+//! command-line flags. Every setting is documented in the README.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,11 @@ pub struct Config {
     pub database_statement_timeout_ms: u64,
     pub migrate_on_start: bool,
     /// An HS256 secret of at least 32 bytes; default: the key file `<data_dir>/jwt-keys.json`.
+    /// With `jwt_keys` it verifies tokens without a `kid` (Supabase's anon and service_role keys).
     pub jwt_secret: Option<Secret<String>>,
+    /// GoTrue's `JWT_KEYS`: a JSON array of private JWKs (oct HS256, RSA RS256, EC ES256); the
+    /// one whose `key_ops` has `sign` signs, all verify. Replaces the key file.
+    pub jwt_keys: Option<Secret<String>>,
     /// `HS256` (default) or `EdDSA`; tokens with any other `alg` are refused.
     pub jwt_algorithm: SigningAlgorithm,
     pub jwt_issuer: String,
@@ -136,6 +141,14 @@ pub struct Config {
     pub disable_signup: bool,
     /// Also serve the Supabase surface at `/`, as a bare GoTrue does.
     pub supabase_at_root: bool,
+    /// `off` (default) or `required`: whether `/auth/v1` wants one of the project's API keys
+    /// (anon / service_role JWT) in `apikey`, as Supabase's gateway does.
+    pub supabase_api_keys: ApiKeysSetting,
+    /// Shortest password accepted on both surfaces (6 to 128; the v1 contract's 8 by default).
+    pub password_min_length: usize,
+    /// GoTrue's `PASSWORD_REQUIRED_CHARACTERS`: character sets separated by `:`, each of which
+    /// a new password must use; empty: none.
+    pub password_required_characters: String,
 
     /// Seconds between purge passes in every instance; 0: no periodic purge (`velro purge`
     /// from cron instead).
@@ -145,6 +158,18 @@ pub struct Config {
     pub purge_retention_secs: u64,
     /// Rows of one kind a purge statement removes at most.
     pub purge_batch_size: u32,
+
+    /// The `GOTRUE_*` variables read because their `VELRO_*` setting was unset (names only),
+    /// for start-up to log once logging is set up.
+    #[serde(skip)]
+    pub gotrue_fallbacks: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeysSetting {
+    Off,
+    Required,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -165,6 +190,7 @@ impl Default for Config {
             database_statement_timeout_ms: 4_000,
             migrate_on_start: true,
             jwt_secret: None,
+            jwt_keys: None,
             jwt_algorithm: SigningAlgorithm::Hs256,
             jwt_issuer: "velro".into(),
             jwt_leeway_secs: 5,
@@ -230,9 +256,13 @@ impl Default for Config {
             mailer_autoconfirm: true,
             disable_signup: false,
             supabase_at_root: false,
+            supabase_api_keys: ApiKeysSetting::Off,
+            password_min_length: velro_core::domain::DEFAULT_MIN_CHARS,
+            password_required_characters: String::new(),
             purge_interval_secs: 300,
             purge_retention_secs: 7 * 24 * 3_600,
             purge_batch_size: 500,
+            gotrue_fallbacks: Vec::new(),
         }
     }
 }
@@ -270,6 +300,62 @@ const MAX_PURGE_RETENTION_SECS: u64 = 10 * 366 * 24 * 3_600;
 
 /// Settings also read from their conventional unprefixed variables.
 const UNPREFIXED: [&str; 2] = ["database_url", "redis_url"];
+
+/// GoTrue's variables, each read when its setting's own `VELRO_*` variable is unset, so that a
+/// self-hosted Supabase `.env` works as it is.
+const GOTRUE_FALLBACKS: [(&str, &str); 12] = [
+    ("GOTRUE_SITE_URL", "site_url"),
+    ("GOTRUE_URI_ALLOW_LIST", "uri_allow_list"),
+    ("GOTRUE_MAILER_AUTOCONFIRM", "mailer_autoconfirm"),
+    ("GOTRUE_DISABLE_SIGNUP", "disable_signup"),
+    ("GOTRUE_PASSWORD_MIN_LENGTH", "password_min_length"),
+    (
+        "GOTRUE_PASSWORD_REQUIRED_CHARACTERS",
+        "password_required_characters",
+    ),
+    ("GOTRUE_JWT_AUD", "jwt_aud"),
+    ("GOTRUE_JWT_ADMIN_ROLES", "jwt_admin_roles"),
+    ("GOTRUE_JWT_KEYS", "jwt_keys"),
+    ("GOTRUE_JWT_SECRET", "jwt_secret"),
+    ("GOTRUE_JWT_EXP", "access_token_ttl_secs"),
+    ("GOTRUE_API_EXTERNAL_URL", "api_external_url"),
+];
+
+/// Settings taken as the exact text of their variable: figment would otherwise read
+/// `0123456789` as a number, or a JSON array as a list.
+const RAW_TEXT: [&str; 3] = ["jwt_secret", "jwt_keys", "password_required_characters"];
+
+/// The `GOTRUE_*` fallbacks and the raw-text settings on top of `figment`, reading variables
+/// through `var`; returns the `GOTRUE_*` names used.
+fn environment_layers(
+    mut figment: Figment,
+    var: impl Fn(&str) -> Option<String>,
+) -> (Figment, Vec<&'static str>) {
+    let mut used = Vec::new();
+    for (gotrue, key) in GOTRUE_FALLBACKS {
+        if var(&env_name(key)).is_some() {
+            continue;
+        }
+        let Some(value) = var(gotrue) else { continue };
+        used.push(gotrue);
+        figment = if RAW_TEXT.contains(&key) {
+            figment.merge((key, value))
+        } else {
+            // As figment's own environment provider reads values (`true`, `3600`, text).
+            let parsed: figment::value::Value = match value.parse() {
+                Ok(parsed) => parsed,
+                Err(never) => match never {},
+            };
+            figment.merge((key, parsed))
+        };
+    }
+    for key in RAW_TEXT {
+        if let Some(value) = var(&env_name(key)) {
+            figment = figment.merge((key, value));
+        }
+    }
+    (figment, used)
+}
 
 /// The environment variable of a setting (`access_token_ttl_secs` → `VELRO_ACCESS_TOKEN_TTL_SECS`).
 fn env_name(key: &str) -> String {
@@ -323,6 +409,7 @@ pub fn settings_help() -> String {
         "jwt_algorithm" => " (HS256|EdDSA)",
         "log_format" => " (human|json)",
         "cache" | "rate_limits" => " (on|off)",
+        "supabase_api_keys" => " (off|required)",
         "rate_limit_login_ip" => " (e.g. 30/1m, as every VELRO_RATE_LIMIT_*)",
         _ => "",
     };
@@ -380,15 +467,28 @@ impl Config {
                 Env::prefixed("VELRO_")
                     .filter(|key| key.as_str() != "config" && !key.as_str().starts_with("test_")),
             );
+        let (mut figment, gotrue_fallbacks) =
+            environment_layers(figment, |name| std::env::var(name).ok());
         if let Some(bind) = overrides.bind {
             figment = figment.merge(("bind", bind));
         }
         if let Some(data_dir) = overrides.data_dir {
             figment = figment.merge(("data_dir", data_dir));
         }
-        let config: Self = figment.extract().map_err(describe)?;
+        let mut config: Self = figment.extract().map_err(describe)?;
+        config.gotrue_fallbacks = gotrue_fallbacks;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Logs which `GOTRUE_*` variables were read (names, never values).
+    pub fn log_gotrue_fallbacks(&self) {
+        if !self.gotrue_fallbacks.is_empty() {
+            tracing::info!(
+                variables = %self.gotrue_fallbacks.join(", "),
+                "read GoTrue settings whose VELRO_ variable is unset"
+            );
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -459,6 +559,12 @@ impl Config {
         self.validate_abuse_settings()?;
         self.validate_supabase_settings()?;
         self.validate_purge_settings()?;
+        if !(velro_core::domain::LOWEST_MIN_CHARS..=128).contains(&self.password_min_length) {
+            bail!(
+                "invalid configuration: VELRO_PASSWORD_MIN_LENGTH must be between {} and 128",
+                velro_core::domain::LOWEST_MIN_CHARS
+            );
+        }
         if self.jwt_issuer.trim().is_empty() {
             bail!("invalid configuration: VELRO_JWT_ISSUER must not be empty");
         }
@@ -626,6 +732,75 @@ mod tests {
         assert!(help.contains("DATABASE_URL,") && !help.contains("VELRO_DATABASE_URL"));
         assert!(help.contains("VELRO_RATE_LIMIT_CHANGE_PASSWORD_ACCOUNT"));
         assert!(help.lines().all(|line| line.len() <= 100), "{help}");
+    }
+
+    fn layered(vars: &[(&str, &str)]) -> (Config, Vec<&'static str>) {
+        let var = |name: &str| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        };
+        let (figment, used) = environment_layers(Figment::new(), var);
+        (figment.extract().expect("valid settings"), used)
+    }
+
+    #[test]
+    fn gotrue_variables_fill_in_only_for_unset_velro_ones() {
+        let (config, used) = layered(&[
+            ("GOTRUE_SITE_URL", "https://app.example.com"),
+            ("GOTRUE_JWT_EXP", "600"),
+            ("GOTRUE_MAILER_AUTOCONFIRM", "true"),
+            (
+                "GOTRUE_URI_ALLOW_LIST",
+                "https://a.example.com/**,https://b.example.com",
+            ),
+            ("GOTRUE_DISABLE_SIGNUP", "true"),
+            ("VELRO_DISABLE_SIGNUP", "false"),
+            ("GOTRUE_PASSWORD_MIN_LENGTH", "6"),
+            ("GOTRUE_PASSWORD_REQUIRED_CHARACTERS", "abc:ABC"),
+            ("VELRO_PASSWORD_REQUIRED_CHARACTERS", "0123456789"),
+            ("GOTRUE_JWT_SECRET", "0123456789012345678901234567890123"),
+            ("GOTRUE_JWT_KEYS", r#"[{"kty":"oct","k":"x"}]"#),
+            ("GOTRUE_UNRELATED", "x"),
+        ]);
+        assert_eq!(config.site_url, "https://app.example.com");
+        assert_eq!(config.access_token_ttl_secs, 600);
+        assert_eq!(
+            config.uri_allow_list,
+            ["https://a.example.com/**", "https://b.example.com"]
+        );
+        assert_eq!(config.password_min_length, 6);
+        // VELRO_DISABLE_SIGNUP is set: its GoTrue twin is not read (the VELRO_ value itself
+        // comes from figment's environment provider, not from these layers).
+        assert!(!config.disable_signup);
+        assert_eq!(config.password_required_characters, "0123456789");
+        assert_eq!(
+            config.jwt_secret.as_ref().map(|s| s.expose().as_str()),
+            Some("0123456789012345678901234567890123"),
+            "kept as text, not read as a number"
+        );
+        assert_eq!(
+            config.jwt_keys.as_ref().map(|s| s.expose().as_str()),
+            Some(r#"[{"kty":"oct","k":"x"}]"#)
+        );
+        assert_eq!(
+            used,
+            [
+                "GOTRUE_SITE_URL",
+                "GOTRUE_URI_ALLOW_LIST",
+                "GOTRUE_MAILER_AUTOCONFIRM",
+                "GOTRUE_PASSWORD_MIN_LENGTH",
+                "GOTRUE_JWT_KEYS",
+                "GOTRUE_JWT_SECRET",
+                "GOTRUE_JWT_EXP",
+            ]
+        );
+        for (gotrue, key) in GOTRUE_FALLBACKS {
+            assert!(setting_keys().contains(&key), "{gotrue} names no setting");
+        }
+        let (config, used) = layered(&[]);
+        assert!(used.is_empty());
+        assert_eq!(config.password_min_length, 8);
     }
 
     #[test]

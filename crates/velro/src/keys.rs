@@ -1,6 +1,7 @@
-//! The access-token signing keys: `VELRO_JWT_SECRET` when configured, else the key file
-//! `<data_dir>/jwt-keys.json` (generated on first start, owner-only), and the `velro keys`
-//! commands that rotate it. Running instances read keys at start-up only.
+//! The access-token signing keys: `VELRO_JWT_KEYS` (a Supabase project's JWKs) or
+//! `VELRO_JWT_SECRET` when configured, else the key file `<data_dir>/jwt-keys.json` (generated
+//! on first start, owner-only), and the `velro keys` commands that rotate it. Running instances
+//! read keys at start-up only.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,9 +50,17 @@ pub struct SigningKeys {
     pub successor_secret: Secret<Vec<u8>>,
 }
 
-/// The keys `serve` uses: the configured secret, else the key file, created (or imported from
-/// the legacy secret file) when missing. There is never a built-in default.
+/// The keys `serve` uses: the configured JWKs, else the configured secret, else the key file,
+/// created (or imported from the legacy secret file) when missing. There is never a built-in
+/// default.
 pub fn load_or_create(config: &Config) -> anyhow::Result<SigningKeys> {
+    if let Some(jwks) = &config.jwt_keys {
+        return crate::jwt_keys::key_set(
+            jwks,
+            config.jwt_secret.as_ref(),
+            OffsetDateTime::now_utc(),
+        );
+    }
     if let Some(secret) = configured(config)? {
         return Ok(secret);
     }
@@ -82,6 +91,23 @@ fn configured(config: &Config) -> anyhow::Result<Option<SigningKeys>> {
 
 /// Runs one `velro keys` command, printing its outcome on stdout.
 pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<()> {
+    if config.jwt_keys.is_some() {
+        let loaded = load_or_create(config)?;
+        if let KeysCommand::List = command {
+            println!("VELRO_JWT_KEYS is set: its keys are used, the key file is not");
+            println!("{:<38} {:<6} {:<8}", "KID", "ALG", "STATE");
+            for key in loaded.keys.keys() {
+                let state = if key.kid() == loaded.keys.active().kid() {
+                    "active"
+                } else {
+                    "verifies"
+                };
+                println!("{:<38} {:<6} {state:<8}", key.kid(), key.algorithm());
+            }
+            return Ok(());
+        }
+        bail!("VELRO_JWT_KEYS is set, so the key file is not used: change the keys in VELRO_JWT_KEYS (key_ops \"sign\" on the new signer, the old key kept with [\"verify\"]) and restart every instance");
+    }
     if let Some(configured) = configured(config)? {
         if let KeysCommand::List = command {
             let key = configured.keys.active();
@@ -310,7 +336,7 @@ impl KeyFile {
         if active != algorithm {
             bail!(
                 "invalid configuration: VELRO_JWT_ALGORITHM is {algorithm} but the active key in {KEY_FILE} is {active}: \
-                 run `velro keys rotate` with VELRO_JWT_ALGORITHM={algorithm} to switch (access tokens signed before are then refused)"
+                 run `velro keys rotate` with VELRO_JWT_ALGORITHM={algorithm} to switch (tokens the old key signed keep verifying until it is pruned)"
             );
         }
         let successor_secret = URL_SAFE_NO_PAD
@@ -387,6 +413,10 @@ impl StoredKey {
         let key = match algorithm {
             SigningAlgorithm::Hs256 => SigningKey::hs256(self.kid.clone(), material, created_at),
             SigningAlgorithm::EdDsa => SigningKey::ed25519(self.kid.clone(), material, created_at),
+            // `SigningAlgorithm::parse` knows only the kinds the key file generates.
+            SigningAlgorithm::Rs256 | SigningAlgorithm::Es256 => {
+                return Err(bad(&"has an algorithm the key file does not hold"))
+            }
         }
         .map_err(|why| bad(&why))?;
         Ok(RingKey { key, retired_at })

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod database;
 pub mod import;
+pub mod jwt_keys;
 pub mod keys;
 pub mod mailer;
 pub mod purge;

@@ -153,6 +153,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format, &config.log_level);
+    config.log_gotrue_fallbacks();
     let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use velro_cache::{Cache, CacheConfig, CachedStore};
 use velro_core::cache::CacheControl;
+use velro_core::domain::PasswordRules;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
 use velro_core::limits::{Limits, Policy};
 use velro_core::mail::Mailer;
@@ -312,6 +313,12 @@ fn build_state(
             },
             reset_token_lifetime: seconds(config.reset_token_ttl_secs),
             initial_credits: config.initial_credits,
+            password: PasswordRules {
+                min_chars: config.password_min_length,
+                required_characters: PasswordRules::parse_required_characters(
+                    &config.password_required_characters,
+                ),
+            },
         },
         limits,
     });
@@ -351,6 +358,10 @@ fn build_state(
             cors_allowed_origins: config.cors_allowed_origins.clone(),
             cors_allow_credentials: config.cors_allow_credentials,
             supabase_at_root: config.supabase_at_root,
+            supabase_api_keys: match config.supabase_api_keys {
+                crate::config::ApiKeysSetting::Off => velro_http::SupabaseApiKeys::Off,
+                crate::config::ApiKeysSetting::Required => velro_http::SupabaseApiKeys::Required,
+            },
             ..HttpSettings::default()
         },
     })

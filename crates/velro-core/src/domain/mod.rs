@@ -9,7 +9,10 @@ mod user;
 
 pub use email::Email;
 pub use metadata::{BanDuration, Metadata, MetadataError, MAX_METADATA_BYTES};
-pub use password::{NewPassword, PasswordPolicy, PasswordViolation};
+pub use password::{
+    NewPassword, PasswordPolicy, PasswordRules, PasswordViolation, DEFAULT_MIN_CHARS,
+    LOWEST_MIN_CHARS,
+};
 pub use profile::{AvatarUrl, DisplayName};
 pub use status::{
     unix_minute, Component, ComponentState, ComponentStatus, Impact, Incident, IncidentId,

@@ -1,45 +1,65 @@
 //! The password policy of NIST SP 800-63B as the contract states it: length bounds, the common
-//! password list, and not the email. No composition rules.
+//! password list, and not the email. No composition rules unless a deployment sets GoTrue's
+//! required character sets; the minimum length is the deployment's too (one policy, both
+//! surfaces).
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use super::Email;
 use crate::Secret;
 
-const MIN_CHARS: usize = 8;
+/// The v1 contract's minimum, the default.
+pub const DEFAULT_MIN_CHARS: usize = 8;
+/// The lowest minimum a deployment may set: GoTrue's default.
+pub const LOWEST_MIN_CHARS: usize = 6;
 const MAX_CHARS: usize = 128;
 const COMMON_PASSWORDS: &str = include_str!("../../data/common-passwords-10k.txt");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordViolation {
-    TooShort,
+    TooShort {
+        min: usize,
+    },
     TooLong,
     TooCommon,
     ContainsEmail,
+    /// Lacks a character of one of the required sets (GoTrue's `PASSWORD_REQUIRED_CHARACTERS`);
+    /// `sets` lists them all, joined by ", ", as GoTrue's message does.
+    MissingCharacters {
+        sets: Arc<str>,
+    },
 }
 
 impl PasswordViolation {
     /// The reason as the contract names it.
-    pub fn code(self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
-            Self::TooShort => "too_short",
+            Self::TooShort { .. } => "too_short",
             Self::TooLong => "too_long",
             Self::TooCommon => "too_common",
             Self::ContainsEmail => "contains_email",
+            Self::MissingCharacters { .. } => "missing_characters",
         }
     }
 }
 
 impl fmt::Display for PasswordViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let explanation = match self {
-            Self::TooShort => "must be at least 8 characters",
-            Self::TooLong => "must be at most 128 characters",
-            Self::TooCommon => "is one of the most common passwords",
-            Self::ContainsEmail => "must not be the email address or its local part",
-        };
-        write!(f, "{}: {explanation}", self.code())
+        let code = self.code();
+        match self {
+            Self::TooShort { min } => write!(f, "{code}: must be at least {min} characters"),
+            Self::TooLong => write!(f, "{code}: must be at most {MAX_CHARS} characters"),
+            Self::TooCommon => write!(f, "{code}: is one of the most common passwords"),
+            Self::ContainsEmail => {
+                write!(f, "{code}: must not be the email address or its local part")
+            }
+            Self::MissingCharacters { sets } => write!(
+                f,
+                "{code}: must contain at least one character of each of: {sets}"
+            ),
+        }
     }
 }
 
@@ -56,6 +76,12 @@ impl NewPassword {
         self.0
     }
 
+    /// A password the service made itself (random, for accounts created without one): the
+    /// deployment's composition rules are for people, not for 256 random bits.
+    pub(crate) fn generated(secret: Secret<String>) -> Self {
+        Self(secret)
+    }
+
     /// The part of the policy that needs the account's email, for when it is known only later.
     pub fn check_email(&self, email: &Email) -> Result<(), PasswordViolation> {
         let lowered = self.0.expose().to_lowercase();
@@ -66,10 +92,54 @@ impl NewPassword {
     }
 }
 
+/// What a deployment chooses: the minimum length and GoTrue's required character sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordRules {
+    /// At least [`LOWEST_MIN_CHARS`], at most 128; default [`DEFAULT_MIN_CHARS`].
+    pub min_chars: usize,
+    /// Each set must contribute at least one character; none by default.
+    pub required_characters: Vec<String>,
+}
+
+impl Default for PasswordRules {
+    fn default() -> Self {
+        Self {
+            min_chars: DEFAULT_MIN_CHARS,
+            required_characters: Vec::new(),
+        }
+    }
+}
+
+impl PasswordRules {
+    /// GoTrue's `PASSWORD_REQUIRED_CHARACTERS` format: sets separated by `:`, a `\:` standing
+    /// for a colon inside a set, empty sets ignored.
+    pub fn parse_required_characters(text: &str) -> Vec<String> {
+        let mut sets = Vec::new();
+        let mut current = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&':') => {
+                    current.push(':');
+                    chars.next();
+                }
+                ':' => sets.push(std::mem::take(&mut current)),
+                _ => current.push(c),
+            }
+        }
+        sets.push(current);
+        sets.retain(|set| !set.is_empty());
+        sets
+    }
+}
+
 /// Built once at start-up: the common-password set is 10,000 entries.
 #[derive(Debug)]
 pub struct PasswordPolicy {
     common: HashSet<String>,
+    rules: PasswordRules,
+    /// The required sets joined for messages, made once.
+    sets: Arc<str>,
 }
 
 impl Default for PasswordPolicy {
@@ -79,24 +149,52 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// The v1 contract's policy.
     pub fn new() -> Self {
+        Self::with_rules(PasswordRules::default())
+    }
+
+    /// A deployment's policy; the caller has checked `min_chars` (the binary refuses values
+    /// outside [`LOWEST_MIN_CHARS`]..=128 at start-up).
+    pub fn with_rules(rules: PasswordRules) -> Self {
         let common = COMMON_PASSWORDS
             .lines()
             .map(|line| line.trim().to_lowercase())
             .filter(|line| !line.is_empty())
             .collect();
-        Self { common }
+        let sets = rules.required_characters.join(", ").into();
+        Self {
+            common,
+            rules,
+            sets,
+        }
+    }
+
+    pub fn rules(&self) -> &PasswordRules {
+        &self.rules
     }
 
     /// Checks the parts that need only the password itself.
     pub fn check(&self, password: &str) -> Result<NewPassword, PasswordViolation> {
         // Unicode scalar values, not bytes, per the contract.
         let chars = password.chars().count();
-        if chars < MIN_CHARS {
-            return Err(PasswordViolation::TooShort);
+        if chars < self.rules.min_chars {
+            return Err(PasswordViolation::TooShort {
+                min: self.rules.min_chars,
+            });
         }
         if chars > MAX_CHARS {
             return Err(PasswordViolation::TooLong);
+        }
+        let lacks_a_set = self
+            .rules
+            .required_characters
+            .iter()
+            .any(|set| !password.chars().any(|c| set.contains(c)));
+        if lacks_a_set {
+            return Err(PasswordViolation::MissingCharacters {
+                sets: self.sets.clone(),
+            });
         }
         if self.common.contains(&password.to_lowercase()) {
             return Err(PasswordViolation::TooCommon);
@@ -129,8 +227,8 @@ mod tests {
     fn reasons_follow_the_contract() {
         let policy = PasswordPolicy::new();
         let cases: [(&str, Result<(), PasswordViolation>); 10] = [
-            ("short", Err(PasswordViolation::TooShort)),
-            ("ééééééé", Err(PasswordViolation::TooShort)),
+            ("short", Err(PasswordViolation::TooShort { min: 8 })),
+            ("ééééééé", Err(PasswordViolation::TooShort { min: 8 })),
             ("éééééééé", Ok(())),
             ("password", Err(PasswordViolation::TooCommon)),
             ("PassWord", Err(PasswordViolation::TooCommon)),
@@ -164,6 +262,50 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_sets_the_minimum_and_gotrue_character_sets() {
+        let sets = PasswordRules::parse_required_characters(
+            "abcdefghijklmnopqrstuvwxyz:ABCDEFGHIJKLMNOPQRSTUVWXYZ:0123456789",
+        );
+        assert_eq!(sets.len(), 3);
+        let policy = PasswordPolicy::with_rules(PasswordRules {
+            min_chars: 6,
+            required_characters: sets,
+        });
+        assert_eq!(
+            policy.check("aB3").err(),
+            Some(PasswordViolation::TooShort { min: 6 })
+        );
+        assert!(policy.check("aB3xyz").is_ok());
+        let missing = policy.check("abcdef1").expect_err("no upper case");
+        assert_eq!(missing.code(), "missing_characters");
+        assert_eq!(
+            missing.to_string(),
+            "missing_characters: must contain at least one character of each of: \
+             abcdefghijklmnopqrstuvwxyz, ABCDEFGHIJKLMNOPQRSTUVWXYZ, 0123456789"
+        );
+        // Six characters pass with GoTrue's minimum; the v1 default refuses them.
+        let gotrue = PasswordPolicy::with_rules(PasswordRules {
+            min_chars: 6,
+            required_characters: Vec::new(),
+        });
+        assert!(gotrue.check("zq8!kw").is_ok());
+        assert_eq!(
+            PasswordPolicy::new().check("zq8!kw").err(),
+            Some(PasswordViolation::TooShort { min: 8 })
+        );
+    }
+
+    #[test]
+    fn required_character_sets_parse_as_gotrue_reads_them() {
+        let parse = PasswordRules::parse_required_characters;
+        assert_eq!(parse(""), Vec::<String>::new());
+        assert_eq!(parse("abc"), ["abc"]);
+        assert_eq!(parse("abc::123:"), ["abc", "123"]);
+        assert_eq!(parse("ab\\:c:12"), ["ab:c", "12"]);
+        assert_eq!(parse("!@#\\:"), ["!@#:"]);
+    }
+
+    #[test]
     fn the_whole_list_is_loaded() {
         assert!(PasswordPolicy::new().common.len() > 9_000);
     }
@@ -182,7 +324,7 @@ mod tests {
             let verdict = PasswordPolicy::new().check(&password).err();
             let n = password.chars().count();
             if n < 8 {
-                prop_assert_eq!(verdict, Some(PasswordViolation::TooShort));
+                prop_assert_eq!(verdict, Some(PasswordViolation::TooShort { min: 8 }));
             } else if n > 128 {
                 prop_assert_eq!(verdict, Some(PasswordViolation::TooLong));
             }
@@ -198,7 +340,7 @@ mod tests {
             let n = password.chars().count();
             let verdict = POLICY.check(&password).err();
             if n < 8 {
-                prop_assert_eq!(verdict, Some(PasswordViolation::TooShort));
+                prop_assert_eq!(verdict, Some(PasswordViolation::TooShort { min: 8 }));
             } else if n > 128 {
                 prop_assert_eq!(verdict, Some(PasswordViolation::TooLong));
             } else {

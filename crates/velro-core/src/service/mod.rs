@@ -29,13 +29,13 @@ pub use supabase_admin::{
     parse_metadata, take_profile, AdminCreate, AdminPassword, AdminUpdate, SupabaseAdmin,
 };
 
-use crate::domain::{PasswordPolicy, SessionId, User};
+use crate::domain::{PasswordPolicy, PasswordRules, SessionId, User};
 use crate::hashing::PasswordHasher;
 use crate::limits::Limits;
 use crate::mail::Mailer;
 use crate::store::{RefreshPolicy, Store};
 use crate::tokens::{AccessTokens, RefreshTokens};
-use crate::{Clock, Secret};
+use crate::{AuthError, Clock, Secret};
 
 /// The lifetimes and grants the contract leaves to configuration.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct AuthSettings {
     pub refresh: RefreshPolicy,
     pub reset_token_lifetime: Duration,
     pub initial_credits: i64,
+    /// The deployment's password policy, for both surfaces.
+    pub password: PasswordRules,
 }
 
 impl Default for AuthSettings {
@@ -55,6 +57,7 @@ impl Default for AuthSettings {
             },
             reset_token_lifetime: Duration::hours(1),
             initial_credits: 1000,
+            password: PasswordRules::default(),
         }
     }
 }
@@ -110,16 +113,21 @@ struct Inner {
 
 impl AuthService {
     pub fn new(deps: Dependencies) -> Self {
+        let policy = PasswordPolicy::with_rules(deps.settings.password.clone());
         Self {
-            inner: Arc::new(Inner {
-                deps,
-                policy: PasswordPolicy::new(),
-            }),
+            inner: Arc::new(Inner { deps, policy }),
         }
     }
 
     pub fn password_policy(&self) -> &PasswordPolicy {
         &self.inner.policy
+    }
+
+    /// An `apikey` as Supabase's gateway checks it: one of the project's anon / service_role
+    /// keys (JWTs signed by our keys). Returns the key's role.
+    pub fn check_api_key(&self, key: &str) -> Result<&'static str, AuthError> {
+        let now = self.inner.deps.clock.now();
+        self.inner.deps.access_tokens.verify_api_key(key, now)
     }
 
     /// The access-token keys, for publishing the public ones (`/.well-known/jwks.json`).

@@ -14,7 +14,6 @@ use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
 use crate::domain::{DisplayName, Email, Metadata, NewPassword, SessionId, User};
-use crate::error::FieldError;
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
 use crate::redirect::RedirectPolicy;
@@ -355,16 +354,7 @@ impl SupabaseAuth {
                 return Err(SupabaseError::OtpSignupsDisabled);
             }
             let random = generate_opaque_token();
-            let password =
-                self.auth
-                    .password_policy()
-                    .check(random.expose())
-                    .map_err(|violation| {
-                        AuthError::Validation(vec![FieldError::new(
-                            "password",
-                            violation.to_string(),
-                        )])
-                    })?;
+            let password = NewPassword::generated(random);
             let registration = Registration {
                 email: email.clone(),
                 password,

@@ -1,10 +1,10 @@
 //! Access tokens: JWTs signed by the key set's active key, carrying its `kid`, and verified
-//! against whichever key of the configured algorithm the `kid` names. Every refusal is
+//! against the key the `kid` names, under that key's own algorithm only. Every refusal is
 //! `token_invalid` except a passed `exp`, which is `token_expired`.
 
 use std::collections::HashMap;
 
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ pub const AUDIENCE: &str = "authenticated";
 /// Everything needed to issue and check access tokens.
 #[derive(Debug, Clone)]
 pub struct AccessTokenConfig {
-    /// The active key signs; every key of the active key's algorithm verifies.
+    /// The active key signs; every key verifies the tokens of its own algorithm.
     pub keys: KeySet,
     pub issuer: String,
     pub lifetime: Duration,
@@ -61,11 +61,13 @@ pub struct AccessTokens {
     algorithm: SigningAlgorithm,
     signing_kid: String,
     encoding: EncodingKey,
-    /// By `kid`: only keys of `algorithm`, so a key can never verify under another algorithm.
-    verifying: HashMap<String, DecodingKey>,
-    /// For tokens without a `kid` (issued before keys had ids).
-    legacy: Option<DecodingKey>,
-    validation: Validation,
+    /// By `kid`, each with its key's algorithm: a key never verifies under another algorithm.
+    verifying: HashMap<String, (Algorithm, DecodingKey)>,
+    /// For tokens without a `kid` (issued before keys had ids, and Supabase's API keys).
+    legacy: Option<(Algorithm, DecodingKey)>,
+    /// One per algorithm of our keys: jsonwebtoken wants a validation's algorithms all of the
+    /// key's family, so each token is checked under exactly its key's algorithm.
+    validations: Vec<(Algorithm, Validation)>,
     public_keys: Vec<PublicJwk>,
     issuer: String,
     lifetime: Duration,
@@ -88,40 +90,41 @@ impl AccessTokens {
     pub fn new(config: &AccessTokenConfig) -> Self {
         let active = config.keys.active();
         let algorithm = active.algorithm();
-        let same_algorithm = || {
-            config
-                .keys
-                .keys()
-                .iter()
-                .filter(move |key| key.algorithm() == algorithm)
-        };
-        let verifying = same_algorithm()
-            .map(|key| (key.kid().to_string(), key.decoding_key()))
+        let keys = config.keys.keys();
+        let verifying = keys
+            .iter()
+            .map(|key| {
+                let entry = (key.algorithm().jwt(), key.decoding_key());
+                (key.kid().to_string(), entry)
+            })
             .collect();
         let legacy = config
             .keys
             .legacy()
-            .filter(|key| key.algorithm() == algorithm)
-            .map(|key| key.decoding_key());
-        let public_keys = same_algorithm()
-            .filter_map(|key| key.public_jwk())
-            .collect();
-        // Only the configured algorithm: `alg: none`, HS512 or RS256 with our key, or an EdDSA
-        // token shown to an HS256 service (and the reverse) are all refused.
-        let mut validation = Validation::new(algorithm.jwt());
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_issuer(&[config.issuer.as_str()]);
-        // Time claims are checked against the service's clock below, not the library's.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.set_required_spec_claims(&["exp", "iat", "sub", "aud", "iss"]);
+            .map(|key| (key.algorithm().jwt(), key.decoding_key()));
+        let public_keys = keys.iter().filter_map(|key| key.public_jwk()).collect();
+        // Only the algorithms of our keys, and `key_for` further pins each token to the algorithm
+        // of the key its `kid` names: `alg: none`, HS512, HS256 keyed with a public key, or an
+        // EdDSA token shown to an HS256 key (and the reverse) are all refused.
+        let mut validations: Vec<(Algorithm, Validation)> = Vec::new();
+        for key in keys {
+            let algorithm = key.algorithm().jwt();
+            if validations.iter().any(|(known, _)| *known == algorithm) {
+                continue;
+            }
+            let mut validation = base_validation(algorithm);
+            validation.set_audience(&[AUDIENCE]);
+            validation.set_issuer(&[config.issuer.as_str()]);
+            validation.set_required_spec_claims(&["exp", "iat", "sub", "aud", "iss"]);
+            validations.push((algorithm, validation));
+        }
         Self {
             algorithm,
             signing_kid: active.kid().to_string(),
             encoding: active.encoding_key(),
             verifying,
             legacy,
-            validation,
+            validations,
             public_keys,
             issuer: config.issuer.clone(),
             lifetime: config.lifetime,
@@ -138,8 +141,8 @@ impl AccessTokens {
         &self.signing_kid
     }
 
-    /// The public keys that verify tokens (for `/.well-known/jwks.json`); empty for HS256, whose
-    /// keys are secret.
+    /// The public keys that verify tokens (for `/.well-known/jwks.json`); never an HS256 key,
+    /// which is secret.
     pub fn public_keys(&self) -> &[PublicJwk] {
         &self.public_keys
     }
@@ -180,18 +183,19 @@ impl AccessTokens {
             .map_err(AuthError::internal)
     }
 
-    /// The key that may check `token`: of the configured algorithm only, named by its `kid`, or
-    /// the legacy key when it has none.
-    pub(super) fn key_for(&self, token: &str) -> Result<&DecodingKey, AuthError> {
+    /// The key that may check `token`, named by its `kid` (or the legacy key when it has none),
+    /// and only when the token's `alg` is that key's algorithm.
+    pub(super) fn key_for(&self, token: &str) -> Result<(Algorithm, &DecodingKey), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::TokenInvalid)?;
-        if header.alg != self.algorithm.jwt() {
-            return Err(AuthError::TokenInvalid);
-        }
-        match header.kid.as_deref() {
+        let (algorithm, key) = match header.kid.as_deref() {
             Some(kid) => self.verifying.get(kid),
             None => self.legacy.as_ref(),
         }
-        .ok_or(AuthError::TokenInvalid)
+        .ok_or(AuthError::TokenInvalid)?;
+        if header.alg != *algorithm {
+            return Err(AuthError::TokenInvalid);
+        }
+        Ok((*algorithm, key))
     }
 
     pub(super) fn leeway(&self) -> Duration {
@@ -205,8 +209,13 @@ impl AccessTokens {
     /// Checks algorithm, key, signature, audience, issuer, `nbf` and expiry. The session is
     /// checked by the caller.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<VerifiedAccess, AuthError> {
-        let key = self.key_for(token)?;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+        let (algorithm, key) = self.key_for(token)?;
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(known, validation)| (*known == algorithm).then_some(validation))
+            .ok_or(AuthError::TokenInvalid)?;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, validation)
             .map_err(|_| AuthError::TokenInvalid)?
             .claims;
         let now = now.unix_timestamp();
@@ -226,6 +235,15 @@ impl AccessTokens {
     }
 }
 
+/// A validation for tokens of `algorithm` only, with the time checks left to the caller (they
+/// use the service's clock, not the library's).
+pub(super) fn base_validation(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation
+}
+
 #[cfg(test)]
 mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -235,7 +253,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{Email, Role};
-    use crate::tokens::SigningKey;
+    use crate::tokens::{PublicKeyParams, SigningKey};
     use crate::{Clock, SystemClock};
 
     const SECRET: [u8; 32] = [7; 32];
@@ -468,9 +486,10 @@ mod tests {
     fn an_eddsa_verifier_refuses_hs256_tokens_even_keyed_with_its_public_key() {
         let key = eddsa();
         let kid = key.kid().to_string();
-        let public = URL_SAFE_NO_PAD
-            .decode(key.public_jwk().expect("public").x)
-            .expect("base64url");
+        let PublicKeyParams::Okp { x, .. } = key.public_jwk().expect("public").params else {
+            panic!("an OKP key");
+        };
+        let public = URL_SAFE_NO_PAD.decode(x).expect("base64url");
         let tokens = single(key);
         let now = SystemClock.now();
         let token = issue(&tokens, now);
@@ -548,7 +567,7 @@ mod tests {
     }
 
     #[test]
-    fn only_keys_of_the_configured_algorithm_verify_and_are_published() {
+    fn each_key_verifies_only_under_its_own_algorithm_and_only_asymmetric_keys_are_published() {
         let now = SystemClock.now();
         let ed_old = eddsa();
         let ed_new = eddsa();
@@ -564,14 +583,40 @@ mod tests {
         let tokens = with_keys(set, 0);
         assert_eq!(tokens.algorithm(), SigningAlgorithm::EdDsa);
         assert!(tokens.verify(&old_token, now).is_ok());
-        assert_invalid(&tokens, &hs_token, now, "an HS256 key in an EdDSA set");
+        assert!(
+            tokens.verify(&hs_token, now).is_ok(),
+            "an HS256 key of the set verifies its own tokens"
+        );
+        // The HS256 key's kid on an EdDSA token, and an EdDSA key's kid on an HS256 token.
+        let claims = claims_at(now);
+        let swapped = signed(
+            &json!({"alg": "HS256", "typ": "JWT", "kid": ed_old.kid()}),
+            &claims,
+            &EncodingKey::from_secret(&SECRET),
+        );
+        assert_invalid(&tokens, &swapped, now, "HS256 under an EdDSA kid");
+        let no_kid = signed(
+            &json!({"alg": "HS256", "typ": "JWT"}),
+            &claims,
+            &EncodingKey::from_secret(&SECRET),
+        );
+        assert!(
+            tokens.verify(&no_kid, now).is_ok(),
+            "no kid: the legacy HS256 key, whatever key signs"
+        );
         let kids: Vec<&str> = tokens
             .public_keys()
             .iter()
             .map(|k| k.kid.as_str())
             .collect();
         assert_eq!(kids, [ed_old.kid(), ed_new.kid()]);
-        assert!(tokens.public_keys().iter().all(|k| k.curve == "Ed25519"));
+        assert!(tokens.public_keys().iter().all(|k| matches!(
+            k.params,
+            PublicKeyParams::Okp {
+                curve: "Ed25519",
+                ..
+            }
+        )));
         assert!(ours().public_keys().is_empty());
     }
 
@@ -582,7 +627,10 @@ mod tests {
         let now = SystemClock.now();
         let token = issue(&tokens, now);
         let jwk = &tokens.public_keys()[0];
-        let decoding = DecodingKey::from_ed_components(&jwk.x).expect("jwk x");
+        let PublicKeyParams::Okp { x, .. } = &jwk.params else {
+            panic!("an OKP key: {jwk:?}");
+        };
+        let decoding = DecodingKey::from_ed_components(x).expect("jwk x");
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[AUDIENCE]);
         let data =

@@ -6,7 +6,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::RngCore;
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use ring::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -28,6 +30,13 @@ pub enum SigningAlgorithm {
     /// keys published at `/.well-known/jwks.json`.
     #[serde(rename = "EdDSA", alias = "eddsa", alias = "EDDSA", alias = "Ed25519")]
     EdDsa,
+    /// RSASSA-PKCS1-v1_5 with SHA-256: only from a configured JWK (`VELRO_JWT_KEYS`), never
+    /// generated.
+    #[serde(skip_deserializing)]
+    Rs256,
+    /// ECDSA on P-256 with SHA-256: only from a configured JWK (`VELRO_JWT_KEYS`).
+    #[serde(skip_deserializing)]
+    Es256,
 }
 
 impl SigningAlgorithm {
@@ -36,9 +45,12 @@ impl SigningAlgorithm {
         match self {
             Self::Hs256 => "HS256",
             Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
         }
     }
 
+    /// The algorithms `VELRO_JWT_ALGORITHM` and the key file know (the generated kinds).
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "HS256" | "hs256" => Some(Self::Hs256),
@@ -51,6 +63,8 @@ impl SigningAlgorithm {
         match self {
             Self::Hs256 => Algorithm::HS256,
             Self::EdDsa => Algorithm::EdDSA,
+            Self::Rs256 => Algorithm::RS256,
+            Self::Es256 => Algorithm::ES256,
         }
     }
 }
@@ -68,6 +82,18 @@ enum Material {
     Ed25519 {
         /// PKCS#8 v1 or v2 document, as `ring` generates it.
         pkcs8: Secret<Vec<u8>>,
+        public: Vec<u8>,
+    },
+    Rsa {
+        /// PKCS#1 `RSAPrivateKey` DER, as `ring` reads it.
+        pkcs1: Secret<Vec<u8>>,
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    EcP256 {
+        /// PKCS#8 v1 document with the public key, as `ring` reads it.
+        pkcs8: Secret<Vec<u8>>,
+        /// The uncompressed point (`04 || x || y`).
         public: Vec<u8>,
     },
 }
@@ -115,6 +141,54 @@ impl SigningKey {
         Self::checked(kid.into(), created_at, Material::Ed25519 { pkcs8, public })
     }
 
+    /// An RS256 key from its JWK components (big-endian unsigned integers): all eight must be
+    /// given, and `ring` checks that they make one key of at least 2048 bits.
+    pub fn rsa(
+        kid: impl Into<String>,
+        components: RsaComponents,
+        created_at: OffsetDateTime,
+    ) -> Result<Self, KeyError> {
+        let RsaComponents { n, e, private } = components;
+        let parts = private.expose();
+        let mut body = der_unsigned(&[0]);
+        for part in [
+            &n, &e, &parts.d, &parts.p, &parts.q, &parts.dp, &parts.dq, &parts.qi,
+        ] {
+            if part.iter().all(|b| *b == 0) {
+                return Err(KeyError::Malformed);
+            }
+            body.extend(der_unsigned(part));
+        }
+        let pkcs1 = Secret::new(der(0x30, &body));
+        RsaKeyPair::from_der(pkcs1.expose()).map_err(|_| KeyError::Malformed)?;
+        let n = strip_zeros(&n).to_vec();
+        let e = strip_zeros(&e).to_vec();
+        Self::checked(kid.into(), created_at, Material::Rsa { pkcs1, n, e })
+    }
+
+    /// An ES256 key from its JWK components: the 32-byte private scalar and the public point;
+    /// `ring` checks that they belong together.
+    pub fn es256(
+        kid: impl Into<String>,
+        d: Secret<Vec<u8>>,
+        x: &[u8],
+        y: &[u8],
+        created_at: OffsetDateTime,
+    ) -> Result<Self, KeyError> {
+        if d.expose().len() != 32 || x.len() != 32 || y.len() != 32 {
+            return Err(KeyError::Malformed);
+        }
+        let mut public = Vec::with_capacity(65);
+        public.push(0x04);
+        public.extend_from_slice(x);
+        public.extend_from_slice(y);
+        let pkcs8 = Secret::new(p256_pkcs8(d.expose(), &public));
+        let rng = ring::rand::SystemRandom::new();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.expose(), &rng)
+            .map_err(|_| KeyError::Malformed)?;
+        Self::checked(kid.into(), created_at, Material::EcP256 { pkcs8, public })
+    }
+
     fn checked(
         kid: String,
         created_at: OffsetDateTime,
@@ -151,6 +225,8 @@ impl SigningKey {
                     Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Generation)?;
                 Self::ed25519(kid, Secret::new(document.as_ref().to_vec()), now)
             }
+            // Asymmetric keys a Supabase project already has come in VELRO_JWT_KEYS.
+            SigningAlgorithm::Rs256 | SigningAlgorithm::Es256 => Err(KeyError::Generation),
         }
     }
 
@@ -178,14 +254,18 @@ impl SigningKey {
         match self.material {
             Material::Hmac(_) => SigningAlgorithm::Hs256,
             Material::Ed25519 { .. } => SigningAlgorithm::EdDsa,
+            Material::Rsa { .. } => SigningAlgorithm::Rs256,
+            Material::EcP256 { .. } => SigningAlgorithm::Es256,
         }
     }
 
-    /// The private material, for the binary to store (HS256 secret or Ed25519 PKCS#8).
+    /// The private material, for the binary to store (HS256 secret, Ed25519 or P-256 PKCS#8,
+    /// RSA PKCS#1).
     pub fn private_material(&self) -> &Secret<Vec<u8>> {
         match &self.material {
             Material::Hmac(secret) => secret,
-            Material::Ed25519 { pkcs8, .. } => pkcs8,
+            Material::Ed25519 { pkcs8, .. } | Material::EcP256 { pkcs8, .. } => pkcs8,
+            Material::Rsa { pkcs1, .. } => pkcs1,
         }
     }
 
@@ -193,19 +273,33 @@ impl SigningKey {
     pub fn public_jwk(&self) -> Option<PublicJwk> {
         match &self.material {
             Material::Hmac(_) => None,
-            Material::Ed25519 { public, .. } => Some(PublicJwk {
-                kid: self.kid.clone(),
-                algorithm: SigningAlgorithm::EdDsa,
+            Material::Ed25519 { public, .. } => Some(PublicKeyParams::Okp {
                 curve: "Ed25519",
                 x: URL_SAFE_NO_PAD.encode(public),
             }),
+            Material::Rsa { n, e, .. } => Some(PublicKeyParams::Rsa {
+                n: URL_SAFE_NO_PAD.encode(n),
+                e: URL_SAFE_NO_PAD.encode(e),
+            }),
+            Material::EcP256 { public, .. } => Some(PublicKeyParams::Ec {
+                curve: "P-256",
+                x: URL_SAFE_NO_PAD.encode(&public[1..33]),
+                y: URL_SAFE_NO_PAD.encode(&public[33..]),
+            }),
         }
+        .map(|params| PublicJwk {
+            kid: self.kid.clone(),
+            algorithm: self.algorithm(),
+            params,
+        })
     }
 
     pub(crate) fn encoding_key(&self) -> EncodingKey {
         match &self.material {
             Material::Hmac(secret) => EncodingKey::from_secret(secret.expose()),
             Material::Ed25519 { pkcs8, .. } => EncodingKey::from_ed_der(pkcs8.expose()),
+            Material::Rsa { pkcs1, .. } => EncodingKey::from_rsa_der(pkcs1.expose()),
+            Material::EcP256 { pkcs8, .. } => EncodingKey::from_ec_der(pkcs8.expose()),
         }
     }
 
@@ -213,8 +307,77 @@ impl SigningKey {
         match &self.material {
             Material::Hmac(secret) => DecodingKey::from_secret(secret.expose()),
             Material::Ed25519 { public, .. } => DecodingKey::from_ed_der(public),
+            Material::Rsa { n, e, .. } => DecodingKey::from_rsa_raw_components(n, e),
+            // jsonwebtoken reads the uncompressed point here, not a DER document.
+            Material::EcP256 { public, .. } => DecodingKey::from_ec_der(public),
         }
     }
+}
+
+/// An RSA key's JWK components, decoded from base64url: big-endian unsigned integers.
+pub struct RsaComponents {
+    pub n: Vec<u8>,
+    pub e: Vec<u8>,
+    pub private: Secret<RsaPrivateParts>,
+}
+
+/// The private half of an RSA JWK (`d`, `p`, `q`, `dp`, `dq`, `qi`).
+pub struct RsaPrivateParts {
+    pub d: Vec<u8>,
+    pub p: Vec<u8>,
+    pub q: Vec<u8>,
+    pub dp: Vec<u8>,
+    pub dq: Vec<u8>,
+    pub qi: Vec<u8>,
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// A DER element: tag, definite length, content.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let significant = strip_zeros(&bytes);
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER INTEGER holding an unsigned big-endian value (a leading zero keeps it positive).
+fn der_unsigned(value: &[u8]) -> Vec<u8> {
+    let value = strip_zeros(value);
+    let mut content = Vec::with_capacity(value.len() + 1);
+    if value.first().is_none_or(|b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(value);
+    der(0x02, &content)
+}
+
+/// PKCS#8 v1 (RFC 5208) around an RFC 5915 `ECPrivateKey` on prime256v1, with its public key.
+fn p256_pkcs8(d: &[u8], public: &[u8]) -> Vec<u8> {
+    const EC_PUBLIC_KEY: [u8; 9] = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const PRIME256V1: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut bit_string = vec![0];
+    bit_string.extend_from_slice(public);
+    let mut ec_private = der(0x02, &[1]);
+    ec_private.extend(der(0x04, d));
+    ec_private.extend(der(0xa1, &der(0x03, &bit_string)));
+    let mut algorithm = EC_PUBLIC_KEY.to_vec();
+    algorithm.extend_from_slice(&PRIME256V1);
+    let mut info = der(0x02, &[0]);
+    info.extend(der(0x30, &algorithm));
+    info.extend(der(0x04, &der(0x30, &ec_private)));
+    der(0x30, &info)
 }
 
 fn random_kid() -> String {
@@ -223,15 +386,27 @@ fn random_kid() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A public key as RFC 7517 / RFC 8037 describe it (`kty` `OKP`); the HTTP layer renders it.
+/// A public key as RFC 7517 describes it; the HTTP layer renders it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicJwk {
     pub kid: String,
     pub algorithm: SigningAlgorithm,
-    /// `crv`: `Ed25519`.
-    pub curve: &'static str,
-    /// The public key, base64url without padding.
-    pub x: String,
+    pub params: PublicKeyParams,
+}
+
+/// The key-type-specific members of a public JWK, base64url without padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyParams {
+    /// `kty` `OKP` (RFC 8037).
+    Okp { curve: &'static str, x: String },
+    /// `kty` `RSA` (RFC 7518 §6.3).
+    Rsa { n: String, e: String },
+    /// `kty` `EC` (RFC 7518 §6.2).
+    Ec {
+        curve: &'static str,
+        x: String,
+        y: String,
+    },
 }
 
 /// The keys loaded at start-up: the active signer and the keys that only verify.
@@ -469,8 +644,109 @@ mod tests {
             SigningKey::ed25519(key.kid(), key.private_material().clone(), now).expect("loads");
         assert_eq!(key.public_jwk(), again.public_jwk());
         let jwk = key.public_jwk().expect("public");
-        assert_eq!(URL_SAFE_NO_PAD.decode(&jwk.x).expect("base64url").len(), 32);
+        let PublicKeyParams::Okp { x, .. } = &jwk.params else {
+            panic!("an OKP key: {jwk:?}");
+        };
+        assert_eq!(URL_SAFE_NO_PAD.decode(x).expect("base64url").len(), 32);
         assert!(SigningKey::ed25519("k", Secret::new(vec![1; 48]), now).is_err());
+    }
+
+    /// The test keys of the API tests (published with the source, used nowhere else).
+    fn fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../../velro/tests/fixtures/test-jwks.json"))
+            .expect("fixture")
+    }
+
+    fn member(jwk: &serde_json::Value, name: &str) -> Vec<u8> {
+        URL_SAFE_NO_PAD
+            .decode(jwk[name].as_str().expect("member"))
+            .expect("base64url")
+    }
+
+    fn rsa_components(jwk: &serde_json::Value) -> RsaComponents {
+        RsaComponents {
+            n: member(jwk, "n"),
+            e: member(jwk, "e"),
+            private: Secret::new(RsaPrivateParts {
+                d: member(jwk, "d"),
+                p: member(jwk, "p"),
+                q: member(jwk, "q"),
+                dp: member(jwk, "dp"),
+                dq: member(jwk, "dq"),
+                qi: member(jwk, "qi"),
+            }),
+        }
+    }
+
+    #[test]
+    fn rsa_and_p256_keys_load_from_jwk_components_and_publish_them_back() {
+        let now = OffsetDateTime::now_utc();
+        let keys = fixture();
+        let rsa = SigningKey::rsa("r", rsa_components(&keys["rsa"]), now).expect("valid RSA");
+        assert_eq!(rsa.algorithm(), SigningAlgorithm::Rs256);
+        let PublicKeyParams::Rsa { n, e } = rsa.public_jwk().expect("public").params else {
+            panic!("an RSA key");
+        };
+        assert_eq!(
+            (n.as_str(), e.as_str()),
+            (keys["rsa"]["n"].as_str().expect("n"), "AQAB")
+        );
+        let ec = &keys["ec"];
+        let es = SigningKey::es256(
+            "e",
+            Secret::new(member(ec, "d")),
+            &member(ec, "x"),
+            &member(ec, "y"),
+            now,
+        )
+        .expect("valid P-256");
+        assert_eq!(es.algorithm(), SigningAlgorithm::Es256);
+        let PublicKeyParams::Ec { curve, x, y } = es.public_jwk().expect("public").params else {
+            panic!("an EC key");
+        };
+        assert_eq!(curve, "P-256");
+        assert_eq!(x, ec["x"].as_str().expect("x"));
+        assert_eq!(y, ec["y"].as_str().expect("y"));
+    }
+
+    #[test]
+    fn mismatched_or_truncated_asymmetric_keys_are_refused() {
+        let now = OffsetDateTime::now_utc();
+        let keys = fixture();
+        let rsa = &keys["rsa"];
+        let mut wrong_d = rsa_components(rsa);
+        wrong_d.private = Secret::new(RsaPrivateParts {
+            d: member(rsa, "p"),
+            p: member(rsa, "p"),
+            q: member(rsa, "q"),
+            dp: member(rsa, "dp"),
+            dq: member(rsa, "dq"),
+            qi: member(rsa, "qi"),
+        });
+        assert!(matches!(
+            SigningKey::rsa("r", wrong_d, now),
+            Err(KeyError::Malformed)
+        ));
+        let mut short = rsa_components(&keys["rsa"]);
+        short.n.truncate(64);
+        assert!(SigningKey::rsa("r", short, now).is_err());
+        let ec = &keys["ec"];
+        let (d, x, y) = (member(ec, "d"), member(ec, "x"), member(ec, "y"));
+        assert!(SigningKey::es256("e", Secret::new(d.clone()), &y, &x, now).is_err());
+        assert!(SigningKey::es256("e", Secret::new(d[1..].to_vec()), &x, &y, now).is_err());
+        let mut other = d.clone();
+        other[31] ^= 1;
+        assert!(SigningKey::es256("e", Secret::new(other), &x, &y, now).is_err());
+        assert!(SigningKey::generate(SigningAlgorithm::Rs256, now).is_err());
+    }
+
+    #[test]
+    fn der_integers_are_minimal_and_positive() {
+        assert_eq!(der_unsigned(&[0]), [0x02, 0x01, 0x00]);
+        assert_eq!(der_unsigned(&[0, 0, 0x7f]), [0x02, 0x01, 0x7f]);
+        assert_eq!(der_unsigned(&[0x80]), [0x02, 0x02, 0x00, 0x80]);
+        let long = der(0x04, &[1; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
     }
 
     #[test]

@@ -20,11 +20,12 @@ pub use access::{
     AccessClaims, AccessTokenConfig, AccessTokens, IssuedAccessToken, VerifiedAccess, AUDIENCE,
 };
 pub use keys::{
-    KeyRing, KeySet, KeyState, PublicJwk, RingKey, SigningAlgorithm, SigningKey, MIN_SECRET_BYTES,
+    KeyRing, KeySet, KeyState, PublicJwk, PublicKeyParams, RingKey, RsaComponents, RsaPrivateParts,
+    SigningAlgorithm, SigningKey, MIN_SECRET_BYTES,
 };
 pub use supabase::{
     default_app_metadata, signup_metadata, AdminToken, AppMetadata, AuthMethod,
-    SupabaseTokenProfile, UserMetadata, AUTHENTICATED_ROLE,
+    SupabaseTokenProfile, UserMetadata, API_KEY_ROLES, AUTHENTICATED_ROLE,
 };
 
 #[derive(Debug, thiserror::Error)]

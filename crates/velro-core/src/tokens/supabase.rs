@@ -4,7 +4,6 @@
 //! token made for one surface is refused by the other. Admin credentials (the project's
 //! `service_role` key) are role-only tokens checked here too; which roles count is configured.
 
-use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -13,6 +12,7 @@ use uuid::Uuid;
 use crate::domain::{Email, Metadata, SessionId, User, UserId};
 use crate::AuthError;
 
+use super::access::base_validation;
 use super::{AccessTokens, IssuedAccessToken, VerifiedAccess};
 
 /// What Supabase tokens say about where they come from, and who may administer.
@@ -215,12 +215,10 @@ impl AccessTokens {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<VerifiedAccess, AuthError> {
-        let key = self.key_for(token)?;
-        let mut validation = Validation::new(self.algorithm().jwt());
+        let (algorithm, key) = self.key_for(token)?;
+        let mut validation = base_validation(algorithm);
         validation.set_audience(&[profile.audience.as_str()]);
         validation.set_issuer(&[profile.issuer.as_str()]);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "iat", "sub", "aud", "iss"]);
         let claims = jsonwebtoken::decode::<UserClaims>(token, key, &validation)
             .map_err(|_| AuthError::TokenInvalid)?
@@ -249,11 +247,9 @@ impl AccessTokens {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<AdminToken, AuthError> {
-        let key = self.key_for(token)?;
-        let mut validation = Validation::new(self.algorithm().jwt());
+        let (algorithm, key) = self.key_for(token)?;
+        let mut validation = base_validation(algorithm);
         validation.validate_aud = false;
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
         validation.set_required_spec_claims::<&str>(&[]);
         let claims = jsonwebtoken::decode::<AdminClaims>(token, key, &validation)
             .map_err(|_| AuthError::TokenInvalid)?
@@ -273,6 +269,49 @@ impl AccessTokens {
             role,
             session_id: claims.session_id.map(SessionId),
         })
+    }
+}
+
+/// The `role`s of a project's API keys, as Supabase's gateway has them as consumers.
+pub const API_KEY_ROLES: [&str; 2] = ["anon", "service_role"];
+
+#[derive(Deserialize)]
+struct ApiKeyClaims {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+}
+
+impl AccessTokens {
+    /// Checks an `apikey` as Supabase's gateway accepts it: one of the project's API keys, that
+    /// is a JWT signed by our keys (the anon and service_role keys have no `kid`: the legacy
+    /// secret) whose `role` is `anon` or `service_role`, not expired when it says when. Returns
+    /// the role. A user's access token is not an API key.
+    pub fn verify_api_key(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<&'static str, AuthError> {
+        let (algorithm, decoding) = self.key_for(key)?;
+        let mut validation = base_validation(algorithm);
+        validation.validate_aud = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        let claims = jsonwebtoken::decode::<ApiKeyClaims>(key, decoding, &validation)
+            .map_err(|_| AuthError::TokenInvalid)?
+            .claims;
+        let leeway = self.leeway().whole_seconds();
+        if claims
+            .exp
+            .is_some_and(|exp| exp.saturating_add(leeway) <= now.unix_timestamp())
+        {
+            return Err(AuthError::TokenExpired);
+        }
+        let role = claims.role.unwrap_or_default();
+        API_KEY_ROLES
+            .into_iter()
+            .find(|known| *known == role)
+            .ok_or(AuthError::TokenInvalid)
     }
 }
 
@@ -427,5 +466,44 @@ mod tests {
             tokens.verify_admin(&profile(), &forged, now),
             Err(AuthError::TokenInvalid)
         ));
+    }
+
+    #[test]
+    fn api_keys_are_project_jwts_with_the_anon_or_service_role_role() {
+        let tokens = tokens();
+        let now = SystemClock.now();
+        let later = now.unix_timestamp() + 3600;
+        let key = |claims| tokens.verify_api_key(&legacy_token(claims), now);
+        assert_eq!(
+            key(json!({"iss": "supabase", "role": "anon", "exp": later})).ok(),
+            Some("anon")
+        );
+        assert_eq!(
+            key(json!({"role": "service_role"})).ok(),
+            Some("service_role")
+        );
+        assert!(key(json!({"role": "authenticated", "exp": later})).is_err());
+        assert!(key(json!({"exp": later})).is_err());
+        assert!(key(json!({"role": "anon", "exp": now.unix_timestamp() - 1})).is_err());
+        let user_token = tokens
+            .issue_supabase(
+                &profile(),
+                &user(Role::Viewer),
+                SessionId(Uuid::now_v7()),
+                method(now),
+                now,
+            )
+            .expect("issues");
+        assert!(tokens
+            .verify_api_key(user_token.token.expose(), now)
+            .is_err());
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"role": "anon"}),
+            &jsonwebtoken::EncodingKey::from_secret(b"another-secret-of-at-least-32-bytes!!"),
+        )
+        .expect("encodes");
+        assert!(tokens.verify_api_key(&forged, now).is_err());
+        assert!(tokens.verify_api_key("sb_publishable_abc", now).is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! `GET /.well-known/jwks.json`: the public keys that verify access tokens (RFC 7517, OKP keys
-//! per RFC 8037). With HS256 the set is empty: a symmetric key is never published.
+//! `GET /.well-known/jwks.json`: the public keys that verify access tokens (RFC 7517: OKP keys
+//! per RFC 8037, RSA and EC keys per RFC 7518). A symmetric key is never published, so with
+//! HS256 only the set is empty.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -7,6 +8,7 @@ use axum::routing::get;
 use axum::{extract::State, Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
+use velro_core::tokens::{PublicJwk, PublicKeyParams};
 
 use crate::AppState;
 
@@ -20,16 +22,61 @@ pub(crate) struct JwksResponse {
     keys: Vec<Jwk>,
 }
 
-/// An Ed25519 public key (RFC 8037): `kty` OKP, `crv` Ed25519, `alg` EdDSA, `use` sig.
+/// A public key: `kty` OKP (Ed25519), RSA or EC (P-256), with `kid`, `alg`, `use` sig and
+/// `key_ops` [verify], as GoTrue publishes its keys.
 #[derive(Debug, Serialize, ToSchema)]
 struct Jwk {
     kty: &'static str,
-    crv: &'static str,
-    x: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crv: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
     kid: String,
     alg: &'static str,
     #[serde(rename = "use")]
     usage: &'static str,
+    key_ops: [&'static str; 1],
+}
+
+impl Jwk {
+    fn of(key: &PublicJwk) -> Self {
+        let mut jwk = Self {
+            kty: "OKP",
+            crv: None,
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+            kid: key.kid.clone(),
+            alg: key.algorithm.as_str(),
+            usage: "sig",
+            key_ops: ["verify"],
+        };
+        match &key.params {
+            PublicKeyParams::Okp { curve, x } => {
+                jwk.crv = Some(curve);
+                jwk.x = Some(x.clone());
+            }
+            PublicKeyParams::Rsa { n, e } => {
+                jwk.kty = "RSA";
+                jwk.n = Some(n.clone());
+                jwk.e = Some(e.clone());
+            }
+            PublicKeyParams::Ec { curve, x, y } => {
+                jwk.kty = "EC";
+                jwk.crv = Some(curve);
+                jwk.x = Some(x.clone());
+                jwk.y = Some(y.clone());
+            }
+        }
+        jwk
+    }
 }
 
 #[utoipa::path(
@@ -37,7 +84,7 @@ struct Jwk {
     path = "/.well-known/jwks.json",
     tag = "service",
     responses(
-        (status = 200, description = "The public keys that verify access tokens; empty with HS256", body = JwksResponse,
+        (status = 200, description = "The public keys that verify access tokens; never an HS256 key", body = JwksResponse,
             headers(("cache-control" = String, description = "`public, max-age=300`"))),
     ),
 )]
@@ -47,14 +94,7 @@ pub(super) async fn jwks(State(state): State<AppState>) -> Response {
         .access_tokens()
         .public_keys()
         .iter()
-        .map(|key| Jwk {
-            kty: "OKP",
-            crv: key.curve,
-            x: key.x.clone(),
-            kid: key.kid.clone(),
-            alg: key.algorithm.as_str(),
-            usage: "sig",
-        })
+        .map(Jwk::of)
         .collect();
     (
         // Keys change only when instances restart; verifiers may cache them briefly.

@@ -16,6 +16,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::{ApiError, AppState};
 
+pub use supabase::ApiKeys as SupabaseApiKeys;
+
 /// The whole application, as `velro serve` runs it and the tests drive it.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
@@ -23,14 +25,14 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .nest("/api/v1/auth", auth::router())
         .nest("/api/v1/admin", admin::router().merge(incidents::router()))
-        .nest("/auth/v1", supabase::router())
+        .nest("/auth/v1", supabase::router(&state))
         .merge(health::router())
         .merge(status::router())
         .merge(jwks::router())
         .merge(openapi::router())
         .merge(console::router());
     let router = if state.settings.supabase_at_root {
-        router.merge(supabase::root_router())
+        router.merge(supabase::root_router(&state))
     } else {
         router
     };

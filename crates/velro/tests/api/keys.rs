@@ -128,7 +128,7 @@ async fn with_eddsa_tokens_verify_with_the_published_public_key(app: TestApp) {
     fields.sort_unstable();
     assert_eq!(
         fields,
-        ["alg", "crv", "kid", "kty", "use", "x"],
+        ["alg", "crv", "key_ops", "kid", "kty", "use", "x"],
         "no private part: {key}"
     );
     assert_eq!(key["kty"], "OKP");

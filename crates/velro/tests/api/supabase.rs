@@ -856,7 +856,7 @@ both_stores!(
 
 /// Supabase's own `auth.uid()` and `auth.jwt()` (they read PostgREST's `request.jwt.claims`),
 /// a table whose row-level security policy uses them, and the `authenticated` role.
-const SUPABASE_SCHEMA: &[&str] = &[
+pub(crate) const SUPABASE_SCHEMA: &[&str] = &[
     "DO $$ BEGIN CREATE ROLE authenticated NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
     "CREATE SCHEMA auth",
     "CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$ \
@@ -876,16 +876,24 @@ const SUPABASE_SCHEMA: &[&str] = &[
 /// What PostgREST does with a request's token: check it with the project's JWT secret and
 /// audience, switch to its `role`, hand its claims to the policies. Returns the visible notes.
 async fn notes_visible_to(database: &mut sqlx::PgConnection, token: &str) -> Vec<String> {
+    let key = jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes());
+    notes_visible_with(database, token, &key, jsonwebtoken::Algorithm::HS256).await
+}
+
+/// `notes_visible_to` with the key PostgREST would be given (the secret, or a public key
+/// from the JWKS).
+pub(crate) async fn notes_visible_with(
+    database: &mut sqlx::PgConnection,
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    algorithm: jsonwebtoken::Algorithm,
+) -> Vec<String> {
     use sqlx::Row;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    let mut validation = jsonwebtoken::Validation::new(algorithm);
     validation.set_audience(&["authenticated"]);
-    let claims = jsonwebtoken::decode::<Value>(
-        token,
-        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
-        &validation,
-    )
-    .expect("the project's secret and audience accept the token")
-    .claims;
+    let claims = jsonwebtoken::decode::<Value>(token, key, &validation)
+        .expect("the project's key and audience accept the token")
+        .claims;
     let role = claims["role"].as_str().expect("a role claim");
     let mut transaction = sqlx::Connection::begin(&mut *database)
         .await

@@ -65,16 +65,24 @@ impl GotrueError {
     /// (one per deployment, for both surfaces).
     pub(crate) fn weak_password(violation: PasswordViolation) -> Self {
         let (message, reason) = match violation {
-            PasswordViolation::TooShort => ("Password should be at least 8 characters.", "length"),
+            PasswordViolation::TooShort { min } => (
+                format!("Password should be at least {min} characters."),
+                "length",
+            ),
             PasswordViolation::TooLong => {
                 return Self::validation("Password cannot be longer than 128 characters")
             }
+            PasswordViolation::MissingCharacters { sets } => (
+                format!("Password should contain at least one character of each: {sets}."),
+                "characters",
+            ),
             PasswordViolation::TooCommon => (
-                "Password is known to be weak and easy to guess, please choose a different one.",
+                "Password is known to be weak and easy to guess, please choose a different one."
+                    .to_string(),
                 "pwned",
             ),
             PasswordViolation::ContainsEmail => (
-                "Password should not be the email address or its local part.",
+                "Password should not be the email address or its local part.".to_string(),
                 "pwned",
             ),
         };

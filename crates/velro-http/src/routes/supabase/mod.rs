@@ -4,8 +4,11 @@
 //! `contract/supabase-auth-compat.md`.
 
 mod admin;
+mod apikey;
 mod error;
 mod wire;
+
+pub use apikey::ApiKeys;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
@@ -33,19 +36,28 @@ use error::GotrueError;
 use wire::{SupabaseSession, SupabaseUser};
 
 /// The surface under `/auth/v1`, where GoTrue's health and JWKS routes have their own paths.
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router(state: &AppState) -> Router<AppState> {
     routes()
         .route("/health", get(health))
         .route("/.well-known/jwks.json", get(super::jwks::jwks))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(middleware::from_fn(error::render))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            apikey::require,
+        ))
 }
 
 /// The same surface at `/`, for clients pointed at GoTrue's root. `/health` and the JWKS stay
 /// the v1 ones there (same keys; the health answer is the contract's), and unknown paths keep
 /// the v1 404.
-pub(super) fn root_router() -> Router<AppState> {
-    routes().layer(middleware::from_fn(error::render))
+pub(super) fn root_router(state: &AppState) -> Router<AppState> {
+    routes()
+        .layer(middleware::from_fn(error::render))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            apikey::require,
+        ))
 }
 
 fn routes() -> Router<AppState> {
