@@ -125,7 +125,8 @@ velro_core::impl_store! {
         delete_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
-        server_connections, recent_flag_changes, purge;
+        server_connections, recent_flag_changes, purge, create_pending_user, mail_state,
+        issue_mail_token, redeem_mail_token;
 
     async fn find_live_session(
         &self,
@@ -229,6 +230,7 @@ impl App {
                     admin_roles: vec!["service_role".into()],
                 },
                 disable_signup: false,
+                mailer_autoconfirm: true,
                 redirects: velro_core::redirect::RedirectPolicy::new("http://localhost:3000", &[])
                     .expect("a valid site URL"),
                 templates: Default::default(),

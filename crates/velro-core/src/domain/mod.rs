@@ -1,11 +1,13 @@
 //! Domain types. Each one is parsed once from untrusted input and is valid from then on.
 
+mod confirmation;
 mod email;
 mod password;
 mod profile;
 mod status;
 mod user;
 
+pub use confirmation::{MailPurpose, MailState, MailTokenIssued, NewMailToken, RedeemedMailToken};
 pub use email::Email;
 pub use password::{NewPassword, PasswordPolicy, PasswordViolation};
 pub use profile::{AvatarUrl, DisplayName};

@@ -9,6 +9,7 @@ mod purge;
 mod session;
 mod status;
 mod supabase;
+mod supabase_mail;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,
 };
 pub use supabase::{OtpKind, SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
+pub use supabase_mail::{GeneratedLink, LinkRequest, LinkType, MailUser, ResendKind, SignUp};
 
 use crate::domain::{PasswordPolicy, SessionId, User};
 use crate::hashing::PasswordHasher;

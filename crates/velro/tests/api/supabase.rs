@@ -633,12 +633,8 @@ async fn user_metadata_keeps_the_profile_keys_and_refuses_others(app: TestApp) {
     assert!(user["user_metadata"].get("full_name").is_none(), "{user}");
     let unknown = put_user(&app, access(&session), json!({"data": {"plan": "pro"}})).await;
     expect_gotrue(unknown, StatusCode::BAD_REQUEST, "validation_failed").await;
-    let email_change = put_user(
-        &app,
-        access(&session),
-        json!({"email": unique_email("supa-new")}),
-    )
-    .await;
+    // An email change is a flow of its own (supabase_confirm.rs); a malformed address is refused.
+    let email_change = put_user(&app, access(&session), json!({"email": "not an address"})).await;
     expect_gotrue(email_change, StatusCode::BAD_REQUEST, "validation_failed").await;
 }
 

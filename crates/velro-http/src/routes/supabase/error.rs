@@ -208,6 +208,23 @@ impl From<SupabaseError> for GotrueError {
                 "otp_disabled",
                 "Signups not allowed for otp",
             ),
+            SupabaseError::EmailNotConfirmed => Self::new(
+                StatusCode::BAD_REQUEST,
+                "email_not_confirmed",
+                "Email not confirmed",
+            ),
+            SupabaseError::EmailExists => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "email_exists",
+                "A user with this email address has already been registered",
+            ),
+            SupabaseError::MailTooSoon { retry_after_secs } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "over_email_send_rate_limit",
+                format!(
+                    "For security purposes, you can only request this after {retry_after_secs} seconds."
+                ),
+            ),
             SupabaseError::OtpInvalid { link } => Self::new(
                 StatusCode::FORBIDDEN,
                 "otp_expired",
