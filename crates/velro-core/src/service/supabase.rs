@@ -132,6 +132,9 @@ pub enum SupabaseError {
     /// The previous mail of this kind to this user is younger than GoTrue's frequency limit.
     #[error("a mail was sent to this user moments ago")]
     MailTooSoon { retry_after_secs: u64 },
+    /// An admin link that needs an account, for an address without one.
+    #[error("no user has this email address")]
+    LinkUserNotFound,
 }
 
 /// What `PUT /user` may change: the password, the address (confirmed by a mail to the new

@@ -86,7 +86,10 @@ pub struct GeneratedLink {
     /// What the link carries as `token` and `verify` takes as `token_hash`.
     pub hashed_token: Secret<String>,
     pub redirect_to: String,
-    pub verification_type: OtpKind,
+    /// GoTrue's `verification_type`: the type asked for (`signup` for a magic link to an
+    /// unknown address); the email-change types keep their names, their links say
+    /// `email_change`.
+    pub verification_type: &'static str,
 }
 
 /// One issued mail's ways in.
@@ -348,6 +351,11 @@ impl SupabaseAuth {
             .await
             .map_err(AuthError::from)?
             .map(|credentials| credentials.user);
+        let named = match &request.kind {
+            LinkType::EmailChangeCurrent { .. } => Some("email_change_current"),
+            LinkType::EmailChangeNew { .. } => Some("email_change_new"),
+            _ => None,
+        };
         let (user, kind, purpose, code_email, new_email) = match request.kind {
             LinkType::Signup {
                 password,
@@ -398,12 +406,12 @@ impl SupabaseAuth {
                 }
             },
             LinkType::Recovery => {
-                let user = existing.ok_or(AuthError::NotFound)?;
+                let user = existing.ok_or(SupabaseError::LinkUserNotFound)?;
                 let email = user.email.clone();
                 (user, OtpKind::Recovery, MailPurpose::Recovery, email, None)
             }
             LinkType::EmailChangeCurrent { new_email } => {
-                let user = existing.ok_or(AuthError::NotFound)?;
+                let user = existing.ok_or(SupabaseError::LinkUserNotFound)?;
                 self.ensure_free(&new_email).await?;
                 let email = user.email.clone();
                 (
@@ -415,7 +423,7 @@ impl SupabaseAuth {
                 )
             }
             LinkType::EmailChangeNew { new_email } => {
-                let user = existing.ok_or(AuthError::NotFound)?;
+                let user = existing.ok_or(SupabaseError::LinkUserNotFound)?;
                 self.ensure_free(&new_email).await?;
                 (
                     user,
@@ -444,7 +452,7 @@ impl SupabaseAuth {
             email_otp: link.code,
             hashed_token: link.token,
             redirect_to: link.redirect,
-            verification_type: kind,
+            verification_type: named.unwrap_or(kind.as_str()),
         })
     }
 

@@ -644,7 +644,7 @@ async fn generate_link_answers_each_type_and_mails_nothing(app: TestApp) {
         generate(json!({"type": "recovery", "email": unique_email("link-nobody")})).await,
         StatusCode::NOT_FOUND,
         "user_not_found",
-        "User not found",
+        "User with this email not found",
     )
     .await;
 
@@ -685,7 +685,9 @@ async fn generate_link_answers_each_type_and_mails_nothing(app: TestApp) {
             StatusCode::OK,
         )
         .await;
-        assert_eq!(link["verification_type"], "email_change");
+        assert_eq!(link["verification_type"], kind);
+        let action = url::Url::parse(link["action_link"].as_str().expect("link")).expect("URL");
+        assert_eq!(query(&action, "type"), "email_change");
         assert_eq!(link["new_email"], moved);
         assert_eq!(link["email"], email);
     }
@@ -712,6 +714,93 @@ async fn generate_link_answers_each_type_and_mails_nothing(app: TestApp) {
     assert_eq!(forbidden.status(), StatusCode::UNAUTHORIZED);
 }
 
+async fn operator_templates_replace_every_confirmation_mail(app: TestApp) {
+    let dir = tempfile::tempdir().expect("a folder");
+    for (name, subject) in [
+        ("confirmation.txt", "Bienvenue"),
+        ("invite.txt", "Invitation"),
+        ("email_change.txt", "Nouvelle adresse"),
+    ] {
+        let text = format!(
+            "Subject: {subject} {{{{ .Email }}}}\n\nLien :\n{{{{ .ConfirmationURL }}}}\nOr enter this code: {{{{ .Token }}}}\nNew: {{{{ .NewEmail }}}}\n"
+        );
+        std::fs::write(dir.path().join(name), text).expect("template written");
+    }
+    let path = dir.path().to_path_buf();
+    let app = app
+        .with_config(|config| {
+            config.mailer_autoconfirm = false;
+            config.mailer_templates_dir = Some(path);
+        })
+        .await;
+    let email = unique_email("template-signup");
+    post(
+        &app,
+        "/signup",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    mailed(&app, &email, 0).await;
+    let message = app.mail_to(&email).pop().expect("a message");
+    assert!(
+        message.contains(&format!("Subject: Bienvenue {email}")),
+        "{message}"
+    );
+    assert!(message.contains("Lien :\nhttp"), "{message}");
+
+    let invited = unique_email("template-invite");
+    call(
+        &app,
+        Method::POST,
+        "/invite",
+        Some(&service_role()),
+        json!({"email": invited}),
+    )
+    .await;
+    mailed(&app, &invited, 0).await;
+    let message = app.mail_to(&invited).pop().expect("a message");
+    assert!(message.contains("Subject: Invitation"), "{message}");
+    let (link, code) = mailed(&app, &invited, 0).await;
+    assert_eq!(query(&link, "type"), "invite");
+    let verify = json!({"type": "invite", "email": invited, "token": code});
+    let session = expect_json(post(&app, "/verify", verify).await, StatusCode::OK).await;
+    let access = session["access_token"].as_str().expect("token").to_string();
+    let moved = unique_email("template-moved");
+    call(
+        &app,
+        Method::PUT,
+        "/user",
+        Some(&access),
+        json!({"email": moved}),
+    )
+    .await;
+    mailed(&app, &moved, 0).await;
+    let message = app.mail_to(&moved).pop().expect("a message");
+    assert!(message.contains("Subject: Nouvelle adresse"), "{message}");
+    assert!(message.contains(&format!("New: {moved}")), "{message}");
+}
+
+async fn otp_without_autoconfirm_makes_an_unconfirmed_account_and_mails_a_confirmation(
+    app: TestApp,
+) {
+    let app = unconfirmed_app(&app).await;
+    let email = unique_email("otp-unconfirmed");
+    let answer = post(&app, "/otp", json!({"email": email})).await;
+    assert_eq!(expect_json(answer, StatusCode::OK).await, json!({}));
+    let (link, code) = mailed(&app, &email, 0).await;
+    assert_eq!(query(&link, "type"), "signup");
+    let verify = json!({"type": "email", "email": email, "token": code});
+    let session = expect_json(post(&app, "/verify", verify).await, StatusCode::OK).await;
+    assert!(
+        session["user"]["email_confirmed_at"].is_string(),
+        "{session}"
+    );
+    // Confirmed now: a second /otp is a magic link.
+    post(&app, "/otp", json!({"email": email})).await;
+    let (link, _) = mailed(&app, &email, 1).await;
+    assert_eq!(query(&link, "type"), "magiclink");
+}
+
 both_stores!(
     signup_without_autoconfirm_mails_a_confirmation_and_blocks_sign_in_until_confirmed,
     a_signup_link_confirms_once_and_never_redirects_off_the_allow_list,
@@ -721,4 +810,6 @@ both_stores!(
     an_email_change_waits_for_the_new_address_and_ends_stale_caches,
     an_invite_makes_an_unconfirmed_user_whose_link_signs_in,
     generate_link_answers_each_type_and_mails_nothing,
+    operator_templates_replace_every_confirmation_mail,
+    otp_without_autoconfirm_makes_an_unconfirmed_account_and_mails_a_confirmation,
 );

@@ -213,6 +213,11 @@ impl From<SupabaseError> for GotrueError {
                 "email_not_confirmed",
                 "Email not confirmed",
             ),
+            SupabaseError::LinkUserNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "user_not_found",
+                "User with this email not found",
+            ),
             SupabaseError::EmailExists => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "email_exists",

@@ -192,9 +192,10 @@ pub(super) async fn generate_link(
             new_email: new_email()?,
         },
         _ => {
-            return Err(GotrueError::validation(
-                "Invalid email action link type requested",
-            ))
+            return Err(GotrueError::validation(format!(
+                "Invalid email action link type requested: {}",
+                body.kind.clone().unwrap_or_default()
+            )))
         }
     };
     // The body's `redirect_to` wins over the query's, as in GoTrue.
@@ -219,6 +220,6 @@ pub(super) async fn generate_link(
         email_otp: link.email_otp,
         hashed_token: link.hashed_token.expose().clone(),
         redirect_to: link.redirect_to,
-        verification_type: link.verification_type.as_str(),
+        verification_type: link.verification_type,
     }))
 }
