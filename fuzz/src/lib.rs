@@ -2,6 +2,10 @@
 //! over a store that knows one session and is unavailable for everything else. The assertions
 //! belong in the targets, not here.
 
+// `velro_core::impl_store!` looks up each listed method's signature in turn, two macro levels
+// per method: a full forward list goes past the default limit of 128.
+#![recursion_limit = "256"]
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -130,7 +134,8 @@ velro_core::impl_store! {
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
         server_connections, recent_flag_changes, purge, insert_user, update_account,
-        find_refresh_token_user;
+        find_refresh_token_user, create_pending_user, mail_state, issue_mail_token,
+        redeem_mail_token;
 
     async fn find_live_session(
         &self,
@@ -234,6 +239,7 @@ impl App {
                     admin_roles: vec!["service_role".into()],
                 },
                 disable_signup: false,
+                mailer_autoconfirm: true,
                 redirects: velro_core::redirect::RedirectPolicy::new("http://localhost:3000", &[])
                     .expect("a valid site URL"),
                 templates: Default::default(),

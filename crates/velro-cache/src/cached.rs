@@ -11,7 +11,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use velro_core::domain::{
-    AccountChange, AdminUserChange, PasswordHash, ProfileChange, SessionId, User, UserId,
+    AccountChange, AdminUserChange, MailPurpose, PasswordHash, ProfileChange, RedeemedMailToken,
+    SessionId, User, UserId,
 };
 use velro_core::store::{RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
 use velro_core::StoreError;
@@ -165,7 +166,8 @@ velro_core::impl_store! {
         find_user, record_status, status_history, latest_status, create_incident,
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
-        server_connections, recent_flag_changes, purge, insert_user, find_refresh_token_user;
+        server_connections, recent_flag_changes, purge, insert_user, find_refresh_token_user,
+        create_pending_user, mail_state, issue_mail_token;
 
     async fn replace_password_hash(
         &self,
@@ -283,6 +285,20 @@ velro_core::impl_store! {
         let revoked = result.as_deref().unwrap_or_default();
         self.invalidate(revoked, &[user_id]).await;
         result
+    }
+
+    /// Confirming or changing the address changes the user that cached sessions carry.
+    async fn redeem_mail_token(
+        &self,
+        token: TokenHash,
+        purposes: [MailPurpose; 2],
+        now: OffsetDateTime,
+    ) -> Result<Option<RedeemedMailToken>, StoreError> {
+        let result = self.inner.redeem_mail_token(token, purposes, now).await?;
+        if let Some(redeemed) = &result {
+            self.invalidate_user(redeemed.user_id).await;
+        }
+        Ok(result)
     }
 
     async fn update_user(

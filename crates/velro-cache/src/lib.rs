@@ -32,6 +32,10 @@
 //! circuit opens: no calls at all for `breaker_cooldown`, then one probe; lookups meanwhile use
 //! L1 and the store. The connection is made in the background, never on a request.
 
+// `velro_core::impl_store!` looks up each listed method's signature in turn, two macro levels
+// per method: a full forward list goes past the default limit of 128.
+#![recursion_limit = "256"]
+
 mod breaker;
 mod cached;
 mod feed;

@@ -1,4 +1,5 @@
-//! The messages of the Supabase surface (recovery, magic link) as templates an operator can
+//! The messages of the Supabase surface (recovery, magic link, sign-up confirmation, invite,
+//! email change) as templates an operator can
 //! replace, with GoTrue's variable names (`{{ .ConfirmationURL }}`, `{{ .Token }}`,
 //! `{{ .TokenHash }}`, `{{ .SiteURL }}`, `{{ .RedirectTo }}`, `{{ .Email }}`) so that a
 //! Supabase project's templates carry over. Reading files is the binary's job.
@@ -24,7 +25,10 @@ pub struct TemplateValues<'a> {
     pub token_hash: &'a str,
     pub site_url: &'a str,
     pub redirect_to: &'a str,
+    /// The recipient.
     pub email: &'a Email,
+    /// GoTrue's `{{ .NewEmail }}`: the address an email change moves to (empty otherwise).
+    pub new_email: Option<&'a Email>,
 }
 
 impl MailTemplate {
@@ -69,6 +73,7 @@ fn substitute(text: &str, values: &TemplateValues<'_>) -> String {
             ".SiteURL" => Some(values.site_url),
             ".RedirectTo" => Some(values.redirect_to),
             ".Email" => Some(values.email.as_str()),
+            ".NewEmail" => Some(values.new_email.map_or("", Email::as_str)),
             _ => None,
         };
         match value {
@@ -86,6 +91,9 @@ fn substitute(text: &str, values: &TemplateValues<'_>) -> String {
 pub struct MailTemplates {
     pub recovery: MailTemplate,
     pub magic_link: MailTemplate,
+    pub confirmation: MailTemplate,
+    pub invite: MailTemplate,
+    pub email_change: MailTemplate,
 }
 
 impl Default for MailTemplates {
@@ -95,6 +103,9 @@ impl Default for MailTemplates {
         Self {
             recovery: compiled(include_str!("../templates/recovery.txt")),
             magic_link: compiled(include_str!("../templates/magic_link.txt")),
+            confirmation: compiled(include_str!("../templates/confirmation.txt")),
+            invite: compiled(include_str!("../templates/invite.txt")),
+            email_change: compiled(include_str!("../templates/email_change.txt")),
         }
     }
 }
@@ -116,6 +127,7 @@ mod tests {
             site_url: "https://site",
             redirect_to: "https://site/cb",
             email: &email,
+            new_email: None,
         });
         assert_eq!(mail.subject, "Hi ada@example.com");
         assert_eq!(
@@ -135,6 +147,15 @@ mod tests {
         }
         let defaults = MailTemplates::default();
         assert!(defaults.recovery.body.contains("{{ .ConfirmationURL }}"));
-        assert!(defaults.magic_link.body.contains("{{ .Token }}"));
+        for template in [
+            &defaults.recovery,
+            &defaults.magic_link,
+            &defaults.confirmation,
+            &defaults.invite,
+            &defaults.email_change,
+        ] {
+            assert!(template.body.contains("{{ .ConfirmationURL }}"));
+            assert!(template.body.contains("code: {{ .Token }}"));
+        }
     }
 }

@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    AccountChange, AdminUserChange, Credentials, Email, Incident, IncidentId, NewIncident,
-    NewIncidentUpdate, NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord,
-    StateMinutes, StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+    AccountChange, AdminUserChange, Credentials, Email, Incident, IncidentId, MailPurpose,
+    MailState, MailTokenIssued, NewIncident, NewIncidentUpdate, NewMailToken, NewUser,
+    PasswordHash, ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
+    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
 
@@ -355,6 +356,31 @@ pub trait Store: Send + Sync + 'static {
         ended_before: OffsetDateTime,
         limit: u32,
     ) -> Result<PurgeBatch, StoreError>;
+
+    /// Creates a user that has not confirmed its address and has no session (GoTrue's sign-up
+    /// without auto-confirm, its invite, its admin links), marked as awaiting confirmation, and
+    /// invited now when `invited`. `Conflict("email")` when taken.
+    async fn create_pending_user(&self, user: NewUser, invited: bool) -> Result<User, StoreError>;
+
+    /// The user's mail-flow state; the default for a user without one (or no such user).
+    async fn mail_state(&self, user_id: UserId) -> Result<MailState, StoreError>;
+
+    /// Stores a confirmation or email-change mail's two hashes, spends the user's earlier
+    /// unredeemed ones of that purpose and records the sending (and, for an email change, the
+    /// new address), unless the previous mail of that purpose is younger than `min_interval`.
+    async fn issue_mail_token(&self, token: NewMailToken) -> Result<MailTokenIssued, StoreError>;
+
+    /// Spends a live token of one of `purposes` and every other unredeemed token of its
+    /// purpose for its user, and applies it, all at once: a confirmation or recovery confirms
+    /// the address; an email change moves the user to the pending address (confirmed), or
+    /// `Conflict("email")` when that address was taken meanwhile. `None` when the token is
+    /// unknown, spent, expired or of another purpose; of concurrent calls, one succeeds.
+    async fn redeem_mail_token(
+        &self,
+        token: TokenHash,
+        purposes: [MailPurpose; 2],
+        now: OffsetDateTime,
+    ) -> Result<Option<RedeemedMailToken>, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -393,7 +419,8 @@ pub mod __private {
 ///         status_history, latest_status, create_incident, add_incident_update, list_incidents,
 ///         create_console_session, touch_console_session, find_console_session,
 ///         delete_console_session, record_flag_change, latest_flag_change, server_connections,
-///         recent_flag_changes, purge;
+///         recent_flag_changes, purge, create_pending_user, mail_state, issue_mail_token,
+///         redeem_mail_token;
 /// }
 /// ```
 #[macro_export]
@@ -656,6 +683,27 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { recent_flag_changes (
             [limit: u32]
         ) (Vec<$crate::store::FlagChange>) } $($k)*);
+    };
+    (create_pending_user, $($k:tt)*) => {
+        $crate::impl_store!(@push { create_pending_user (
+            [user: $crate::domain::NewUser] [invited: bool]
+        ) ($crate::domain::User) } $($k)*);
+    };
+    (mail_state, $($k:tt)*) => {
+        $crate::impl_store!(@push { mail_state (
+            [user_id: $crate::domain::UserId]
+        ) ($crate::domain::MailState) } $($k)*);
+    };
+    (issue_mail_token, $($k:tt)*) => {
+        $crate::impl_store!(@push { issue_mail_token (
+            [token: $crate::domain::NewMailToken]
+        ) ($crate::domain::MailTokenIssued) } $($k)*);
+    };
+    (redeem_mail_token, $($k:tt)*) => {
+        $crate::impl_store!(@push { redeem_mail_token (
+            [token: $crate::store::TokenHash] [purposes: [$crate::domain::MailPurpose; 2]]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::RedeemedMailToken>) } $($k)*);
     };
 }
 

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_core::domain::{
     Component, ComponentState, Credentials, Email, Incident, IncidentId, IncidentStatus,
-    IncidentUpdate, Metadata, PasswordHash, PublicText, Role, SessionId, SessionRecord,
+    IncidentUpdate, MailState, Metadata, PasswordHash, PublicText, Role, SessionId, SessionRecord,
     StateMinutes, StatusSample, User, UserId,
 };
 
@@ -358,6 +358,30 @@ impl FlagChangeRow {
             new_value: self.new_value,
             actor: self.actor,
             changed_at: self.changed_at.0,
+        }
+    }
+}
+
+/// The columns of `sql::FIND_MAIL_STATE` (the state's are NULL without a state row).
+#[derive(FromRow)]
+pub(crate) struct MailStateRow {
+    email_confirmed_at: Option<StoredTime>,
+    awaiting_confirmation: Option<bool>,
+    invited_at: Option<StoredTime>,
+    confirmation_sent_at: Option<StoredTime>,
+    new_email: Option<String>,
+    email_change_sent_at: Option<StoredTime>,
+}
+
+impl MailStateRow {
+    pub(crate) fn into_state(self) -> MailState {
+        MailState {
+            email_confirmed_at: self.email_confirmed_at.map(|t| t.0),
+            awaiting_confirmation: self.awaiting_confirmation.unwrap_or(false),
+            invited_at: self.invited_at.map(|t| t.0),
+            confirmation_sent_at: self.confirmation_sent_at.map(|t| t.0),
+            new_email: self.new_email.map(Email::from_trusted),
+            email_change_sent_at: self.email_change_sent_at.map(|t| t.0),
         }
     }
 }

@@ -219,20 +219,79 @@ pub(crate) const NEWEST_GENERATION: &str =
 pub(crate) const INSERT_RESET_TOKEN: &str = "INSERT INTO password_reset_tokens (token_hash, \
      user_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, NULL)";
 
+/// Only recovery tokens reset a password; the other purposes are the Supabase mail flows'.
 pub(crate) const FIND_RESET_TOKEN_USER: &str = concat!(
     "SELECT ",
     user_columns_u!(),
     ", u.password_hash FROM password_reset_tokens r JOIN users u ON u.user_id = r.user_id \
-     WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > $2"
+     WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > $2 \
+     AND r.purpose = 'recovery'"
 );
 
 /// `$1`: now, `$2`: hash. Conditional: of concurrent resets with one token, one wins.
 pub(crate) const SPEND_RESET_TOKEN: &str = "UPDATE password_reset_tokens SET used_at = $1 \
-     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id";
+     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 AND purpose = 'recovery' \
+     RETURNING user_id";
 
 /// `$1`: now, `$2`: user.
 pub(crate) const SPEND_USER_RESET_TOKENS: &str = "UPDATE password_reset_tokens SET used_at = $1 \
-     WHERE user_id = $2 AND used_at IS NULL";
+     WHERE user_id = $2 AND used_at IS NULL AND purpose = 'recovery'";
+
+// The Supabase mail flows (confirmation, invite, email change): tokens in the reset-token
+// table by purpose, and the per-user state beside `users`.
+
+/// `$1`: user, `$2`: invited at (or NULL).
+pub(crate) const INSERT_MAIL_STATE: &str = "INSERT INTO user_mail_state \
+     (user_id, awaiting_confirmation, invited_at) VALUES ($1, TRUE, $2)";
+
+pub(crate) const FIND_MAIL_STATE: &str = "SELECT u.email_confirmed_at, m.awaiting_confirmation, \
+     m.invited_at, m.confirmation_sent_at, m.new_email, m.email_change_sent_at \
+     FROM users u LEFT JOIN user_mail_state m ON m.user_id = u.user_id WHERE u.user_id = $1";
+
+pub(crate) const FIND_MAIL_SENT: &str = "SELECT confirmation_sent_at, email_change_sent_at \
+     FROM user_mail_state WHERE user_id = $1";
+
+/// `$1`: now, `$2`: user, `$3`: purpose.
+pub(crate) const SPEND_USER_MAIL_TOKENS: &str = "UPDATE password_reset_tokens SET used_at = $1 \
+     WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL";
+
+/// `$1`: hash, `$2`: user, `$3`: now, `$4`: expiry, `$5`: purpose.
+pub(crate) const INSERT_MAIL_TOKEN: &str = "INSERT INTO password_reset_tokens (token_hash, \
+     user_id, created_at, expires_at, used_at, purpose) VALUES ($1, $2, $3, $4, NULL, $5)";
+
+/// `$1`: user, `$2`: now.
+pub(crate) const RECORD_CONFIRMATION_SENT: &str = "INSERT INTO user_mail_state \
+     (user_id, confirmation_sent_at) VALUES ($1, $2) ON CONFLICT (user_id) \
+     DO UPDATE SET confirmation_sent_at = excluded.confirmation_sent_at";
+
+/// `$1`: user, `$2`: new address, `$3`: now.
+pub(crate) const RECORD_EMAIL_CHANGE_SENT: &str = "INSERT INTO user_mail_state \
+     (user_id, new_email, email_change_sent_at) VALUES ($1, $2, $3) ON CONFLICT (user_id) \
+     DO UPDATE SET new_email = excluded.new_email, \
+     email_change_sent_at = excluded.email_change_sent_at";
+
+/// `$1`: now, `$2`: hash, `$3` and `$4`: the purposes accepted.
+pub(crate) const SPEND_MAIL_TOKEN: &str = "UPDATE password_reset_tokens SET used_at = $1 \
+     WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+     AND (purpose = $3 OR purpose = $4) RETURNING user_id, purpose";
+
+/// `$1`: now, `$2`: user. The first confirmation time stays.
+pub(crate) const CONFIRM_EMAIL: &str = "UPDATE users SET email_confirmed = TRUE, \
+     email_confirmed_at = COALESCE(email_confirmed_at, $1), \
+     updated_at = CASE WHEN email_confirmed THEN updated_at ELSE $1 END WHERE user_id = $2";
+
+pub(crate) const END_AWAITING_CONFIRMATION: &str =
+    "UPDATE user_mail_state SET awaiting_confirmation = FALSE WHERE user_id = $1";
+
+pub(crate) const FIND_PENDING_EMAIL: &str =
+    "SELECT new_email FROM user_mail_state WHERE user_id = $1";
+
+/// `$1`: new address, `$2`: now, `$3`: user.
+pub(crate) const CHANGE_EMAIL: &str = "UPDATE users SET email = $1, email_confirmed = TRUE, \
+     email_confirmed_at = $2, updated_at = $2 WHERE user_id = $3";
+
+pub(crate) const END_EMAIL_CHANGE: &str = "UPDATE user_mail_state SET new_email = NULL, \
+     email_change_sent_at = NULL, awaiting_confirmation = FALSE WHERE user_id = $1";
 
 // The status page. `minute` is minutes since the epoch, so integer division by 1440 is the UTC
 // day in both dialects.

@@ -129,8 +129,9 @@ macro_rules! sql_store {
             use uuid::Uuid;
             use velro_core::domain::{
                 AccountChange, AdminUserChange, AvatarUrl, Credentials, DisplayName, Email,
-                Incident, IncidentId, IncidentStatus, Metadata, NewIncident, NewIncidentUpdate,
-                NewUser, PasswordHash, ProfileChange, Role, SessionId, SessionRecord, StateMinutes,
+                Incident, IncidentId, IncidentStatus, MailPurpose, MailState, MailTokenIssued,
+                Metadata, NewIncident, NewIncidentUpdate, NewMailToken, NewUser, PasswordHash,
+                ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
                 StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
@@ -144,8 +145,8 @@ macro_rules! sql_store {
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
                 join_components, ConsoleSessionRow, CredentialsRow, FlagChangeRow, IncidentRow,
-                IncidentUpdateRow, LiveSessionRow, PresentedRow, SessionRow, StateMinutesRow,
-                StatusSampleRow, StoredGeneration, StoredTime, UserRow,
+                IncidentUpdateRow, LiveSessionRow, MailStateRow, PresentedRow, SessionRow,
+                StateMinutesRow, StatusSampleRow, StoredGeneration, StoredTime, UserRow,
             };
             use $crate::sql;
             use $crate::store::Dialect;
@@ -1024,6 +1025,184 @@ macro_rules! sql_store {
                         more: ended.len() >= limit as usize
                             || removed.reset_tokens >= u64::from(limit),
                     })
+                }
+
+                async fn create_pending_user(
+                    &self,
+                    user: NewUser,
+                    invited: bool,
+                ) -> Result<User, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let row: UserRow = sqlx::query_as(sql::INSERT_USER)
+                        .bind(user.id.0)
+                        .bind(user.email.as_str())
+                        .bind(user.password_hash.as_str())
+                        .bind(user.display_name.as_ref().map(DisplayName::as_str))
+                        .bind(user.credits_balance)
+                        .bind(Role::default().as_str())
+                        .bind(StoredTime(user.now))
+                        .bind(false)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?;
+                    let created = row.into_user().db()?;
+                    sqlx::query(sql::INSERT_MAIL_STATE)
+                        .bind(user.id.0)
+                        .bind(invited.then_some(StoredTime(user.now)))
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    tx.commit().await.db()?;
+                    Ok(created)
+                }
+
+                async fn mail_state(&self, user_id: UserId) -> Result<MailState, StoreError> {
+                    let row: Option<MailStateRow> = sqlx::query_as(sql::FIND_MAIL_STATE)
+                        .bind(user_id.0)
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    Ok(row.map(MailStateRow::into_state).unwrap_or_default())
+                }
+
+                async fn issue_mail_token(
+                    &self,
+                    token: NewMailToken,
+                ) -> Result<MailTokenIssued, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
+                        sqlx::query_as(sql::FIND_MAIL_SENT)
+                            .bind(token.user_id.0)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .db()?;
+                    let (confirmation, email_change) = sent.unwrap_or_default();
+                    let last = match token.purpose {
+                        MailPurpose::EmailChange => email_change,
+                        MailPurpose::Confirmation | MailPurpose::Recovery => confirmation,
+                    };
+                    if let Some(last) = last {
+                        let wait = last.0 + token.min_interval - token.now;
+                        if wait.is_positive() {
+                            let seconds =
+                                wait.whole_seconds() + i64::from(wait.subsec_nanoseconds() > 0);
+                            return Ok(MailTokenIssued::TooSoon {
+                                retry_after_secs: u64::try_from(seconds).unwrap_or(1),
+                            });
+                        }
+                    }
+                    sqlx::query(sql::SPEND_USER_MAIL_TOKENS)
+                        .bind(StoredTime(token.now))
+                        .bind(token.user_id.0)
+                        .bind(token.purpose.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    for hash in [token.link, token.code] {
+                        sqlx::query(sql::INSERT_MAIL_TOKEN)
+                            .bind(hash.0.as_slice())
+                            .bind(token.user_id.0)
+                            .bind(StoredTime(token.now))
+                            .bind(StoredTime(token.expires_at))
+                            .bind(token.purpose.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                    }
+                    match token.purpose {
+                        MailPurpose::EmailChange => {
+                            sqlx::query(sql::RECORD_EMAIL_CHANGE_SENT)
+                                .bind(token.user_id.0)
+                                .bind(token.new_email.as_ref().map(Email::as_str))
+                                .bind(StoredTime(token.now))
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                        }
+                        MailPurpose::Confirmation | MailPurpose::Recovery => {
+                            sqlx::query(sql::RECORD_CONFIRMATION_SENT)
+                                .bind(token.user_id.0)
+                                .bind(StoredTime(token.now))
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                        }
+                    }
+                    tx.commit().await.db()?;
+                    Ok(MailTokenIssued::Issued)
+                }
+
+                async fn redeem_mail_token(
+                    &self,
+                    token: TokenHash,
+                    purposes: [MailPurpose; 2],
+                    now: OffsetDateTime,
+                ) -> Result<Option<RedeemedMailToken>, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let spent: Option<(Uuid, String)> = sqlx::query_as(sql::SPEND_MAIL_TOKEN)
+                        .bind(StoredTime(now))
+                        .bind(token.0.as_slice())
+                        .bind(purposes[0].as_str())
+                        .bind(purposes[1].as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                    let Some((owner, purpose)) = spent else {
+                        return Ok(None);
+                    };
+                    let purpose = MailPurpose::from_stored(&purpose).ok_or_else(|| {
+                        StoreError::Other(format!("unknown token purpose {purpose:?}").into())
+                    })?;
+                    sqlx::query(sql::SPEND_USER_MAIL_TOKENS)
+                        .bind(StoredTime(now))
+                        .bind(owner)
+                        .bind(purpose.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    match purpose {
+                        MailPurpose::Confirmation | MailPurpose::Recovery => {
+                            sqlx::query(sql::CONFIRM_EMAIL)
+                                .bind(StoredTime(now))
+                                .bind(owner)
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                            sqlx::query(sql::END_AWAITING_CONFIRMATION)
+                                .bind(owner)
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                        }
+                        MailPurpose::EmailChange => {
+                            let pending: Option<Option<String>> =
+                                sqlx::query_scalar(sql::FIND_PENDING_EMAIL)
+                                    .bind(owner)
+                                    .fetch_optional(&mut *tx)
+                                    .await
+                                    .db()?;
+                            let Some(new_email) = pending.flatten() else {
+                                return Ok(None);
+                            };
+                            sqlx::query(sql::CHANGE_EMAIL)
+                                .bind(new_email)
+                                .bind(StoredTime(now))
+                                .bind(owner)
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                            sqlx::query(sql::END_EMAIL_CHANGE)
+                                .bind(owner)
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                        }
+                    }
+                    tx.commit().await.db()?;
+                    Ok(Some(RedeemedMailToken {
+                        user_id: UserId(owner),
+                        purpose,
+                    }))
                 }
             }
 

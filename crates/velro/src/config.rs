@@ -132,10 +132,12 @@ pub struct Config {
     /// GoTrue's `URI_ALLOW_LIST`: globs of other `redirect_to` targets mail links may carry.
     #[serde(deserialize_with = "string_list")]
     pub uri_allow_list: Vec<String>,
-    /// A directory whose `recovery.txt` and `magic_link.txt` replace the compiled-in mail
-    /// templates of the Supabase surface (those absent keep the default).
+    /// A directory whose `recovery.txt`, `magic_link.txt`, `confirmation.txt`, `invite.txt`
+    /// and `email_change.txt` replace the compiled-in mail templates of the Supabase surface
+    /// (those absent keep the default).
     pub mailer_templates_dir: Option<PathBuf>,
-    /// Sign-up confirms the address at once (only `true` is supported so far).
+    /// `/auth/v1/signup` confirms the address at once; `false`: it mails a confirmation and the
+    /// account cannot sign in through /auth/v1 until it is confirmed (GoTrue's semantics).
     pub mailer_autoconfirm: bool,
     /// `/auth/v1/signup` refuses everyone.
     pub disable_signup: bool,

@@ -51,9 +51,6 @@ impl Config {
         }
         self.redirect_policy()?;
         self.mail_templates()?;
-        if !self.mailer_autoconfirm {
-            bail!("invalid configuration: VELRO_MAILER_AUTOCONFIRM=false needs confirmation mails, which this version does not send yet");
-        }
         Ok(())
     }
 
@@ -77,6 +74,7 @@ impl Config {
                 admin_roles: self.jwt_admin_roles.clone(),
             },
             disable_signup: self.disable_signup,
+            mailer_autoconfirm: self.mailer_autoconfirm,
             redirects: self.redirect_policy()?,
             templates: self.mail_templates()?,
         })
@@ -92,6 +90,9 @@ impl Config {
         for (name, slot) in [
             ("recovery.txt", &mut templates.recovery),
             ("magic_link.txt", &mut templates.magic_link),
+            ("confirmation.txt", &mut templates.confirmation),
+            ("invite.txt", &mut templates.invite),
+            ("email_change.txt", &mut templates.email_change),
         ] {
             let path = dir.join(name);
             let text = match std::fs::read_to_string(&path) {
@@ -157,7 +158,7 @@ mod tests {
             );
         }
         assert!(check(|c| c.jwt_issuer = "http://localhost:8000/auth/v1".into()).is_err());
-        assert!(check(|c| c.mailer_autoconfirm = false).is_err());
+        assert_eq!(check(|c| c.mailer_autoconfirm = false), Ok(()));
         let refused = check(|c| c.site_url = "app.example.com".into());
         assert!(refused.is_err_and(|e| e.contains("VELRO_SITE_URL")));
         let refused = check(|c| c.uri_allow_list = vec!["https://{a,b.example.com".into()]);

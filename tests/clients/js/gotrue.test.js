@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -20,6 +20,8 @@ const NEW_PASSWORD = 'purple monkey dishwasher 42'
 
 let server
 let base
+// A second server with GoTrue's MAILER_AUTOCONFIRM=false: sign-up mails a confirmation.
+let unconfirmed
 
 const freePort = () =>
   new Promise((ok) => {
@@ -30,12 +32,18 @@ const freePort = () =>
   })
 
 before(async () => {
+  server = await startServer({})
+  base = server.base
+  unconfirmed = await startServer({ VELRO_MAILER_AUTOCONFIRM: 'false' })
+})
+
+async function startServer(extraEnv) {
   const port = await freePort()
-  base = `http://127.0.0.1:${port}`
+  const serverBase = `http://127.0.0.1:${port}`
   const dataDir = mkdtempSync(join(tmpdir(), 'velro-clients-js-'))
   // The outer environment's VELRO_* settings (a developer's, or VELRO_TEST_BIN) stay out.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VELRO_')))
-  server = spawn(process.env.VELRO_TEST_BIN ?? join(ROOT, 'target', 'debug', 'velro'), ['serve'], {
+  const started = spawn(process.env.VELRO_TEST_BIN ?? join(ROOT, 'target', 'debug', 'velro'), ['serve'], {
     env: {
       ...env,
       VELRO_BIND: `127.0.0.1:${port}`,
@@ -45,26 +53,31 @@ before(async () => {
       VELRO_ARGON2_ITERATIONS: '1',
       VELRO_LOG_LEVEL: 'warn',
       VELRO_RATE_LIMITS: 'off',
+      ...extraEnv,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   })
-  server.dataDir = dataDir
+  started.dataDir = dataDir
+  started.base = serverBase
   for (let i = 0; i < 300; i++) {
     try {
-      if ((await fetch(`${base}/health`)).ok) return
+      if ((await fetch(`${serverBase}/health`)).ok) return started
     } catch {}
     await new Promise((ok) => setTimeout(ok, 100))
   }
   throw new Error('velro did not start')
-})
+}
 
 after(() => {
-  server.kill('SIGTERM')
-  rmSync(server.dataDir, { recursive: true, force: true })
+  for (const started of [server, unconfirmed]) {
+    if (!started) continue
+    started.kill('SIGTERM')
+    rmSync(started.dataDir, { recursive: true, force: true })
+  }
 })
 
-const client = () =>
-  new GoTrueClient({ url: `${base}/auth/v1`, autoRefreshToken: false, persistSession: false })
+const client = (at = server) =>
+  new GoTrueClient({ url: `${at.base}/auth/v1`, autoRefreshToken: false, persistSession: false })
 const email = () => `js-${crypto.randomUUID()}@example.com`
 
 test('sign-up returns a session and a confirmed user', async () => {
@@ -259,4 +272,134 @@ test('the admin list pages with perPage', async () => {
   assert.equal(first.data.nextPage, 2)
   const ids = new Set(first.data.users.map((u) => u.id))
   assert.ok(second.data.users.every((u) => !ids.has(u.id)))
+})
+
+// The link and the code of the newest message to `address` in the development mailer's folder,
+// once more than `earlier` have arrived.
+async function mailed(at, address, earlier = 0) {
+  const folder = join(at.dataDir, 'mail')
+  for (let i = 0; i < 200; i++) {
+    const mine = existsSync(folder)
+      ? readdirSync(folder)
+          .filter((name) => name.endsWith('.eml'))
+          .sort()
+          .map((name) => readFileSync(join(folder, name), 'utf8'))
+          .filter((text) => text.startsWith(`To: ${address}\n`))
+      : []
+    if (mine.length > earlier) {
+      const message = mine[mine.length - 1]
+      return {
+        link: new URL(message.match(/(http\S+\/verify\?\S+)/)[1]),
+        code: message.match(/code: (\d{6})/)[1],
+      }
+    }
+    await new Promise((ok) => setTimeout(ok, 50))
+  }
+  throw new Error(`no message for ${address}`)
+}
+
+test('sign-up without auto-confirm: the bare user, email_not_confirmed, resend, verifyOtp', async () => {
+  const address = email()
+  const auth = client(unconfirmed)
+  const { data, error } = await auth.signUp({
+    email: address,
+    password: PASSWORD,
+    options: { emailRedirectTo: 'http://localhost:3000/welcome' },
+  })
+  assert.equal(error, null)
+  assert.equal(data.session, null)
+  assert.equal(data.user.email, address)
+  assert.equal(data.user.email_confirmed_at, undefined)
+  assert.equal(data.user.identities.length, 1)
+  const { link, code } = await mailed(unconfirmed, address)
+  assert.equal(link.searchParams.get('type'), 'signup')
+  assert.equal(link.searchParams.get('redirect_to'), 'http://localhost:3000/welcome')
+
+  const refused = await client(unconfirmed).signInWithPassword({ email: address, password: PASSWORD })
+  assert.ok(refused.error instanceof AuthApiError)
+  assert.equal(refused.error.code, 'email_not_confirmed')
+  assert.equal(refused.error.message, 'Email not confirmed')
+  const tooSoon = await auth.resend({ type: 'signup', email: address })
+  assert.equal(tooSoon.error.status, 429)
+  assert.equal(tooSoon.error.code, 'over_email_send_rate_limit')
+  const unknown = await auth.resend({ type: 'signup', email: email() })
+  assert.equal(unknown.error, null)
+
+  const verified = await auth.verifyOtp({ email: address, token: code, type: 'signup' })
+  assert.equal(verified.error, null)
+  assert.ok(verified.data.session.access_token)
+  assert.ok(verified.data.user.email_confirmed_at)
+  const signedIn = await client(unconfirmed).signInWithPassword({ email: address, password: PASSWORD })
+  assert.equal(signedIn.error, null)
+
+  // Registered and confirmed: a stand-in user with no identities (how apps detect it).
+  const again = await client(unconfirmed).signUp({ email: address, password: PASSWORD })
+  assert.equal(again.error, null)
+  assert.deepEqual(again.data.user.identities, [])
+  assert.notEqual(again.data.user.id, data.user.id)
+})
+
+test('updateUser email change is confirmed with verifyOtp email_change', async () => {
+  const [old, next] = [email(), email()]
+  const auth = client()
+  await auth.signUp({ email: old, password: PASSWORD })
+  const { data: session } = await auth.signInWithPassword({ email: old, password: PASSWORD })
+  const token = session.session.access_token
+  const pending = await auth.updateUser({ email: next }, {})
+  assert.equal(pending.error, null)
+  assert.equal(pending.data.user.email, old)
+  assert.equal(pending.data.user.new_email, next)
+  const { link, code } = await mailed(server, next)
+  assert.equal(link.searchParams.get('type'), 'email_change')
+  const changed = await client().verifyOtp({ email: next, token: code, type: 'email_change' })
+  assert.equal(changed.error, null)
+  assert.equal(changed.data.user.email, next)
+  const current = await client().getUser(token)
+  assert.equal(current.data.user.email, next)
+})
+
+test('inviteUserByEmail then verifyOtp invite; generateLink for each type', async () => {
+  const admin = await adminApi()
+  const address = email()
+  const invited = await admin.inviteUserByEmail(address, { data: { full_name: 'Grace' } })
+  assert.equal(invited.error, null)
+  assert.ok(invited.data.user.invited_at)
+  const { link, code } = await mailed(server, address)
+  assert.equal(link.searchParams.get('type'), 'invite')
+  const accepted = await client().verifyOtp({ email: address, token: code, type: 'invite' })
+  assert.equal(accepted.error, null)
+  assert.ok(accepted.data.session.access_token)
+  const twice = await admin.inviteUserByEmail(address)
+  assert.equal(twice.error.code, 'email_exists')
+
+  const other = email()
+  const signup = await admin.generateLink({ type: 'signup', email: other, password: PASSWORD })
+  assert.equal(signup.error, null)
+  const props = signup.data.properties
+  assert.equal(props.verification_type, 'signup')
+  assert.equal(props.redirect_to, 'http://localhost:3000')
+  assert.ok(props.action_link.includes('/auth/v1/verify?'))
+  assert.equal(signup.data.user.email, other)
+  const confirmed = await client().verifyOtp({ token_hash: props.hashed_token, type: 'signup' })
+  assert.equal(confirmed.error, null)
+
+  for (const type of ['magiclink', 'recovery']) {
+    const made = await admin.generateLink({ type, email: other })
+    assert.equal(made.data.properties.verification_type, type)
+    const used = await client().verifyOtp({ email: other, token: made.data.properties.email_otp, type })
+    assert.equal(used.error, null)
+  }
+  const moved = email()
+  const change = await admin.generateLink({ type: 'email_change_new', email: other, newEmail: moved })
+  assert.equal(change.error, null)
+  assert.equal(change.data.user.new_email, moved)
+  const done = await client().verifyOtp({
+    email: moved,
+    token: change.data.properties.email_otp,
+    type: 'email_change',
+  })
+  assert.equal(done.error, null)
+  assert.equal(done.data.user.email, moved)
+  const missing = await admin.generateLink({ type: 'recovery', email: email() })
+  assert.equal(missing.error.status, 404)
 })

@@ -88,3 +88,11 @@ def limited_server():
     started = Server({})
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="session")
+def unconfirmed_server():
+    # GoTrue's MAILER_AUTOCONFIRM=false: sign-up mails a confirmation.
+    started = Server({"VELRO_RATE_LIMITS": "off", "VELRO_MAILER_AUTOCONFIRM": "false"})
+    yield started
+    started.stop()

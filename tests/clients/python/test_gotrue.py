@@ -427,3 +427,141 @@ def test_the_admin_list_pages_with_per_page(server):
     assert len(first) == 2 and len(second) == 2
     assert not {u.id for u in first} & {u.id for u in second}
     assert first[-1].created_at >= second[0].created_at
+
+
+def test_sign_up_without_autoconfirm_mails_a_code_that_verify_otp_accepts(unconfirmed_server):
+    address = email()
+    auth = client(unconfirmed_server)
+    response = auth.sign_up(
+        {
+            "email": address,
+            "password": PASSWORD,
+            "options": {"email_redirect_to": "http://localhost:3000/welcome"},
+        }
+    )
+    assert response.session is None
+    assert response.user is not None and response.user.email == address
+    assert response.user.email_confirmed_at is None
+    assert response.user.confirmation_sent_at is not None
+    assert len(response.user.identities) == 1
+    link, code = mailed(unconfirmed_server, address)
+    query = parse_qs(urlparse(link).query)
+    assert query["type"] == ["signup"]
+    assert query["redirect_to"] == ["http://localhost:3000/welcome"]
+
+    with pytest.raises(AuthApiError) as raised:
+        client(unconfirmed_server).sign_in_with_password({"email": address, "password": PASSWORD})
+    assert (raised.value.status, raised.value.code) == (400, "email_not_confirmed")
+    assert raised.value.message == "Email not confirmed"
+    # GoTrue's minute between two mails to one user.
+    with pytest.raises(AuthApiError) as raised:
+        auth.resend({"type": "signup", "email": address})
+    assert (raised.value.status, raised.value.code) == (429, "over_email_send_rate_limit")
+
+    verified = auth.verify_otp({"email": address, "token": code, "type": "signup"})
+    assert verified.session is not None
+    assert verified.user.email_confirmed_at is not None
+    signed_in = client(unconfirmed_server).sign_in_with_password(
+        {"email": address, "password": PASSWORD}
+    )
+    assert signed_in.session is not None
+
+    # Registered and confirmed: a stand-in user without identities, no session, no error.
+    again = client(unconfirmed_server).sign_up({"email": address, "password": PASSWORD})
+    assert again.session is None
+    assert again.user.identities == []
+    assert again.user.id != response.user.id
+
+
+def test_resend_answers_unknown_and_settled_addresses_alike(unconfirmed_server):
+    auth = client(unconfirmed_server)
+    unknown = auth.resend({"type": "signup", "email": email()})
+    address = email()
+    auth.sign_up({"email": address, "password": PASSWORD})
+    _link, code = mailed(unconfirmed_server, address)
+    auth.verify_otp({"email": address, "token": code, "type": "email"})
+    settled = auth.resend({"type": "signup", "email": address})
+    assert unknown == settled
+    with pytest.raises(AuthApiError) as raised:
+        auth.resend({"type": "recovery", "email": address})
+    assert (raised.value.status, raised.value.code) == (400, "validation_failed")
+
+
+def test_update_user_email_change_is_confirmed_by_the_new_address(server):
+    old, new = email(), email()
+    auth = client(server)
+    auth.sign_up({"email": old, "password": PASSWORD})
+    pending = auth.update_user({"email": new}).user
+    assert pending.email == old
+    assert pending.new_email == new
+    assert pending.email_change_sent_at is not None
+    link, code = mailed(server, new)
+    assert parse_qs(urlparse(link).query)["type"] == ["email_change"]
+    changed = auth.verify_otp({"email": new, "token": code, "type": "email_change"})
+    assert changed.user.email == new
+    assert auth.get_user().user.email == new
+    assert client(server).sign_in_with_password({"email": new, "password": PASSWORD}).session
+
+    taken = email()
+    client(server).sign_up({"email": taken, "password": PASSWORD})
+    with pytest.raises(AuthApiError) as raised:
+        auth.update_user({"email": taken})
+    assert (raised.value.status, raised.value.code) == (422, "email_exists")
+
+
+def test_invite_user_by_email_then_verify_otp_invite(server):
+    address = email()
+    admin = admin_api(server)
+    invited = admin.invite_user_by_email(address, {"data": {"full_name": "Grace"}}).user
+    assert invited.email == address
+    assert invited.invited_at is not None
+    assert invited.email_confirmed_at is None
+    link, code = mailed(server, address)
+    assert parse_qs(urlparse(link).query)["type"] == ["invite"]
+    auth = client(server)
+    verified = auth.verify_otp({"email": address, "token": code, "type": "invite"})
+    assert verified.session is not None
+    auth.update_user({"password": NEW_PASSWORD})
+    assert client(server).sign_in_with_password({"email": address, "password": NEW_PASSWORD}).session
+    with pytest.raises(AuthApiError) as raised:
+        admin.invite_user_by_email(address)
+    assert (raised.value.status, raised.value.code) == (422, "email_exists")
+
+
+def test_generate_link_for_each_type_then_verify_otp(server):
+    admin = admin_api(server)
+    address = email()
+    signup = admin.generate_link({"type": "signup", "email": address, "password": PASSWORD})
+    props = signup.properties
+    assert props.verification_type == "signup"
+    assert props.redirect_to == "http://localhost:3000"
+    assert props.action_link.startswith("http://localhost:8000/auth/v1/verify?")
+    assert len(props.email_otp) == 6
+    assert signup.user.email == address
+    verified = client(server).verify_otp({"token_hash": props.hashed_token, "type": "signup"})
+    assert verified.user.email == address
+
+    for kind in ["magiclink", "recovery"]:
+        props = admin.generate_link({"type": kind, "email": address}).properties
+        assert props.verification_type == kind
+        verified = client(server).verify_otp(
+            {"email": address, "token": props.email_otp, "type": kind}
+        )
+        assert verified.session is not None
+
+    invited = email()
+    props = admin.generate_link({"type": "invite", "email": invited}).properties
+    assert props.verification_type == "invite"
+    assert client(server).verify_otp({"token_hash": props.hashed_token, "type": "invite"}).session
+
+    moved = email()
+    link = admin.generate_link({"type": "email_change_new", "email": address, "new_email": moved})
+    assert link.user.new_email == moved
+    changed = client(server).verify_otp(
+        {"email": moved, "token": link.properties.email_otp, "type": "email_change"}
+    )
+    assert changed.user.email == moved
+
+    with pytest.raises(AuthApiError) as raised:
+        admin.generate_link({"type": "recovery", "email": email()})
+    assert (raised.value.status, raised.value.code) == (404, "user_not_found")

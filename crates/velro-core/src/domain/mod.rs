@@ -1,5 +1,6 @@
 //! Domain types. Each one is parsed once from untrusted input and is valid from then on.
 
+mod confirmation;
 mod email;
 mod metadata;
 mod password;
@@ -7,6 +8,7 @@ mod profile;
 mod status;
 mod user;
 
+pub use confirmation::{MailPurpose, MailState, MailTokenIssued, NewMailToken, RedeemedMailToken};
 pub use email::Email;
 pub use metadata::{BanDuration, Metadata, MetadataError, MAX_METADATA_BYTES};
 pub use password::{

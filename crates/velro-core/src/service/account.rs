@@ -108,6 +108,21 @@ impl AuthService {
         login: Login,
         client: ClientInfo,
     ) -> Result<IssuedSession, AuthError> {
+        // Without the confirmation gate there is no `None`.
+        self.login_gated(login, client, false)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)
+    }
+
+    /// The login, refusing with `None` (after the password is proven, as GoTrue checks it) an
+    /// account created unconfirmed through /auth/v1 that has not confirmed yet, when
+    /// `refuse_awaiting_confirmation`. No session is created then.
+    pub(super) async fn login_gated(
+        &self,
+        login: Login,
+        client: ClientInfo,
+        refuse_awaiting_confirmation: bool,
+    ) -> Result<Option<IssuedSession>, AuthError> {
         let Login {
             email,
             password,
@@ -141,12 +156,19 @@ impl AuthService {
         if verification.needs_rehash {
             self.rehash(user.id, password).await;
         }
+        // Only accounts not (yet) confirmed can be awaiting: one read for those alone.
+        if refuse_awaiting_confirmation
+            && !user.email_confirmed
+            && deps.store.mail_state(user.id).await?.awaiting_confirmation
+        {
+            return Ok(None);
+        }
         let now = deps.clock.now();
         let refresh_token = generate_opaque_token();
         let session = self.new_session(user.id, remember_me, client, &refresh_token, now);
         let session_id = session.id;
         deps.store.create_session(session).await?;
-        self.issue(user, session_id, refresh_token, now)
+        self.issue(user, session_id, refresh_token, now).map(Some)
     }
 
     /// Counts a sign-in that is not a password login (the console's service-key form) against

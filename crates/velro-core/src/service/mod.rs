@@ -10,6 +10,7 @@ mod session;
 mod status;
 mod supabase;
 mod supabase_admin;
+mod supabase_mail;
 
 use std::sync::Arc;
 
@@ -27,6 +28,9 @@ pub use status::{
 pub use supabase::{OtpKind, SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
 pub use supabase_admin::{
     parse_metadata, take_profile, AdminCreate, AdminPassword, AdminUpdate, SupabaseAdmin,
+};
+pub use supabase_mail::{
+    GeneratedLink, LinkRequest, LinkType, MailUser, PendingProfile, ResendKind, SignUp,
 };
 
 use crate::domain::{PasswordPolicy, PasswordRules, SessionId, User};

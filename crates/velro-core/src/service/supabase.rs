@@ -10,10 +10,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::supabase_mail::{MailUser, SignUp};
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{DisplayName, Email, Metadata, NewPassword, SessionId, User};
+use crate::domain::{DisplayName, Email, MailPurpose, Metadata, NewPassword, SessionId, User};
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
 use crate::redirect::RedirectPolicy;
@@ -21,7 +22,7 @@ use crate::store::TokenHash;
 use crate::tokens::{
     generate_opaque_token, hash_token, AdminToken, AuthMethod, SupabaseTokenProfile,
 };
-use crate::{AuthError, Secret};
+use crate::{AuthError, Secret, StoreError};
 
 /// The settings of the Supabase surface, named after GoTrue's.
 #[derive(Debug, Clone)]
@@ -29,19 +30,25 @@ pub struct SupabaseSettings {
     pub tokens: SupabaseTokenProfile,
     /// GoTrue's `DISABLE_SIGNUP`: `/signup` refuses everyone.
     pub disable_signup: bool,
+    /// GoTrue's `MAILER_AUTOCONFIRM`: `/signup` confirms at once; otherwise it mails a
+    /// confirmation and the account cannot sign in here until it is confirmed.
+    pub mailer_autoconfirm: bool,
     /// `SITE_URL` and `URI_ALLOW_LIST`: where mail links may send the browser.
     pub redirects: RedirectPolicy,
     pub templates: MailTemplates,
 }
 
 /// The `type` of a one-time token that Velro issues: recovery and magic-link mails carry the
-/// same kind of token (as GoTrue's magic link reuses its recovery token), and `email` names
-/// either.
+/// same kind of token (as GoTrue's magic link reuses its recovery token), sign-up and invite
+/// mails a confirmation token, and `email` names either a confirmation or a recovery token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtpKind {
     Recovery,
     MagicLink,
     Email,
+    Signup,
+    Invite,
+    EmailChange,
 }
 
 impl OtpKind {
@@ -50,17 +57,32 @@ impl OtpKind {
             Self::Recovery => "recovery",
             Self::MagicLink => "magiclink",
             Self::Email => "email",
+            Self::Signup => "signup",
+            Self::Invite => "invite",
+            Self::EmailChange => "email_change",
+        }
+    }
+
+    /// The stored tokens a `verify` of this type may redeem (GoTrue's `email` type takes a
+    /// confirmation or a recovery token).
+    pub fn purposes(self) -> [MailPurpose; 2] {
+        use MailPurpose as P;
+        match self {
+            Self::Recovery | Self::MagicLink => [P::Recovery, P::Recovery],
+            Self::Signup | Self::Invite => [P::Confirmation, P::Confirmation],
+            Self::Email => [P::Confirmation, P::Recovery],
+            Self::EmailChange => [P::EmailChange, P::EmailChange],
         }
     }
 }
 
 /// How long a link token is, in characters: what `generate_opaque_token` makes.
-const LINK_TOKEN_LEN: usize = 43;
+pub(super) const LINK_TOKEN_LEN: usize = 43;
 
 /// The stored key of a mailed code. It hashes a byte (0xFF) that no UTF-8 text contains, so no
 /// token presented anywhere else (a link token here, a v1 reset token) can hash to it: a
 /// six-digit code is only ever tried together with its address, under that address's limit.
-fn code_key(email: &Email, code: &str) -> TokenHash {
+pub(super) fn code_key(email: &Email, code: &str) -> TokenHash {
     let mut hasher = Sha256::new();
     hasher.update([0xFF]);
     hasher.update(email.as_str().as_bytes());
@@ -70,7 +92,7 @@ fn code_key(email: &Email, code: &str) -> TokenHash {
 }
 
 /// Six random digits, uniformly (rejection sampling, no modulo bias).
-fn six_digit_code() -> String {
+pub(super) fn six_digit_code() -> String {
     const RANGE: u32 = 1_000_000;
     let limit = u32::MAX - u32::MAX % RANGE;
     loop {
@@ -110,19 +132,29 @@ pub enum SupabaseError {
         field: &'static str,
         error: crate::domain::MetadataError,
     },
-    /// The admin API's create or email change, for an address another account has.
-    #[error("email already registered")]
+    /// Another account has the address (admin create, email change, invite, admin links).
+    #[error("another account has this email address")]
     EmailExists,
     /// `PUT /user` with `app_metadata`: only an admin may write it.
     #[error("app_metadata is for admins only")]
     NotAdmin,
+    /// The password is right but the account has not confirmed its address.
+    #[error("the email address is not confirmed")]
+    EmailNotConfirmed,
+    /// The previous mail of this kind to this user is younger than GoTrue's frequency limit.
+    #[error("a mail was sent to this user moments ago")]
+    MailTooSoon { retry_after_secs: u64 },
+    /// An admin link that needs an account, for an address without one.
+    #[error("no user has this email address")]
+    LinkUserNotFound,
 }
 
-/// What `PUT /user` may change: the password, and `user_metadata` (`data`, merged; its
-/// `full_name` and `avatar_url` are the profile).
+/// What `PUT /user` may change: the password, the address (confirmed by a mail to the new
+/// one), and `user_metadata` (`data`, merged; its `full_name` and `avatar_url` are the profile).
 #[derive(Debug, Default)]
 pub struct SupabaseUserChange {
     pub password: Option<NewPassword>,
+    pub email: Option<Email>,
     pub data: Option<Metadata>,
     /// The request carried `app_metadata`, which only an admin may write.
     pub app_metadata: bool,
@@ -167,16 +199,24 @@ impl SupabaseAuth {
         Ok(())
     }
 
-    /// Registration with auto-confirm: the v1 use case creates the account already confirmed
-    /// and signs it in, as GoTrue does when `MAILER_AUTOCONFIRM` is on.
+    /// Registration. With auto-confirm, the v1 use case creates the account already confirmed
+    /// and signs it in, as GoTrue does when `MAILER_AUTOCONFIRM` is on; without, the account
+    /// waits for the confirmation mailed to it (see `sign_up_unconfirmed`).
     pub async fn sign_up(
         &self,
         registration: Registration,
+        redirect_to: Option<&str>,
         client: ClientInfo,
-    ) -> Result<IssuedSession, SupabaseError> {
+    ) -> Result<SignUp, SupabaseError> {
         self.check_signup_allowed()?;
+        if !self.settings.mailer_autoconfirm {
+            let user = self
+                .sign_up_unconfirmed(registration, redirect_to, client)
+                .await?;
+            return Ok(SignUp::Unconfirmed(user));
+        }
         let issued = self.auth.register_with(registration, true, client).await?;
-        Ok(self.reissue(issued)?)
+        Ok(SignUp::Session(self.reissue(issued)?))
     }
 
     /// `grant_type=password`: the v1 login (limits, back-off, dummy hash for unknown emails,
@@ -186,15 +226,19 @@ impl SupabaseAuth {
         email: Email,
         password: Secret<String>,
         client: ClientInfo,
-    ) -> Result<IssuedSession, AuthError> {
+    ) -> Result<IssuedSession, SupabaseError> {
         // GoTrue sessions have no "remember me": the ordinary refresh-token lifetime.
         let login = Login {
             email,
             password,
             remember_me: false,
         };
-        let issued = self.auth.login(login, client).await?;
-        self.reissue(issued)
+        let issued = self
+            .auth
+            .login_gated(login, client, true)
+            .await?
+            .ok_or(SupabaseError::EmailNotConfirmed)?;
+        Ok(self.reissue(issued)?)
     }
 
     /// `grant_type=refresh_token`: the same rotation, reuse window and family revocation.
@@ -268,11 +312,16 @@ impl SupabaseAuth {
         &self,
         caller: &Authenticated,
         change: SupabaseUserChange,
+        redirect_to: Option<&str>,
         client: ClientInfo,
-    ) -> Result<User, SupabaseError> {
+    ) -> Result<MailUser, SupabaseError> {
         let deps = self.auth.deps();
         if change.app_metadata {
             return Err(SupabaseError::NotAdmin);
+        }
+        if let Some(email) = change.email.filter(|email| *email != caller.user.email) {
+            self.request_email_change(caller, email, redirect_to, &client)
+                .await?;
         }
         if let Some(password) = change.password {
             super::account::not_the_email("password", &password, &caller.user.email)?;
@@ -290,15 +339,16 @@ impl SupabaseAuth {
             }
             self.auth.set_password(caller, password).await?;
         }
-        if let Some(data) = change.data {
-            return self.merge_user_data(&caller.user, data).await;
-        }
-        Ok(deps
-            .store
-            .find_user(caller.user.id)
-            .await
-            .map_err(AuthError::from)?
-            .ok_or(AuthError::SessionRevoked)?)
+        let user = match change.data {
+            Some(data) => self.merge_user_data(&caller.user, data).await?,
+            None => deps
+                .store
+                .find_user(caller.user.id)
+                .await
+                .map_err(AuthError::from)?
+                .ok_or(AuthError::SessionRevoked)?,
+        };
+        Ok(self.with_mail_state(user).await?)
     }
 
     /// An admin credential (`service_role` key or any token with an admin role signed by our
@@ -352,6 +402,12 @@ impl SupabaseAuth {
         if !exists {
             if !create_user || self.settings.disable_signup {
                 return Err(SupabaseError::OtpSignupsDisabled);
+            }
+            if !self.settings.mailer_autoconfirm {
+                // GoTrue: a new address gets an unconfirmed account and a confirmation mail.
+                return self
+                    .otp_sign_up_unconfirmed(email, display_name, redirect_to, client)
+                    .await;
             }
             let random = generate_opaque_token();
             let password = NewPassword::generated(random);
@@ -447,7 +503,8 @@ impl SupabaseAuth {
             .append_pair("redirect_to", redirect);
         let template: &MailTemplate = match kind {
             OtpKind::MagicLink => &self.settings.templates.magic_link,
-            OtpKind::Recovery | OtpKind::Email => &self.settings.templates.recovery,
+            // This path mails recovery tokens only: `/recover` and `/otp`.
+            _ => &self.settings.templates.recovery,
         };
         let mail = template.render(&TemplateValues {
             confirmation_url: link.as_str(),
@@ -456,6 +513,7 @@ impl SupabaseAuth {
             site_url: self.settings.redirects.site_url(),
             redirect_to: redirect,
             email: &user.email,
+            new_email: None,
         });
         deps.mailer.send(mail).await.map_err(AuthError::internal)?;
         tracing::info!(user_id = %user.id, kind = kind.as_str(), "one-time link mail sent");
@@ -466,6 +524,7 @@ impl SupabaseAuth {
     pub async fn verify_link(
         &self,
         token: &str,
+        kind: OtpKind,
         client: ClientInfo,
     ) -> Result<IssuedSession, SupabaseError> {
         let limits = &self.auth.deps().limits;
@@ -479,7 +538,7 @@ impl SupabaseAuth {
         if !shaped {
             return Err(SupabaseError::OtpInvalid { link: true });
         }
-        self.redeem(hash_token(token), client, true).await
+        self.redeem(hash_token(token), kind, client, true).await
     }
 
     /// `verify` with an address and the code mailed to it, under that address's limit.
@@ -487,6 +546,7 @@ impl SupabaseAuth {
         &self,
         email: Email,
         code: &str,
+        kind: OtpKind,
         client: ClientInfo,
     ) -> Result<IssuedSession, SupabaseError> {
         let limits = &self.auth.deps().limits;
@@ -499,24 +559,33 @@ impl SupabaseAuth {
         if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(SupabaseError::OtpInvalid { link: false });
         }
-        self.redeem(code_key(&email, code), client, false).await
+        self.redeem(code_key(&email, code), kind, client, false)
+            .await
     }
 
+    /// Spends the token (only of the purposes `kind` names) and applies it (a confirmation,
+    /// an email change), then signs its holder in.
     async fn redeem(
         &self,
         key: TokenHash,
+        kind: OtpKind,
         client: ClientInfo,
         link: bool,
     ) -> Result<IssuedSession, SupabaseError> {
         let deps = self.auth.deps();
         let now = deps.clock.now();
         let invalid = || SupabaseError::OtpInvalid { link };
-        let Some(user_id) = deps
+        let redeemed = match deps
             .store
-            .redeem_reset_token(key, now)
+            .redeem_mail_token(key, kind.purposes(), now)
             .await
-            .map_err(AuthError::from)?
-        else {
+        {
+            Ok(redeemed) => redeemed,
+            // The pending address was taken after the change was asked for.
+            Err(StoreError::Conflict("email")) => return Err(SupabaseError::EmailExists),
+            Err(error) => return Err(AuthError::from(error).into()),
+        };
+        let Some(user_id) = redeemed.map(|redeemed| redeemed.user_id) else {
             return Err(invalid());
         };
         let user = deps

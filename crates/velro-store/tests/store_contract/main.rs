@@ -36,6 +36,7 @@ mod admin;
 mod console;
 mod fixture;
 mod import;
+mod mail_tokens;
 mod purge;
 mod resets;
 mod rotation;

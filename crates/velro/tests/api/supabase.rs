@@ -636,12 +636,8 @@ async fn user_metadata_merges_free_keys_and_keeps_the_profile_keys(app: TestApp)
     assert_eq!(user["user_metadata"]["plan"], "pro");
     let bad_name = put_user(&app, access(&session), json!({"data": {"full_name": 42}})).await;
     expect_gotrue(bad_name, StatusCode::BAD_REQUEST, "validation_failed").await;
-    let email_change = put_user(
-        &app,
-        access(&session),
-        json!({"email": unique_email("supa-new")}),
-    )
-    .await;
+    // An email change is a flow of its own (supabase_confirm.rs); a malformed address is refused.
+    let email_change = put_user(&app, access(&session), json!({"email": "not an address"})).await;
     expect_gotrue(email_change, StatusCode::BAD_REQUEST, "validation_failed").await;
 }
 

@@ -230,6 +230,16 @@ impl From<SupabaseError> for GotrueError {
                     format!("{field} is larger than {MAX_METADATA_BYTES} bytes as JSON")
                 }
             }),
+            SupabaseError::EmailNotConfirmed => Self::new(
+                StatusCode::BAD_REQUEST,
+                "email_not_confirmed",
+                "Email not confirmed",
+            ),
+            SupabaseError::LinkUserNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "user_not_found",
+                "User with this email not found",
+            ),
             SupabaseError::EmailExists => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "email_exists",
@@ -239,6 +249,13 @@ impl From<SupabaseError> for GotrueError {
                 StatusCode::FORBIDDEN,
                 "not_admin",
                 "Updating app_metadata requires admin privileges",
+            ),
+            SupabaseError::MailTooSoon { retry_after_secs } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "over_email_send_rate_limit",
+                format!(
+                    "For security purposes, you can only request this after {retry_after_secs} seconds."
+                ),
             ),
             SupabaseError::OtpInvalid { link } => Self::new(
                 StatusCode::FORBIDDEN,

@@ -6,6 +6,7 @@
 mod admin;
 mod apikey;
 mod error;
+mod links;
 mod wire;
 
 pub use apikey::ApiKeys;
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 use velro_core::domain::{AvatarUrl, DisplayName, Email, Metadata, ProfileChange};
 use velro_core::service::{
     parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind, Registration,
-    SupabaseError, SupabaseUserChange,
+    SignUp, SupabaseError, SupabaseUserChange,
 };
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
@@ -80,6 +81,9 @@ fn routes() -> Router<AppState> {
                 .put(admin::update_user)
                 .delete(admin::delete_user),
         )
+        .route("/resend", post(links::resend))
+        .route("/invite", post(links::invite))
+        .route("/admin/generate_link", post(links::generate_link))
         .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
 }
 
@@ -210,8 +214,7 @@ async fn settings(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "external": external,
         "disable_signup": state.supabase.settings().disable_signup,
-        // Sign-up always confirms at once until confirmation mails and /verify exist.
-        "mailer_autoconfirm": true,
+        "mailer_autoconfirm": state.supabase.settings().mailer_autoconfirm,
         "phone_autoconfirm": false,
         "sms_provider": "",
         "saml_enabled": false,
@@ -271,7 +274,7 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
 }
 
 /// `data` as a metadata object; absent or `null` is none.
-fn user_data(data: Option<Value>) -> Result<Option<Metadata>, GotrueError> {
+pub(super) fn user_data(data: Option<Value>) -> Result<Option<Metadata>, GotrueError> {
     match data {
         None | Some(Value::Null) => Ok(None),
         Some(value) => Ok(Some(parse_metadata("data", value)?)),
@@ -323,15 +326,29 @@ fn metadata(data: Option<Value>) -> Result<ProfileChange, GotrueError> {
     Ok(change)
 }
 
+/// A session with auto-confirm; otherwise the bare user (GoTrue's body, which the clients
+/// read as "check your mail").
 async fn sign_up(
     State(state): State<AppState>,
     Client(client): Client,
+    RawQuery(query): RawQuery,
     GotrueJson(body): GotrueJson<SignUpBody>,
-) -> Result<Json<SupabaseSession>, GotrueError> {
+) -> Result<Response, GotrueError> {
     state.supabase.check_signup_allowed()?;
     let registration = registration(&state, body)?;
-    let issued = state.supabase.sign_up(registration, client).await?;
-    Ok(Json(SupabaseSession::new(issued, audience(&state))))
+    let redirect_to = query_value(query.as_deref(), "redirect_to");
+    let outcome = state
+        .supabase
+        .sign_up(registration, redirect_to.as_deref(), client)
+        .await?;
+    Ok(match outcome {
+        SignUp::Session(issued) => {
+            Json(SupabaseSession::new(issued, audience(&state))).into_response()
+        }
+        SignUp::Unconfirmed(user) => {
+            Json(SupabaseUser::with_mail(&user, audience(&state))).into_response()
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -424,17 +441,19 @@ struct UpdateUserBody {
 async fn update_user(
     State(state): State<AppState>,
     Client(client): Client,
+    RawQuery(query): RawQuery,
     SupabaseCaller(caller): SupabaseCaller,
     GotrueJson(body): GotrueJson<UpdateUserBody>,
 ) -> Result<Json<SupabaseUser>, GotrueError> {
-    if let Some(email) = body.email.filter(|e| !e.is_empty()) {
-        let unchanged = Email::parse(&email).is_ok_and(|email| email == caller.user.email);
-        if !unchanged {
-            return Err(GotrueError::validation(
-                "Changing the email address is not supported by this server yet",
-            ));
-        }
-    }
+    let email = body
+        .email
+        .filter(|e| !e.is_empty())
+        .map(|email| {
+            Email::parse(&email).map_err(|_| {
+                GotrueError::validation("Unable to validate email address: invalid format")
+            })
+        })
+        .transpose()?;
     if body.phone.is_some_and(|p| !p.is_empty()) {
         return Err(GotrueError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -455,12 +474,17 @@ async fn update_user(
         .transpose()?;
     let change = SupabaseUserChange {
         password,
+        email,
         data: user_data(body.data)?,
         // GoTrue refuses any object here, `{}` included; `null` is no object.
         app_metadata: body.app_metadata.is_some_and(|value| !value.is_null()),
     };
-    let user = state.supabase.update_user(&caller, change, client).await?;
-    Ok(Json(SupabaseUser::new(&user, audience(&state))))
+    let redirect_to = query_value(query.as_deref(), "redirect_to");
+    let user = state
+        .supabase
+        .update_user(&caller, change, redirect_to.as_deref(), client)
+        .await?;
+    Ok(Json(SupabaseUser::with_mail(&user, audience(&state))))
 }
 
 /// GoTrue's default scope is `global` (the v1 API's is `local`).
@@ -514,14 +538,18 @@ async fn recover(
     Ok(Json(json!({})))
 }
 
-/// The verification types GoTrue knows. Velro issues tokens of the email kinds; the others
-/// name tokens it never issued, so they find none (`otp_expired`) rather than a different answer.
+/// The verification types GoTrue knows. Velro issues tokens of the email kinds; the phone
+/// ones name tokens it never issued, so they find none (`otp_expired`) rather than a different
+/// answer.
 fn verification_type(raw: Option<&str>) -> Result<Option<OtpKind>, GotrueError> {
     match raw {
         Some("recovery") => Ok(Some(OtpKind::Recovery)),
         Some("magiclink") => Ok(Some(OtpKind::MagicLink)),
         Some("email") => Ok(Some(OtpKind::Email)),
-        Some("signup" | "invite" | "email_change" | "sms" | "phone_change") => Ok(None),
+        Some("signup") => Ok(Some(OtpKind::Signup)),
+        Some("invite") => Ok(Some(OtpKind::Invite)),
+        Some("email_change") => Ok(Some(OtpKind::EmailChange)),
+        Some("sms" | "phone_change") => Ok(None),
         _ => Err(GotrueError::validation("Unsupported verification type")),
     }
 }
@@ -553,10 +581,13 @@ async fn verify(
                 "Only the token_hash and type should be provided",
             ));
         }
-        if kind.is_none() {
+        let Some(kind) = kind else {
             return Err(SupabaseError::OtpInvalid { link: true }.into());
-        }
-        state.supabase.verify_link(&token_hash, client).await?
+        };
+        state
+            .supabase
+            .verify_link(&token_hash, kind, client)
+            .await?
     } else {
         if body.phone.is_some_and(|p| !p.is_empty()) {
             return Err(GotrueError::new(
@@ -567,10 +598,13 @@ async fn verify(
         }
         let email = mail_address(body.email)?;
         let token = body.token.unwrap_or_default();
-        if kind.is_none() {
+        let Some(kind) = kind else {
             return Err(SupabaseError::OtpInvalid { link: false }.into());
-        }
-        state.supabase.verify_code(email, &token, client).await?
+        };
+        state
+            .supabase
+            .verify_code(email, &token, kind, client)
+            .await?
     };
     Ok(Json(SupabaseSession::new(issued, audience(&state))))
 }
@@ -594,10 +628,10 @@ async fn verify_redirect(
     let outcome = async {
         let kind = verification_type(kind.as_deref())?;
         let token = query_value(query, "token").unwrap_or_default();
-        if kind.is_none() {
+        let Some(kind) = kind else {
             return Err(SupabaseError::OtpInvalid { link: true }.into());
-        }
-        Ok::<IssuedSession, GotrueError>(state.supabase.verify_link(&token, client).await?)
+        };
+        Ok::<IssuedSession, GotrueError>(state.supabase.verify_link(&token, kind, client).await?)
     }
     .await;
     let mut fragment = url::form_urlencoded::Serializer::new(String::new());

@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_core::domain::User;
-use velro_core::service::IssuedSession;
+use velro_core::service::{IssuedSession, MailUser};
 use velro_core::tokens::{AppMetadata, UserMetadata, AUTHENTICATED_ROLE};
 
 /// RFC 3339 in UTC with the fraction, as GoTrue writes times.
@@ -44,6 +44,14 @@ pub(crate) struct SupabaseUser {
     phone: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     confirmed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmation_sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new_email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_change_sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invited_at: Option<String>,
     app_metadata: AppMetadata,
     user_metadata: UserMetadata,
     identities: Vec<Identity>,
@@ -77,6 +85,10 @@ impl SupabaseUser {
             email_confirmed_at: confirmed_at.clone(),
             phone: "",
             confirmed_at,
+            confirmation_sent_at: None,
+            new_email: None,
+            email_change_sent_at: None,
+            invited_at: None,
             app_metadata: AppMetadata::of(user),
             user_metadata: UserMetadata::of(user),
             // GoTrue scrubs a soft-deleted account's identities.
@@ -91,6 +103,30 @@ impl SupabaseUser {
             deleted_at: user.deleted_at.map(timestamp),
             is_anonymous: false,
         }
+    }
+}
+
+impl SupabaseUser {
+    /// The user with GoTrue's mail-flow fields: the real confirmation time where one is
+    /// recorded, what was sent when, a pending new address; no identities where GoTrue shows
+    /// none (a stand-in for a taken address, an invited account).
+    pub(crate) fn with_mail(mail_user: &MailUser, audience: &str) -> Self {
+        let mut user = Self::new(&mail_user.user, audience);
+        let mail = &mail_user.mail;
+        if mail_user.user.email_confirmed {
+            if let Some(confirmed) = mail.email_confirmed_at {
+                user.email_confirmed_at = Some(timestamp(confirmed));
+                user.confirmed_at = Some(timestamp(confirmed));
+            }
+        }
+        user.confirmation_sent_at = mail.confirmation_sent_at.map(timestamp);
+        user.new_email = mail.new_email.as_ref().map(|e| e.as_str().to_string());
+        user.email_change_sent_at = mail.email_change_sent_at.map(timestamp);
+        user.invited_at = mail.invited_at.map(timestamp);
+        if !mail_user.identities {
+            user.identities.clear();
+        }
+        user
     }
 }
 
