@@ -169,44 +169,14 @@ macro_rules! sql_store {
                     session: NewSession,
                 ) -> Result<User, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    let row: UserRow = sqlx::query_as(sql::INSERT_USER)
-                        .bind(user.id.0)
-                        .bind(user.email.as_str())
-                        .bind(user.password_hash.as_str())
-                        .bind(user.display_name.as_ref().map(DisplayName::as_str))
-                        .bind(user.credits_balance)
-                        .bind(Role::default().as_str())
-                        .bind(StoredTime(user.now))
-                        .bind(user.email_confirmed)
-                        .bind(user.avatar_url.as_ref().map(AvatarUrl::as_str))
-                        .bind(user.user_metadata.as_ref().map(Metadata::to_stored))
-                        .bind(user.app_metadata.as_ref().map(Metadata::to_stored))
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db()?;
-                    let created = row.into_user().db()?;
+                    let created = insert_new_user(&mut tx, &user).await?;
                     insert_session(&mut tx, &session).await?;
                     tx.commit().await.db()?;
                     Ok(created)
                 }
 
                 async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
-                    let row: UserRow = sqlx::query_as(sql::INSERT_USER)
-                        .bind(user.id.0)
-                        .bind(user.email.as_str())
-                        .bind(user.password_hash.as_str())
-                        .bind(user.display_name.as_ref().map(DisplayName::as_str))
-                        .bind(user.credits_balance)
-                        .bind(Role::default().as_str())
-                        .bind(StoredTime(user.now))
-                        .bind(user.email_confirmed)
-                        .bind(user.avatar_url.as_ref().map(AvatarUrl::as_str))
-                        .bind(user.user_metadata.as_ref().map(Metadata::to_stored))
-                        .bind(user.app_metadata.as_ref().map(Metadata::to_stored))
-                        .fetch_one(&mut *self.pools().write().await?)
-                        .await
-                        .db()?;
-                    row.into_user().db()
+                    insert_new_user(&mut *self.pools().write().await?, &user).await
                 }
 
                 async fn find_credentials_by_email(
@@ -1033,19 +1003,12 @@ macro_rules! sql_store {
                     invited: bool,
                 ) -> Result<User, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    let row: UserRow = sqlx::query_as(sql::INSERT_USER)
-                        .bind(user.id.0)
-                        .bind(user.email.as_str())
-                        .bind(user.password_hash.as_str())
-                        .bind(user.display_name.as_ref().map(DisplayName::as_str))
-                        .bind(user.credits_balance)
-                        .bind(Role::default().as_str())
-                        .bind(StoredTime(user.now))
-                        .bind(false)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db()?;
-                    let created = row.into_user().db()?;
+                    // Awaiting confirmation, whatever the caller set.
+                    let user = NewUser {
+                        email_confirmed: false,
+                        ..user
+                    };
+                    let created = insert_new_user(&mut tx, &user).await?;
                     sqlx::query(sql::INSERT_MAIL_STATE)
                         .bind(user.id.0)
                         .bind(invited.then_some(StoredTime(user.now)))
@@ -1258,6 +1221,29 @@ macro_rules! sql_store {
             }
 
             /// The session and its first refresh token (generation 0).
+            /// The one `INSERT INTO users`: registration, the admin's create, a pending account.
+            async fn insert_new_user(
+                conn: &mut <Db as sqlx::Database>::Connection,
+                user: &NewUser,
+            ) -> Result<User, StoreError> {
+                let row: UserRow = sqlx::query_as(sql::INSERT_USER)
+                    .bind(user.id.0)
+                    .bind(user.email.as_str())
+                    .bind(user.password_hash.as_str())
+                    .bind(user.display_name.as_ref().map(DisplayName::as_str))
+                    .bind(user.credits_balance)
+                    .bind(Role::default().as_str())
+                    .bind(StoredTime(user.now))
+                    .bind(user.email_confirmed)
+                    .bind(user.avatar_url.as_ref().map(AvatarUrl::as_str))
+                    .bind(user.user_metadata.as_ref().map(Metadata::to_stored))
+                    .bind(user.app_metadata.as_ref().map(Metadata::to_stored))
+                    .fetch_one(conn)
+                    .await
+                    .db()?;
+                row.into_user().db()
+            }
+
             async fn insert_session(
                 tx: &mut Transaction<'static, Db>,
                 session: &NewSession,
