@@ -397,9 +397,12 @@ pub mod __private {
 /// compile error, so a new `Store` method is noticed in every wrapper.
 ///
 /// A macro, not a trait with provided methods: `Store` stays the port as the stores see it, and
-/// a decorator's own methods sit next to the list of those it passes through.
+/// a decorator's own methods sit next to the list of those it passes through. The signatures
+/// are looked up one method at a time, so a crate that lists most of them needs
+/// `#![recursion_limit = "256"]`.
 ///
 /// ```
+/// #![recursion_limit = "256"]
 /// use std::sync::Arc;
 /// use velro_core::store::Store;
 ///
