@@ -144,11 +144,18 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
-    /// The worst component state: the page's headline.
+    /// The page's headline: the worst of the judged component states and of the open
+    /// incidents' impacts (an operator who opens a major incident knows something the checks
+    /// may not see, and the page must not say "All systems operational" next to it).
     pub fn overall(&self) -> ComponentState {
-        self.components
+        let judged = self.components.iter().map(|c| c.state);
+        let declared = self
+            .incidents
             .iter()
-            .map(|c| c.state)
+            .filter(|i| i.is_open())
+            .map(|i| i.impact.state());
+        judged
+            .chain(declared)
             .max()
             .unwrap_or(ComponentState::Operational)
     }
@@ -952,6 +959,90 @@ mod tests {
             .expect("every component is judged")
     }
 
+    #[test]
+    fn the_headline_is_the_worst_of_the_checks_and_the_open_incidents_impacts() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let text = |s: &str| PublicText::parse(s, 100, true).expect("valid");
+        let incident = |impact: Impact, status: IncidentStatus| Incident {
+            id: IncidentId(Uuid::new_v4()),
+            title: text("Sign-in is slow"),
+            status,
+            impact,
+            components: vec![Component::AuthApi],
+            expected_resolution: None,
+            created_at: now,
+            updated_at: now,
+            resolved_at: (status == IncidentStatus::Resolved).then_some(now),
+            updates: Vec::new(),
+        };
+        let report = |checks: ComponentState, incidents: Vec<Incident>| StatusReport {
+            generated_at: now,
+            components: Component::ALL
+                .into_iter()
+                .map(|component| ComponentStatus {
+                    component,
+                    state: checks,
+                    reason: String::new(),
+                })
+                .collect(),
+            history: Vec::new(),
+            incidents,
+            from_memory: false,
+        };
+        use ComponentState::{Degraded, MajorOutage, Operational, PartialOutage};
+        let cases = [
+            (Operational, vec![], Operational),
+            (
+                Operational,
+                vec![(Impact::None, IncidentStatus::Investigating)],
+                Operational,
+            ),
+            (
+                Operational,
+                vec![(Impact::Minor, IncidentStatus::Identified)],
+                Degraded,
+            ),
+            (
+                Operational,
+                vec![(Impact::Major, IncidentStatus::Investigating)],
+                PartialOutage,
+            ),
+            (
+                Operational,
+                vec![(Impact::Critical, IncidentStatus::Monitoring)],
+                MajorOutage,
+            ),
+            // A resolved incident says nothing about now.
+            (
+                Operational,
+                vec![(Impact::Critical, IncidentStatus::Resolved)],
+                Operational,
+            ),
+            // The checks can be worse than what operators declared, and then they win.
+            (
+                MajorOutage,
+                vec![(Impact::Minor, IncidentStatus::Investigating)],
+                MajorOutage,
+            ),
+            (
+                Degraded,
+                vec![
+                    (Impact::Minor, IncidentStatus::Investigating),
+                    (Impact::Major, IncidentStatus::Identified),
+                ],
+                PartialOutage,
+            ),
+        ];
+        for (checks, incidents, expected) in cases {
+            let described = format!("{checks:?} with {incidents:?}");
+            let incidents = incidents
+                .into_iter()
+                .map(|(impact, status)| incident(impact, status))
+                .collect();
+            assert_eq!(report(checks, incidents).overall(), expected, "{described}");
+        }
+    }
+
     #[tokio::test]
     async fn with_the_database_down_the_page_says_so_and_keeps_what_it_held() {
         let store = Arc::new(SwitchableStore::default());
@@ -970,7 +1061,12 @@ mod tests {
             .expect("opens");
         status.sample().await;
         let up = status.report().await;
-        assert_eq!(up.overall(), ComponentState::Operational);
+        // Every check passes; the open minor incident alone makes the headline degraded.
+        assert!(up
+            .components
+            .iter()
+            .all(|c| c.state == ComponentState::Operational));
+        assert_eq!(up.overall(), ComponentState::Degraded);
         assert_eq!(up.incidents.len(), 1);
         assert!(!up.from_memory);
         let today = up.history[0].days.last().expect("today");
