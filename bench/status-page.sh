@@ -4,16 +4,16 @@
 # resolved), then REQUESTS GETs of /status from CONCURRENCY keep-alive clients. The figures are
 # the access log's `duration_ms` for route /status (from the request's arrival at the service's
 # middleware to its response, rendering included; not the network). Stops only what it started.
-#   cargo build --release -p velro && VELRO_BIN=target/release/velro bench/status-page.sh
+#   cargo build --release -p velro && BIN=target/release/velro bench/status-page.sh
 set -euo pipefail
-VELRO_BIN=${VELRO_BIN:-target/release/velro}
+BIN=${BIN:-target/release/velro}
 REQUESTS=${REQUESTS:-3000} CONCURRENCY=${CONCURRENCY:-4} PORT=${PORT:-18093}
 KEY=bench-service-key-0123456789abcdefghijklmnop
 TMP=$(mktemp -d)
 PID=
-trap '[[ -n $PID ]] && kill "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT
+trap '[[ -n $PID ]] && kill "$PID" 2>/dev/null; [[ -n ${KEEP:-} ]] || rm -rf "$TMP"' EXIT
 
-VELRO_DATA_DIR="$TMP/data" "$VELRO_BIN" migrate >/dev/null 2>&1
+VELRO_DATA_DIR="$TMP/data" "$BIN" migrate >"$TMP/migrate.log" 2>&1 || { cat "$TMP/migrate.log"; exit 1; }
 # 90 days of minutes for each component; an outage hour on two days.
 now=$(($(date +%s) / 60))
 sqlite3 "$TMP/data/velro.db" <<SQL
@@ -27,10 +27,13 @@ FROM m, (SELECT 'auth_api' AS name UNION ALL SELECT 'token_checks' UNION ALL SEL
 SQL
 echo "samples: $(sqlite3 "$TMP/data/velro.db" 'SELECT count(*) FROM status_samples')"
 
-VELRO_BIND=127.0.0.1:$PORT VELRO_DATA_DIR="$TMP/data" VELRO_SERVICE_KEY=$KEY VELRO_LOG_FORMAT=json \
-  VELRO_MIGRATE_ON_START=false "$VELRO_BIN" serve >"$TMP/server.log" 2>&1 &
+BIND=127.0.0.1:$PORT VELRO_DATA_DIR="$TMP/data" VELRO_SERVICE_KEY=$KEY VELRO_LOG_FORMAT=json \
+  VELRO_MIGRATE_ON_START=false "$BIN" serve --bind "127.0.0.1:$PORT" >"$TMP/server.log" 2>&1 &
 PID=$!
-for _ in $(seq 100); do curl -sf "127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+up=
+for _ in $(seq ${WAIT_TICKS:-600}); do curl -sf "127.0.0.1:$PORT/health" >/dev/null && { up=1; break; }; sleep 0.1; done
+[[ -n $up ]] || { tail -5 "$TMP/server.log"; echo "no answer on port $PORT" >&2; exit 1; }
+started_at=$(date +%s.%N)
 incident() { # STATUS IMPACT TITLE
   curl -fsS -o /dev/null -X POST "127.0.0.1:$PORT/api/v1/admin/incidents" -H "authorization: Bearer $KEY" \
     -H 'content-type: application/json' -d "{\"title\": \"$3\", \"status\": \"$1\", \"impact\": \"$2\",
@@ -45,9 +48,18 @@ ID=$(curl -fsS -X POST "127.0.0.1:$PORT/api/v1/admin/incidents" -H "authorizatio
   "impact": "major", "message": "x"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 curl -fsS -o /dev/null -X PATCH "127.0.0.1:$PORT/api/v1/admin/incidents/$ID" -H "authorization: Bearer $KEY" \
   -H 'content-type: application/json' -d '{"status": "resolved", "message": "Fixed."}'
+# The sampler reads the whole history once, in the background, when the service starts.
+for _ in $(seq 120); do
+  bars=$(curl -fsS "127.0.0.1:$PORT/status.json" | python3 -c 'import json, sys
+s = json.load(sys.stdin)
+print(sum(1 for c in s["components"] for d in c["history"] if d["state"]), "of",
+      sum(len(c["history"]) for c in s["components"]), "from_memory", s["from_memory"])')
+  [[ $bars == 450\ of* ]] && break
+  sleep 1
+done
 bytes=$(curl -fsS "127.0.0.1:$PORT/status" | wc -c)
-bars=$(curl -fsS "127.0.0.1:$PORT/status.json" | python3 -c 'import json, sys; print(sum(len(c["history"]) for c in json.load(sys.stdin)["components"]))')
-echo "page: $bytes bytes, $bars day bars"
+echo "page: $bytes bytes, day bars with data: $bars"
+grep -o '"message":"slow statement[^}]*elapsed":"[^"]*"' "$TMP/server.log" | sed 's/.*"elapsed":/history read took /' || true
 
 timeout 300 python3 - "$PORT" "$REQUESTS" "$CONCURRENCY" <<'PY'
 import http.client, sys, threading, time

@@ -32,6 +32,10 @@ pub struct StatusSettings {
     pub snapshot_ttl: Duration,
     /// How often an instance re-reads the uptime history (it changes by the minute at most).
     pub history_ttl: Duration,
+    /// Bound of a history read. Reads happen in the sampler, never for a page load, and the
+    /// first one aggregates every recorded minute of the period (648,000 rows for five
+    /// components over 90 days): far more than a check's bound on a busy SQLite.
+    pub history_timeout: Duration,
     /// Days of uptime history shown and kept.
     pub history_days: u32,
     /// How long a resolved incident stays on the page.
@@ -45,6 +49,7 @@ impl Default for StatusSettings {
             slow_database: Duration::from_millis(200),
             snapshot_ttl: Duration::from_secs(5),
             history_ttl: Duration::from_secs(300),
+            history_timeout: Duration::from_secs(20),
             history_days: 90,
             resolved_shown_for: time::Duration::days(14),
         }
@@ -387,17 +392,41 @@ impl StatusService {
         }
     }
 
-    /// Re-reads the history now (start-up, tests).
+    /// Re-reads the history now (the sampler, tests). Days before yesterday no longer change
+    /// (instances record the current minute only; yesterday stays open for a late writer), so
+    /// once the whole period was read, only yesterday and today are read again: a few thousand
+    /// rows instead of every minute of 90 days.
     pub async fn read_history(&self) -> bool {
-        let since = self.history_start();
+        let start = self.history_start();
+        let yesterday = unix_minute(self.inner.clock.now()).div_euclid(MINUTES_PER_DAY) - 1;
+        let complete = {
+            let held = lock(&self.inner.held);
+            held.history.as_ref().map(|(_, rows)| {
+                rows.iter()
+                    .filter(|r| r.day < yesterday && r.day * MINUTES_PER_DAY >= start)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        };
+        let since = match complete {
+            Some(_) => start.max(yesterday * MINUTES_PER_DAY),
+            None => start,
+        };
         let read = bounded(
-            self.inner.settings.check_timeout,
+            self.inner.settings.history_timeout,
             self.inner.store.status_history(since),
         )
         .await;
         let mut held = lock(&self.inner.held);
         match read {
-            Some(history) => {
+            Some(recent) => {
+                let incremental = complete.is_some();
+                let mut history = complete.unwrap_or_default();
+                history.extend(
+                    recent
+                        .into_iter()
+                        .filter(|r| !incremental || r.day >= yesterday),
+                );
                 held.history = Some((self.inner.clock.now(), history));
                 held.history_stale = false;
                 true
@@ -896,8 +925,14 @@ mod tests {
             })
         }
 
-        async fn status_history(&self, _since: UnixMinute) -> Result<Vec<StateMinutes>, StoreError> {
-            self.0.up(|| lock(&self.0.history).clone())
+        async fn status_history(&self, since: UnixMinute) -> Result<Vec<StateMinutes>, StoreError> {
+            self.0.up(|| {
+                lock(&self.0.history)
+                    .iter()
+                    .filter(|r| r.day * MINUTES_PER_DAY >= since)
+                    .copied()
+                    .collect()
+            })
         }
 
         async fn create_incident(&self, incident: NewIncident) -> Result<Incident, StoreError> {
@@ -957,6 +992,43 @@ mod tests {
             .find(|c| c.component == component)
             .map(|c| c.state)
             .expect("every component is judged")
+    }
+
+    #[tokio::test]
+    async fn after_one_whole_read_only_yesterday_and_today_are_read_again() {
+        let store = Arc::new(SwitchableStore::default());
+        let status = service(&store);
+        let today = unix_minute(OffsetDateTime::now_utc()).div_euclid(MINUTES_PER_DAY);
+        let row = |day: i64, state: ComponentState| StateMinutes {
+            component: Component::Database,
+            day,
+            state,
+            minutes: 60,
+        };
+        *lock(&store.history) = vec![
+            row(today - 10, ComponentState::Operational),
+            row(today - 1, ComponentState::Operational),
+        ];
+        assert!(status.read_history().await);
+        // Rows of old days that change now would only be seen by another whole read; yesterday's
+        // and today's are read again.
+        *lock(&store.history) = vec![
+            row(today - 10, ComponentState::MajorOutage),
+            row(today - 1, ComponentState::Degraded),
+            row(today, ComponentState::PartialOutage),
+        ];
+        assert!(status.read_history().await);
+        let report = status.report().await;
+        let database = report
+            .history
+            .iter()
+            .find(|h| h.component == Component::Database)
+            .expect("the database's history");
+        let worst = |days_ago: usize| database.days[database.days.len() - 1 - days_ago].worst;
+        assert_eq!(worst(10), Some(ComponentState::Operational));
+        assert_eq!(worst(1), Some(ComponentState::Degraded));
+        assert_eq!(worst(0), Some(ComponentState::PartialOutage));
+        assert_eq!(worst(2), None);
     }
 
     #[test]
