@@ -176,6 +176,8 @@ pub fn html(report: &StatusReport, links: Links) -> String {
                 meta http-equiv="refresh" content="60";
                 title { "Velro status: " (headline(overall)) }
                 link rel="alternate" type="application/atom+xml" title="Incident updates" href=(links.feed);
+                // No icon: without this the browser asks the host for /favicon.ico.
+                link rel="icon" href="data:,";
                 style { (PreEscaped(STYLE)) }
             }
             body {
@@ -215,6 +217,15 @@ pub fn html(report: &StatusReport, links: Links) -> String {
                                 }
                             }
                             p.reason.muted { (component.reason) }
+                            // The state above is what the checks measured; an operator's open
+                            // incident on this component is said next to it, not hidden by it.
+                            @for incident in open.iter().filter(|i| i.components.contains(&component.component)) {
+                                p.reason {
+                                    "Open incident: "
+                                    a href=(format!("#incident-{}", incident.id)) { (incident.title.as_str()) }
+                                    " (" (incident.impact.label().to_lowercase()) ")"
+                                }
+                            }
                             @if let Some(history) = report.history.iter().find(|h| h.component == component.component) {
                                 (history_markup(history))
                             }

@@ -232,6 +232,18 @@ impl Impact {
             Self::Critical => "Critical impact",
         }
     }
+
+    /// What an open incident of this impact says about the service as a whole, as the
+    /// well-known status pages read it: minor is degraded performance, major a partial outage,
+    /// critical a major outage. The page's headline is never better than an open incident.
+    pub fn state(self) -> ComponentState {
+        match self {
+            Self::None => ComponentState::Operational,
+            Self::Minor => ComponentState::Degraded,
+            Self::Major => ComponentState::PartialOutage,
+            Self::Critical => ComponentState::MajorOutage,
+        }
+    }
 }
 
 impl FromStr for Impact {

@@ -136,6 +136,21 @@ impl AdminService {
         Ok(user)
     }
 
+    /// Revokes every live session of a user and says how many there were; the user stays
+    /// enabled and may sign in again. The caching store invalidates each session before this
+    /// returns, so the old access tokens are refused on the next request everywhere.
+    pub async fn revoke_sessions(&self, user_id: UserId) -> Result<usize, AuthError> {
+        if self.store.find_user(user_id).await?.is_none() {
+            return Err(AuthError::NotFound);
+        }
+        let revoked = self
+            .store
+            .revoke_sessions(user_id, None, self.clock.now())
+            .await?;
+        tracing::info!(%user_id, count = revoked.len(), "sessions revoked by admin");
+        Ok(revoked.len())
+    }
+
     pub async fn delete_user(&self, user_id: UserId) -> Result<(), AuthError> {
         if self.store.delete_user(user_id).await? {
             tracing::info!(%user_id, "user deleted by admin");

@@ -247,12 +247,8 @@ impl ConsoleService {
         }
     }
 
+    /// The admin API's use case: one rule for "revoke every session", whoever asks.
     pub async fn revoke_user_sessions(&self, user_id: UserId) -> Result<usize, AuthError> {
-        let revoked = self
-            .store
-            .revoke_sessions(user_id, None, self.clock.now())
-            .await?;
-        tracing::info!(%user_id, count = revoked.len(), "sessions revoked from the console");
-        Ok(revoked.len())
+        self.admin.revoke_sessions(user_id).await
     }
 }

@@ -32,6 +32,10 @@ pub struct StatusSettings {
     pub snapshot_ttl: Duration,
     /// How often an instance re-reads the uptime history (it changes by the minute at most).
     pub history_ttl: Duration,
+    /// Bound of a history read. Reads happen in the sampler, never for a page load, and the
+    /// first one aggregates every recorded minute of the period (648,000 rows for five
+    /// components over 90 days): far more than a check's bound on a busy SQLite.
+    pub history_timeout: Duration,
     /// Days of uptime history shown and kept.
     pub history_days: u32,
     /// How long a resolved incident stays on the page.
@@ -45,6 +49,7 @@ impl Default for StatusSettings {
             slow_database: Duration::from_millis(200),
             snapshot_ttl: Duration::from_secs(5),
             history_ttl: Duration::from_secs(300),
+            history_timeout: Duration::from_secs(20),
             history_days: 90,
             resolved_shown_for: time::Duration::days(14),
         }
@@ -144,11 +149,18 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
-    /// The worst component state: the page's headline.
+    /// The page's headline: the worst of the judged component states and of the open
+    /// incidents' impacts (an operator who opens a major incident knows something the checks
+    /// may not see, and the page must not say "All systems operational" next to it).
     pub fn overall(&self) -> ComponentState {
-        self.components
+        let judged = self.components.iter().map(|c| c.state);
+        let declared = self
+            .incidents
             .iter()
-            .map(|c| c.state)
+            .filter(|i| i.is_open())
+            .map(|i| i.impact.state());
+        judged
+            .chain(declared)
             .max()
             .unwrap_or(ComponentState::Operational)
     }
@@ -380,17 +392,41 @@ impl StatusService {
         }
     }
 
-    /// Re-reads the history now (start-up, tests).
+    /// Re-reads the history now (the sampler, tests). Days before yesterday no longer change
+    /// (instances record the current minute only; yesterday stays open for a late writer), so
+    /// once the whole period was read, only yesterday and today are read again: a few thousand
+    /// rows instead of every minute of 90 days.
     pub async fn read_history(&self) -> bool {
-        let since = self.history_start();
+        let start = self.history_start();
+        let yesterday = unix_minute(self.inner.clock.now()).div_euclid(MINUTES_PER_DAY) - 1;
+        let complete = {
+            let held = lock(&self.inner.held);
+            held.history.as_ref().map(|(_, rows)| {
+                rows.iter()
+                    .filter(|r| r.day < yesterday && r.day * MINUTES_PER_DAY >= start)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        };
+        let since = match complete {
+            Some(_) => start.max(yesterday * MINUTES_PER_DAY),
+            None => start,
+        };
         let read = bounded(
-            self.inner.settings.check_timeout,
+            self.inner.settings.history_timeout,
             self.inner.store.status_history(since),
         )
         .await;
         let mut held = lock(&self.inner.held);
         match read {
-            Some(history) => {
+            Some(recent) => {
+                let incremental = complete.is_some();
+                let mut history = complete.unwrap_or_default();
+                history.extend(
+                    recent
+                        .into_iter()
+                        .filter(|r| !incremental || r.day >= yesterday),
+                );
                 held.history = Some((self.inner.clock.now(), history));
                 held.history_stale = false;
                 true
@@ -891,8 +927,14 @@ mod tests {
             })
         }
 
-        async fn status_history(&self, _since: UnixMinute) -> Result<Vec<StateMinutes>, StoreError> {
-            self.0.up(|| lock(&self.0.history).clone())
+        async fn status_history(&self, since: UnixMinute) -> Result<Vec<StateMinutes>, StoreError> {
+            self.0.up(|| {
+                lock(&self.0.history)
+                    .iter()
+                    .filter(|r| r.day * MINUTES_PER_DAY >= since)
+                    .copied()
+                    .collect()
+            })
         }
 
         async fn create_incident(&self, incident: NewIncident) -> Result<Incident, StoreError> {
@@ -955,6 +997,127 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn after_one_whole_read_only_yesterday_and_today_are_read_again() {
+        let store = Arc::new(SwitchableStore::default());
+        let status = service(&store);
+        let today = unix_minute(OffsetDateTime::now_utc()).div_euclid(MINUTES_PER_DAY);
+        let row = |day: i64, state: ComponentState| StateMinutes {
+            component: Component::Database,
+            day,
+            state,
+            minutes: 60,
+        };
+        *lock(&store.history) = vec![
+            row(today - 10, ComponentState::Operational),
+            row(today - 1, ComponentState::Operational),
+        ];
+        assert!(status.read_history().await);
+        // Rows of old days that change now would only be seen by another whole read; yesterday's
+        // and today's are read again.
+        *lock(&store.history) = vec![
+            row(today - 10, ComponentState::MajorOutage),
+            row(today - 1, ComponentState::Degraded),
+            row(today, ComponentState::PartialOutage),
+        ];
+        assert!(status.read_history().await);
+        let report = status.report().await;
+        let database = report
+            .history
+            .iter()
+            .find(|h| h.component == Component::Database)
+            .expect("the database's history");
+        let worst = |days_ago: usize| database.days[database.days.len() - 1 - days_ago].worst;
+        assert_eq!(worst(10), Some(ComponentState::Operational));
+        assert_eq!(worst(1), Some(ComponentState::Degraded));
+        assert_eq!(worst(0), Some(ComponentState::PartialOutage));
+        assert_eq!(worst(2), None);
+    }
+
+    #[test]
+    fn the_headline_is_the_worst_of_the_checks_and_the_open_incidents_impacts() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let text = |s: &str| PublicText::parse(s, 100, true).expect("valid");
+        let incident = |impact: Impact, status: IncidentStatus| Incident {
+            id: IncidentId(Uuid::new_v4()),
+            title: text("Sign-in is slow"),
+            status,
+            impact,
+            components: vec![Component::AuthApi],
+            expected_resolution: None,
+            created_at: now,
+            updated_at: now,
+            resolved_at: (status == IncidentStatus::Resolved).then_some(now),
+            updates: Vec::new(),
+        };
+        let report = |checks: ComponentState, incidents: Vec<Incident>| StatusReport {
+            generated_at: now,
+            components: Component::ALL
+                .into_iter()
+                .map(|component| ComponentStatus {
+                    component,
+                    state: checks,
+                    reason: String::new(),
+                })
+                .collect(),
+            history: Vec::new(),
+            incidents,
+            from_memory: false,
+        };
+        use ComponentState::{Degraded, MajorOutage, Operational, PartialOutage};
+        let cases = [
+            (Operational, vec![], Operational),
+            (
+                Operational,
+                vec![(Impact::None, IncidentStatus::Investigating)],
+                Operational,
+            ),
+            (
+                Operational,
+                vec![(Impact::Minor, IncidentStatus::Identified)],
+                Degraded,
+            ),
+            (
+                Operational,
+                vec![(Impact::Major, IncidentStatus::Investigating)],
+                PartialOutage,
+            ),
+            (
+                Operational,
+                vec![(Impact::Critical, IncidentStatus::Monitoring)],
+                MajorOutage,
+            ),
+            // A resolved incident says nothing about now.
+            (
+                Operational,
+                vec![(Impact::Critical, IncidentStatus::Resolved)],
+                Operational,
+            ),
+            // The checks can be worse than what operators declared, and then they win.
+            (
+                MajorOutage,
+                vec![(Impact::Minor, IncidentStatus::Investigating)],
+                MajorOutage,
+            ),
+            (
+                Degraded,
+                vec![
+                    (Impact::Minor, IncidentStatus::Investigating),
+                    (Impact::Major, IncidentStatus::Identified),
+                ],
+                PartialOutage,
+            ),
+        ];
+        for (checks, incidents, expected) in cases {
+            let described = format!("{checks:?} with {incidents:?}");
+            let incidents = incidents
+                .into_iter()
+                .map(|(impact, status)| incident(impact, status))
+                .collect();
+            assert_eq!(report(checks, incidents).overall(), expected, "{described}");
+        }
+    }
+
+    #[tokio::test]
     async fn with_the_database_down_the_page_says_so_and_keeps_what_it_held() {
         let store = Arc::new(SwitchableStore::default());
         let status = service(&store);
@@ -972,7 +1135,12 @@ mod tests {
             .expect("opens");
         status.sample().await;
         let up = status.report().await;
-        assert_eq!(up.overall(), ComponentState::Operational);
+        // Every check passes; the open minor incident alone makes the headline degraded.
+        assert!(up
+            .components
+            .iter()
+            .all(|c| c.state == ComponentState::Operational));
+        assert_eq!(up.overall(), ComponentState::Degraded);
         assert_eq!(up.incidents.len(), 1);
         assert!(!up.from_memory);
         let today = up.history[0].days.last().expect("today");

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{middleware, Json, Router};
 use utoipa::ToSchema;
 use velro_core::domain::{AdminUserChange, Role, UserCursor, UserId, UserQuery};
@@ -22,6 +22,7 @@ pub(super) fn router() -> Router<AppState> {
             "/users/{id}",
             get(get_user).patch(update_user).delete(delete_user),
         )
+        .route("/users/{id}/sessions", delete(revoke_sessions))
         .route("/flags", get(get_flags).put(put_flags))
         .route_layer(middleware::from_fn(crate::middleware::bearer_challenge))
 }
@@ -215,6 +216,36 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     state.admin.delete_user(UserId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What revoking a user's sessions did.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = RevokedSessions)]
+struct RevokedSessionsResponse {
+    /// How many live sessions were revoked (0 when there were none).
+    revoked: usize,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}/sessions",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "A user id")),
+    responses(
+        (status = 200, description = "Every live session of the user revoked at once (old access tokens: 401 `session_revoked`; refresh: 401 `refresh_token_invalid`); the user stays enabled and may sign in again", body = RevokedSessionsResponse),
+        (status = 401, description = "`invalid_service_key`: no, or another, service key", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: a valid user access token (any role) instead of the service key", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such user, or the id is not a UUID", body = ErrorResponse),
+    ),
+    security(("service_key" = [])),
+)]
+async fn revoke_sessions(
+    State(state): State<AppState>,
+    _: AdminCaller,
+    PathId(id): PathId,
+) -> Result<Json<RevokedSessionsResponse>, ApiError> {
+    let revoked = state.admin.revoke_sessions(UserId(id)).await?;
+    Ok(Json(RevokedSessionsResponse { revoked }))
 }
 
 #[derive(serde::Serialize, ToSchema)]

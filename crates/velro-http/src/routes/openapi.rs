@@ -133,6 +133,7 @@ async fn openapi_json() -> Response {
         super::admin::get_user,
         super::admin::update_user,
         super::admin::delete_user,
+        super::admin::revoke_sessions,
         super::admin::get_flags,
         super::admin::put_flags,
         super::incidents::list_incidents,

@@ -26,9 +26,11 @@ pub(super) fn router() -> Router<AppState> {
 /// during an outage is served by caches.
 const CACHE_CONTROL: &str = "public, max-age=5";
 
-/// The page has inline styles and nothing else: no scripts, images or other hosts.
-const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
-     form-action 'none'; frame-ancestors 'none'";
+/// The page has inline styles and nothing else: no scripts, no other hosts, and no image but
+/// its empty inline icon (which keeps browsers from asking for a /favicon.ico that is not there,
+/// a 404 in every visitor's console).
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Which surface's health a request tells about; `None` for routes the page does not judge.
 pub(crate) fn surface(route: &str) -> Option<Surface> {
@@ -128,7 +130,8 @@ impl From<ComponentState> for StateName {
 #[derive(Serialize, ToSchema)]
 #[schema(as = StatusBody)]
 struct StatusResponse {
-    /// The worst component state.
+    /// The headline: the worst of the component states and of the open incidents' impacts
+    /// (minor: degraded, major: partial outage, critical: major outage).
     status: StateName,
     #[schema(format = DateTime)]
     generated_at: String,

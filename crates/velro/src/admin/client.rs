@@ -135,6 +135,10 @@ impl Client {
         self.send(Method::PATCH, path, &[], Some(body)).await
     }
 
+    pub async fn delete(&self, path: &str) -> Result<Answer, Error> {
+        self.send(Method::DELETE, path, &[], None).await
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Result<Answer, Error> {
         self.send(Method::PUT, path, &[], Some(body)).await
     }

@@ -43,7 +43,8 @@ pub(super) enum UsersCommand {
         #[arg(value_parser = clap::value_parser!(i64).range(0..))]
         balance: i64,
     },
-    /// Revoke every session of a user (sign-in stays allowed); see the README for how
+    /// Revoke every live session of a user (a disabled user stays disabled, an enabled one may
+    /// sign in again)
     RevokeSessions { user: String },
 }
 
@@ -181,39 +182,25 @@ async fn change(client: &Client, id: Uuid, body: &Value, done: &str) -> Result<P
     Ok(printed)
 }
 
-/// The admin API revokes every session of a user when it disables them, and has no other way
-/// to do it; so an enabled user is disabled and at once enabled again. Sign-in is refused only
-/// for the moment between the two calls, and the revocation holds even if the second fails.
+/// `DELETE /api/v1/admin/users/{id}/sessions`: every live session of the user is revoked at
+/// once, and the user stays as they were (enabled users may sign in again).
 async fn revoke_sessions(client: &Client, user: &str) -> Result<Printed, Failure> {
     let (id, current) = resolve(client, user).await?;
     let email = text(&current.value, "email");
-    let was_disabled = current.value.get("disabled") == Some(&Value::Bool(true));
-    let path = format!("/users/{id}");
-    let disabled = client
-        .patch(&path, &json!({ "disabled": true }))
+    let answer = client
+        .delete(&format!("/users/{id}/sessions"))
         .await
         .map_err(|error| not_found_is_no_user(error, id))?;
-    if was_disabled {
-        let mut printed = shown(disabled);
-        printed.human = format!(
-            "revoked every session of {email} (the user was disabled and stays disabled)\n\n{}",
-            printed.human
-        );
-        return Ok(printed);
-    }
-    let enabled = client
-        .patch(&path, &json!({ "disabled": false }))
-        .await
-        .map_err(|error| {
-            let why = Failure::from(error);
-            Failure::Refused(format!(
-                "every session of {email} was revoked, but the user is left disabled because \
-                 enabling them again failed ({why}): run `velro admin users enable {id}`"
-            ))
-        })?;
-    let mut printed = shown(enabled);
-    printed.human = format!("revoked every session of {email}\n\n{}", printed.human);
-    Ok(printed)
+    let count = answer
+        .value
+        .get("revoked")
+        .and_then(Value::as_u64)
+        .unwrap_or_default();
+    let sessions = if count == 1 { "session" } else { "sessions" };
+    Ok(Printed {
+        human: format!("revoked every session of {email} ({count} live {sessions})\n"),
+        raw: answer.raw,
+    })
 }
 
 const HEADER: &[&str] = &[

@@ -13,6 +13,7 @@ use crate::helpers::{
 
 both_stores!(
     admin_disable_revokes_every_session,
+    admin_revokes_every_session_of_a_user_who_may_sign_in_again,
     admin_refuses_missing_and_wrong_keys,
     admin_refuses_user_tokens,
     admin_api_is_off_without_a_service_key,
@@ -33,6 +34,7 @@ fn admin_endpoints(id: &str) -> Vec<(Method, String)> {
         (Method::GET, format!("/users/{id}")),
         (Method::PATCH, format!("/users/{id}")),
         (Method::DELETE, format!("/users/{id}")),
+        (Method::DELETE, format!("/users/{id}/sessions")),
     ]
 }
 
@@ -59,6 +61,45 @@ async fn admin_disable_revokes_every_session(app: TestApp) {
     assert_eq!(user["disabled"], false);
     app.login(&email, PASSWORD).await;
     expect_rejected_token(app.me(&tokens.access).await, "session_revoked").await;
+}
+
+async fn admin_revokes_every_session_of_a_user_who_may_sign_in_again(app: TestApp) {
+    let email = unique_email("revoke-all");
+    let first = app.register(&email).await;
+    let second = app.login(&email, PASSWORD).await;
+    let bystander = app.register(&unique_email("bystander")).await;
+    let id = first.user_id();
+    // Both sessions answered once, so that the cache holds them when they are revoked.
+    for session in [&first, &second, &bystander] {
+        expect_json(app.me(&session.access).await, StatusCode::OK).await;
+    }
+
+    let path = format!("/users/{id}/sessions");
+    let answer = expect_json(app.admin(Method::DELETE, &path, None).await, StatusCode::OK).await;
+    assert_eq!(answer, json!({"revoked": 2}));
+    for session in [&first, &second] {
+        expect_rejected_token(app.me(&session.access).await, "session_revoked").await;
+        let refresh = app.refresh_response(&session.refresh).await;
+        expect_error(refresh, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
+    }
+    expect_json(app.me(&bystander.access).await, StatusCode::OK).await;
+    assert_eq!(app.admin_user(&id).await["disabled"], false);
+    let again = app.login(&email, PASSWORD).await;
+    expect_json(app.me(&again.access).await, StatusCode::OK).await;
+
+    // Nothing left but the new session; then nothing at all.
+    let answer = expect_json(app.admin(Method::DELETE, &path, None).await, StatusCode::OK).await;
+    assert_eq!(answer, json!({"revoked": 1}));
+    expect_rejected_token(app.me(&again.access).await, "session_revoked").await;
+    let answer = expect_json(app.admin(Method::DELETE, &path, None).await, StatusCode::OK).await;
+    assert_eq!(answer, json!({"revoked": 0}));
+
+    for unknown in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_string()] {
+        let response = app
+            .admin(Method::DELETE, &format!("/users/{unknown}/sessions"), None)
+            .await;
+        expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
 }
 
 async fn admin_refuses_missing_and_wrong_keys(app: TestApp) {

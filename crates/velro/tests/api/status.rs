@@ -12,6 +12,7 @@ use crate::helpers::{expect_error, expect_invalid, expect_json, unique_email, Te
 
 both_stores!(
     an_incident_is_opened_updated_listed_and_shown_on_the_page,
+    an_open_incident_sets_the_headline_even_while_every_check_passes,
     every_bad_incident_field_is_named,
     an_expected_resolution_in_the_past_is_refused,
     an_update_to_an_unknown_incident_is_not_found,
@@ -129,6 +130,100 @@ async fn an_incident_is_opened_updated_listed_and_shown_on_the_page(app: TestApp
     assert_eq!(
         status_json(&app).await["incidents"][0]["status"],
         "resolved"
+    );
+}
+
+async fn status_html(app: &TestApp) -> String {
+    let response = app
+        .client
+        .get(app.url("/status"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.expect("HTML")
+}
+
+/// The banner paragraph: its class (the colour) and its text.
+fn banner(html: &str) -> (String, String) {
+    let start = html
+        .find("<p class=\"banner ")
+        .unwrap_or_else(|| panic!("no banner: {html}"));
+    let rest = &html[start + "<p class=\"banner ".len()..];
+    let class = rest[..rest.find('"').expect("class ends")].to_string();
+    let text =
+        rest[rest.find('>').expect("tag ends") + 1..rest.find("</p>").expect("ends")].to_string();
+    (class, text)
+}
+
+async fn an_open_incident_sets_the_headline_even_while_every_check_passes(app: TestApp) {
+    let before = status_json(&app).await;
+    assert_eq!(before["status"], "operational", "{before}");
+    let (class, text) = banner(&status_html(&app).await);
+    assert_eq!(class, "s-operational");
+    assert_eq!(text, "All systems operational");
+
+    let minor = open(
+        &app,
+        json!({"title": "Password-reset mail is late", "status": "investigating",
+               "impact": "minor", "message": "Some mails take minutes.", "components": ["email"]}),
+    )
+    .await;
+    assert_eq!(status_json(&app).await["status"], "degraded");
+    let major = open(
+        &app,
+        json!({"title": "Sign-in is slow", "status": "identified", "impact": "major",
+               "message": "Sign-in takes up to 30 s.", "components": ["auth_api"]}),
+    )
+    .await;
+
+    let during = status_json(&app).await;
+    assert_eq!(during["status"], "partial_outage", "{during}");
+    // The components keep what the checks measured.
+    assert_eq!(component(&during, "auth_api")["state"], "operational");
+    let html = status_html(&app).await;
+    let (class, text) = banner(&html);
+    assert_eq!(class, "s-partial_outage");
+    assert_eq!(text, "Partial outage · 2 open incidents, see below");
+    assert!(!html.contains("All systems operational"), "{html}");
+    assert!(
+        html.contains("<title>Velro status: Partial outage</title>"),
+        "{html}"
+    );
+    // Next to the measured state, the component names the incident that concerns it.
+    let sign_in = &html[html.find("id=\"c-auth_api\"").expect("the sign-in card")..];
+    let sign_in = &sign_in[..sign_in.find("</section>").expect("card ends")];
+    assert!(
+        sign_in.contains(&format!(
+            "href=\"#incident-{}\"",
+            major["id"].as_str().expect("id")
+        )) && sign_in.contains("Sign-in is slow"),
+        "{sign_in}"
+    );
+    assert!(
+        !sign_in.contains("Password-reset mail is late"),
+        "{sign_in}"
+    );
+
+    // Once both are resolved, the checks alone make the headline again.
+    for incident in [&major, &minor] {
+        let id = incident["id"].as_str().expect("an id");
+        expect_json(
+            app.admin(
+                Method::PATCH,
+                &format!("/incidents/{id}"),
+                Some(json!({"status": "resolved", "message": "Fixed."})),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    assert_eq!(status_json(&app).await["status"], "operational");
+    let (class, text) = banner(&status_html(&app).await);
+    assert_eq!(
+        (class.as_str(), text.as_str()),
+        ("s-operational", "All systems operational")
     );
 }
 

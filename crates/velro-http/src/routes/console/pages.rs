@@ -34,7 +34,7 @@ pub(super) fn content_security_policy() -> String {
     use sha2::{Digest, Sha256};
     let hash = |text: &str| STANDARD.encode(Sha256::digest(text.as_bytes()));
     format!(
-        "default-src 'none'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+        "default-src 'none'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
          base-uri 'none'; frame-ancestors 'none'; style-src 'sha256-{}'; script-src 'sha256-{}'",
         hash(STYLE),
         hash(REFRESH)
@@ -50,6 +50,8 @@ fn page(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="robots" content="noindex";
                 title { (title) " · Velro" }
+                // No icon: without this the browser asks for /favicon.ico, a 404 in the console.
+                link rel="icon" href="data:,";
                 style { (PreEscaped(STYLE)) }
             }
             body { (body) }
