@@ -25,7 +25,7 @@ use velro_core::tokens::{
     SupabaseTokenProfile,
 };
 use velro_core::{Clock, Secret, StoreError};
-use velro_http::{AppState, HttpSettings, Monitor};
+use velro_http::{AppState, AppStateFields, HttpSettings, Monitor};
 
 /// 2026-01-01T00:00:00Z: every fixture token is issued and checked at this instant, so the seed
 /// corpus never expires.
@@ -234,7 +234,7 @@ impl App {
                 templates: Default::default(),
             },
         );
-        let state = AppState {
+        let state = AppState::new(AppStateFields {
             auth,
             admin,
             console,
@@ -244,7 +244,7 @@ impl App {
             cache,
             metrics: Arc::new(String::new),
             settings: HttpSettings::default(),
-        };
+        });
         Self {
             router: velro_http::router(state),
             user_token,

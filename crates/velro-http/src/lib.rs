@@ -18,4 +18,4 @@ pub use proxies::TrustedProxies;
 pub use routes::router;
 /// The status page's JSON body, as GET /status.json answers it.
 pub use routes::status::json as status_json;
-pub use state::{AppState, HttpSettings, MetricsRenderer};
+pub use state::{AppState, AppStateFields, HttpSettings, MetricsRenderer};

@@ -21,7 +21,7 @@ use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
 use velro_core::{Clock, SystemClock};
-use velro_http::{AppState, HttpSettings, Monitor, TrustedProxies};
+use velro_http::{AppState, AppStateFields, HttpSettings, Monitor, TrustedProxies};
 
 use crate::config::{Config, Switch};
 use crate::database::Database;
@@ -345,7 +345,7 @@ fn build_state(
         seconds(config.console_idle_timeout_secs),
     );
     let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings()?);
-    Ok(AppState {
+    Ok(AppState::new(AppStateFields {
         auth,
         admin,
         console,
@@ -366,7 +366,7 @@ fn build_state(
             supabase_at_root: config.supabase_at_root,
             ..HttpSettings::default()
         },
-    })
+    }))
 }
 
 /// The limits, shared through Redis when the cache has it. Anything short of the production
