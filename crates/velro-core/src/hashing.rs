@@ -162,6 +162,10 @@ fn verify_argon2id_in_place(password: &str, parsed: &argon2::PasswordHash<'_>) -
     let expected = parsed.hash?;
     let salt = parsed.salt?;
     let params = Params::try_from(parsed).ok()?;
+    // A key id or associated data (never written by Velro) goes through the crate's verifier.
+    if !params.keyid().is_empty() || !params.data().is_empty() {
+        return None;
+    }
     let mut salt_bytes = [0_u8; 64];
     let salt_raw = salt.decode_b64(&mut salt_bytes).ok()?;
     // The stored hash's own length decides what is computed, as argon2's verifier does.
