@@ -9,6 +9,14 @@
 #            (two refresh tokens) and a registration session that expires after
 #            SOAK_REFRESH_TTL_SECS, plus one user (users are the system of record, never purged)
 #   login    SOAK_LOGIN_RATE logins/s to one account: sessions never logged out, which expire
+# and, for the realistic mix of issue 11's soak (each off at 0, the default):
+#   me       SOAK_ME_RATE token checks/s (open model, 50 connections): most of the traffic
+#   refresh  SOAK_REFRESH_RATE refreshes/s (open model, 20 rotating sessions)
+#   password one password change every SOAK_PASSWORD_EVERY_SECS (curl, one account, back and
+#            forth between two passwords; each also revokes the account's other sessions)
+# Every velro-load process runs in segments of SOAK_SEGMENT_SECS (default: the whole run) with a
+# JSON report each, so that bench/soak-summary.py can compare each endpoint's p99 in the first
+# segment with the last; the samples are kept too, for the memory slope and the database size.
 # Sampled: the SQLite file and its -wal (bytes; on PostgreSQL the database's size and the dead
 # tuples of sessions + refresh_tokens that autovacuum has not reclaimed yet), the rows per table,
 # the bytes per table (SQLite's dbstat; PostgreSQL's pg_total_relation_size, indexes and TOAST
@@ -18,9 +26,16 @@
 #   SOAK_SECS=240  SOAK_SAMPLE_SECS=15  SOAK_BACKENDS="sqlite"  (or "sqlite postgres")
 #   SOAK_PURGE_INTERVAL_SECS=10  SOAK_PURGE_RETENTION_SECS=30  SOAK_REFRESH_TTL_SECS=60
 #   SOAK_JOURNEY_USERS=4  SOAK_THINK_MS=100  SOAK_LOGIN_RATE=10
+#   SOAK_ME_RATE=0  SOAK_REFRESH_RATE=0  SOAK_PASSWORD_EVERY_SECS=0  SOAK_SEGMENT_SECS=$SOAK_SECS
+#   SOAK_ARGON2_MEMORY_KIB=1024  SOAK_ARGON2_ITERATIONS=1  (19456 and 2 for OWASP's, the default's)
+#   SOAK_OUT=<dir>        keep the reports and samples there (default: deleted with the run)
 #   SOAK_NO_BUILD=1       use target/release/velro and target/release/velro-load as they are
-# Hashing is cheap here (VELRO_ARGON2_MEMORY_KIB=1024, one iteration): the soak is about rows,
-# and cheap hashes let the two shared cores write more of them. Rate limits are off.
+# Hashing is cheap by default (VELRO_ARGON2_MEMORY_KIB=1024, one iteration): the purge soak is
+# about rows, and cheap hashes let the two shared cores write more of them. Rate limits are off.
+# The realistic mix of issue 11 (10 minutes, real hashes), as RELIABILITY.md reports it:
+#   SOAK_SECS=600 SOAK_SEGMENT_SECS=60 SOAK_SAMPLE_SECS=30 SOAK_ME_RATE=400 SOAK_REFRESH_RATE=40 \
+#   SOAK_LOGIN_RATE=2 SOAK_JOURNEY_USERS=4 SOAK_THINK_MS=500 SOAK_PASSWORD_EVERY_SECS=5 \
+#   SOAK_ARGON2_MEMORY_KIB=19456 SOAK_ARGON2_ITERATIONS=2 SOAK_OUT=/tmp/soak bench/soak-purge.sh
 # Everything started here listens on 127.0.0.1 and is stopped by PID on exit.
 set -euo pipefail
 
@@ -34,9 +49,17 @@ REFRESH_TTL=${SOAK_REFRESH_TTL_SECS:-60}
 JOURNEY_USERS=${SOAK_JOURNEY_USERS:-4}
 THINK_MS=${SOAK_THINK_MS:-100}
 LOGIN_RATE=${SOAK_LOGIN_RATE:-10}
+ME_RATE=${SOAK_ME_RATE:-0}
+REFRESH_RATE=${SOAK_REFRESH_RATE:-0}
+PASSWORD_EVERY=${SOAK_PASSWORD_EVERY_SECS:-0}
+SEGMENT=${SOAK_SEGMENT_SECS:-$SECS}
+ARGON2_MEMORY=${SOAK_ARGON2_MEMORY_KIB:-1024}
+ARGON2_ITERATIONS=${SOAK_ARGON2_ITERATIONS:-1}
 # The retention must cover an access token's lifetime plus the leeway (5 s).
 ACCESS_TTL=$(( RETENTION > 10 ? RETENTION - 5 : 5 ))
 TMP=$(mktemp -d /tmp/velro-soak.XXXXXX)
+OUT=${SOAK_OUT:-$TMP/out}
+mkdir -p "$OUT"
 PIDS=()
 PGDATA=
 
@@ -79,8 +102,8 @@ if [[ "${SOAK_NO_BUILD:-0}" != 1 ]]; then
   log "cargo build --release -p velro -p velro-load"
   (cd "$ROOT" && cargo build --release -p velro -p velro-load)
 fi
-SERVER_BIN=$ROOT/target/release/velro
-LOAD_BIN=$ROOT/target/release/velro-load
+SERVER_BIN=${SOAK_SERVER_BIN:-$ROOT/target/release/velro}
+LOAD_BIN=${SOAK_LOAD_BIN:-$ROOT/target/release/velro-load}
 
 start_postgres() {
   PGPORT=$(free_port)
@@ -134,6 +157,45 @@ sample() {
   fi
 }
 
+any_running() { local pid; for pid in "$@"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
+
+# segmented SCENARIO ARGS...: velro-load SCENARIO in segments of SEGMENT seconds until SECS have
+# passed, one JSON report per segment ($OUT/SCENARIO-BACKEND-N.json).
+segmented() {
+  local scenario=$1 started=$SECONDS n=0 left
+  shift
+  while (( (left = SECS - (SECONDS - started)) > 0 )); do
+    n=$((n + 1))
+    nice -n 5 "$LOAD_BIN" "$scenario" --host "$HOST" "$@" \
+      --duration-secs $(( left < SEGMENT ? left : SEGMENT )) \
+      --report-json "$OUT/$scenario-$BACKEND-$(printf %02d "$n").json" \
+      >>"$OUT/$scenario-$BACKEND.txt" 2>&1 || echo "velro-load $scenario failed" >>"$OUT/$scenario-$BACKEND.txt"
+  done
+}
+
+# change_passwords: one account signs in and changes its password every PASSWORD_EVERY seconds,
+# back and forth; one line per change: seconds since the start, status, seconds taken (a failed
+# sign-in is logged as status "login-failed").
+change_passwords() {
+  local email="soak-password-$RANDOM$RANDOM@example.com" one="soak password one 1" \
+    two="soak password two 2" token started=$SECONDS status
+  curl -fsS -o /dev/null -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"$one\"}" "$HOST/api/v1/auth/register"
+  while (( SECONDS - started < SECS )); do
+    token=$(curl -fsS -H 'content-type: application/json' \
+      -d "{\"email\":\"$email\",\"password\":\"$one\"}" "$HOST/api/v1/auth/login" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' 2>/dev/null) \
+      || { echo "$((SECONDS - started)) login-failed 0" >>"$OUT/password-$BACKEND.txt"; sleep "$PASSWORD_EVERY"; continue; }
+    status=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' -H "authorization: Bearer $token" \
+      -H 'content-type: application/json' \
+      -d "{\"current_password\":\"$one\",\"new_password\":\"$two\"}" \
+      "$HOST/api/v1/auth/change-password" || echo "000 0")
+    echo "$((SECONDS - started)) $status" >>"$OUT/password-$BACKEND.txt"
+    [[ ${status%% *} == 200 ]] && { local t=$one; one=$two; two=$t; }
+    sleep "$PASSWORD_EVERY"
+  done
+}
+
 for BACKEND in $BACKENDS; do
   PORT=$(free_port)
   HOST=http://127.0.0.1:$PORT
@@ -141,7 +203,8 @@ for BACKEND in $BACKENDS; do
   mkdir -p "$DATA"
   ENV=(
     VELRO_DATA_DIR="$DATA" VELRO_BIND="127.0.0.1:$PORT" VELRO_LOG_LEVEL=warn
-    VELRO_RATE_LIMITS=off VELRO_ARGON2_MEMORY_KIB=1024 VELRO_ARGON2_ITERATIONS=1
+    VELRO_RATE_LIMITS=off VELRO_ARGON2_MEMORY_KIB="$ARGON2_MEMORY"
+    VELRO_ARGON2_ITERATIONS="$ARGON2_ITERATIONS"
     VELRO_PURGE_INTERVAL_SECS="$PURGE_INTERVAL" VELRO_PURGE_RETENTION_SECS="$RETENTION"
     VELRO_ACCESS_TOKEN_TTL_SECS="$ACCESS_TTL" VELRO_REFRESH_TOKEN_TTL_SECS="$REFRESH_TTL"
     VELRO_REMEMBER_ME_REFRESH_TOKEN_TTL_SECS="$REFRESH_TTL"
@@ -158,14 +221,26 @@ for BACKEND in $BACKENDS; do
   echo "== $BACKEND: ${SECS} s, purge every ${PURGE_INTERVAL} s, retention ${RETENTION} s," \
     "refresh tokens live ${REFRESH_TTL} s, access tokens ${ACCESS_TTL} s"
   echo "   journey: $JOURNEY_USERS users, think ${THINK_MS} ms; login: $LOGIN_RATE/s"
-  nice -n 5 "$LOAD_BIN" journey --host "$HOST" --users "$JOURNEY_USERS" --think-ms "$THINK_MS" \
-    --duration-secs "$SECS" >"$TMP/journey-$BACKEND.txt" 2>&1 &
-  PIDS+=("$!")
-  JOURNEY_PID=$!
-  nice -n 5 "$LOAD_BIN" login --host "$HOST" --users 4 --rate "$LOGIN_RATE" \
-    --duration-secs "$SECS" >"$TMP/login-$BACKEND.txt" 2>&1 &
-  PIDS+=("$!")
-  LOGIN_PID=$!
+  LOADERS=()
+  segmented journey --users "$JOURNEY_USERS" --think-ms "$THINK_MS" &
+  LOADERS+=("$!")
+  segmented login --users 4 --rate "$LOGIN_RATE" &
+  LOADERS+=("$!")
+  if [[ $ME_RATE != 0 ]]; then
+    segmented me --users 50 --rate "$ME_RATE" &
+    LOADERS+=("$!")
+  fi
+  if [[ $REFRESH_RATE != 0 ]]; then
+    segmented refresh --users 20 --rate "$REFRESH_RATE" &
+    LOADERS+=("$!")
+  fi
+  if [[ $PASSWORD_EVERY != 0 ]]; then
+    change_passwords &
+    LOADERS+=("$!")
+  fi
+  PIDS+=("${LOADERS[@]}")
+  echo "   me: ${ME_RATE}/s, refresh: ${REFRESH_RATE}/s, password change every ${PASSWORD_EVERY} s," \
+    "segments of ${SEGMENT} s, Argon2 ${ARGON2_MEMORY} KiB x ${ARGON2_ITERATIONS}"
   if [[ $BACKEND == sqlite ]]; then
     printf '%6s %10s %9s %9s %9s %9s %8s %8s %8s %9s %10s\n' t_s db_bytes wal_bytes users \
       sessions live refresh sess+tok_B users_B rss_kib purged
@@ -174,18 +249,14 @@ for BACKEND in $BACKENDS; do
       sessions live refresh sess+tok_B users_B rss_kib purged
   fi
   START=$(date +%s)
-  while kill -0 "$JOURNEY_PID" 2>/dev/null || kill -0 "$LOGIN_PID" 2>/dev/null; do
+  while any_running "${LOADERS[@]}"; do
     printf '%6d ' $(( $(date +%s) - START ))
     sample
     sleep "$EVERY"
-  done
-  printf '%6d ' $(( $(date +%s) - START ))
-  sample
-  for scenario in journey login; do
-    echo "-- velro-load $scenario ($BACKEND):"
-    grep -Ei 'requests|errors|failed|status|ops|journeys|p99' "$TMP/$scenario-$BACKEND.txt" \
-      | head -20 || tail -20 "$TMP/$scenario-$BACKEND.txt"
-  done
+  done | tee "$OUT/samples-$BACKEND.txt"
+  printf '%6d ' $(( $(date +%s) - START )) | tee -a "$OUT/samples-$BACKEND.txt"
+  sample | tee -a "$OUT/samples-$BACKEND.txt"
+  python3 "$ROOT/bench/soak-summary.py" "$OUT" "$BACKEND" || true
   echo "-- server warnings and errors:"
   grep -Ei 'warn|error' "$TMP/server-$BACKEND.log" | grep -v 'RATE LIMITS' | head -10 || true
   kill -TERM "$SERVER_PID"

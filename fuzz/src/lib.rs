@@ -29,7 +29,7 @@ use velro_core::tokens::{
     SupabaseTokenProfile,
 };
 use velro_core::{Clock, Secret, StoreError};
-use velro_http::{AppState, HttpSettings, Monitor};
+use velro_http::{AppState, AppStateFields, HttpSettings, Monitor};
 
 /// 2026-01-01T00:00:00Z: every fixture token is issued and checked at this instant, so the seed
 /// corpus never expires.
@@ -246,7 +246,7 @@ impl App {
             },
         );
         let supabase_admin = SupabaseAdmin::new(supabase.clone(), admin.clone());
-        let state = AppState {
+        let state = AppState::new(AppStateFields {
             auth,
             admin,
             console,
@@ -257,7 +257,7 @@ impl App {
             cache,
             metrics: Arc::new(String::new),
             settings: HttpSettings::default(),
-        };
+        });
         Self {
             router: velro_http::router(state),
             user_token,

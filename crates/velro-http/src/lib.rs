@@ -18,4 +18,4 @@ pub use proxies::TrustedProxies;
 /// The status page's JSON body, as GET /status.json answers it.
 pub use routes::status::json as status_json;
 pub use routes::{router, SupabaseApiKeys};
-pub use state::{AppState, HttpSettings, MetricsRenderer};
+pub use state::{AppState, AppStateFields, HttpSettings, MetricsRenderer};

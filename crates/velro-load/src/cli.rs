@@ -42,12 +42,38 @@ pub struct Args {
     /// Client timeout of each request, in seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout_secs: u64,
+    /// hold: connections opened and held.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// hold: connections that check a token on the --rate schedule (the others idle).
+    #[arg(long, default_value_t = 0)]
+    pub active: usize,
+    /// hold: connections opened per second.
+    #[arg(long, default_value_t = 2000.0)]
+    pub connect_rate: f64,
+    /// hold: an idle connection sends one check this often (below the server's idle limit).
+    #[arg(long, default_value_t = 30)]
+    pub idle_ping_secs: u64,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub report_json: Option<PathBuf>,
 }
 
 impl Args {
+    pub fn hold_config(&self) -> crate::hold::HoldConfig {
+        crate::hold::HoldConfig {
+            host: self.host.trim_end_matches('/').to_string(),
+            connections: self.connections,
+            active: self.active,
+            rate: self.rate.unwrap_or(0.0),
+            connect_rate: self.connect_rate,
+            idle_ping: Duration::from_secs(self.idle_ping_secs.max(1)),
+            duration: Duration::from_secs(self.duration_secs),
+            request_timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            password: LoadConfig::new("", ScenarioKind::Hold).password,
+        }
+    }
+
     pub fn config(&self) -> LoadConfig {
         let mut config = LoadConfig::new(self.host.clone(), self.scenario);
         config.users = self.users;

@@ -20,6 +20,9 @@ pub enum ScenarioKind {
     Refresh,
     /// GET /health (no I/O on the server).
     Health,
+    /// Many keep-alive connections held open, token checks on a share of them (`hold.rs`;
+    /// not a goose scenario).
+    Hold,
 }
 
 /// Settings of one run.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod hold;
 pub mod prometheus;
 pub mod recorder;
 pub mod report;

@@ -17,6 +17,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: &Args) -> Result<(), LoadError> {
+    if args.scenario == velro_load::ScenarioKind::Hold {
+        let report = velro_load::hold::run(args.hold_config()).await?;
+        print!("{}", report.table());
+        if let Some(path) = &args.report_json {
+            std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        }
+        return Ok(());
+    }
     let report = velro_load::run(args.config()).await?;
     print!("{}", report.table());
     if let Some(path) = &args.report_json {

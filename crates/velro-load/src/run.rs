@@ -17,6 +17,9 @@ use crate::{setup, LoadError};
 
 /// Runs `config` against its host and returns the report.
 pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
+    if config.scenario == ScenarioKind::Hold {
+        return Err(LoadError::Config("hold runs through hold::run".into()));
+    }
     if config.users == 0 {
         return Err(LoadError::Config("users must be at least 1".into()));
     }
@@ -84,9 +87,10 @@ async fn prepare(
             setup::register(client, host, &email, password).await?;
             Ok((Vec::new(), Some(email)))
         }
-        ScenarioKind::Journey | ScenarioKind::Register | ScenarioKind::Health => {
-            Ok((Vec::new(), None))
-        }
+        ScenarioKind::Journey
+        | ScenarioKind::Register
+        | ScenarioKind::Health
+        | ScenarioKind::Hold => Ok((Vec::new(), None)),
     }
 }
 
@@ -130,7 +134,7 @@ async fn attack(config: &LoadConfig, scenario: goose::goose::Scenario) -> Result
 }
 
 /// This process's CPU time (user + system) in seconds, from /proc (Linux; `None` elsewhere).
-fn process_cpu_secs() -> Option<f64> {
+pub(crate) fn process_cpu_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = stat.rsplit_once(')')?.1;

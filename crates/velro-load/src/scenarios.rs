@@ -136,6 +136,7 @@ pub fn build(context: Arc<Context>) -> Scenario {
         ScenarioKind::Register => "register",
         ScenarioKind::Refresh => "refresh",
         ScenarioKind::Health => "health",
+        ScenarioKind::Hold => "hold",
     };
     let function: TransactionFunction = Arc::new(move |user| {
         let context = context.clone();
@@ -193,7 +194,7 @@ async fn run_once(user: &mut GooseUser, context: &Context) -> TransactionResult 
                 *lock(session) = next;
             }
         }
-        ScenarioKind::Journey => {}
+        ScenarioKind::Journey | ScenarioKind::Hold => {}
     }
     Ok(())
 }

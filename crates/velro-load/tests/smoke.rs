@@ -70,3 +70,56 @@ async fn a_short_journey_run_calls_every_step_without_errors() {
     let _ = stop.send(());
     let _ = server.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_hold_run_keeps_every_connection_open_and_every_check_answered() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        bind: "127.0.0.1:0".parse().expect("valid address"),
+        data_dir: data_dir.path().to_path_buf(),
+        jwt_secret: Some(Secret::new(JWT_SECRET.into())),
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        hash_threads: Some(2),
+        shutdown_grace_secs: 1,
+        rate_limits: Switch::Off,
+        ..Config::default()
+    };
+    let app = Application::build(&config).await.expect("the app builds");
+    let host = format!("http://{}", app.local_addr().expect("bound"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+
+    let report = velro_load::hold::run(velro_load::hold::HoldConfig {
+        host,
+        connections: 40,
+        active: 10,
+        rate: 20.0,
+        connect_rate: 200.0,
+        idle_ping: Duration::from_secs(1),
+        duration: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(30),
+        password: "velro load test passphrase 42".into(),
+    })
+    .await
+    .expect("the run completes");
+    println!("{}", report.table());
+
+    assert!(
+        report.failures.is_empty(),
+        "failures: {:?}",
+        report.failures
+    );
+    assert_eq!(report.connect_failed, 0);
+    assert_eq!(report.opened, 40);
+    assert_eq!(report.peak_open, 40);
+    assert_eq!(report.open_at_end, 40);
+    // One check on each connection, then the scheduled ones and the idle pings.
+    assert!(report.requests > 40, "requests: {}", report.requests);
+    assert!(report.active.count > 0 && report.idle.count >= 30);
+
+    let _ = stop.send(());
+    let _ = server.await;
+}

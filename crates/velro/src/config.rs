@@ -74,6 +74,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Longest time a client may take to send a request head (also the idle keep-alive bound).
     pub header_read_timeout_ms: u64,
+    /// Connections the kernel queues before `accept` (clamped by `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// The cache at start-up; switchable at run time through the admin flags endpoint.
     pub cache: Switch,
     pub cache_l1_ttl_ms: u64,
@@ -219,6 +221,7 @@ impl Default for Config {
             request_timeout_ms: 5_000,
             shutdown_grace_secs: 10,
             header_read_timeout_ms: 65_000,
+            listen_backlog: 4_096,
             cache: Switch::On,
             cache_l1_ttl_ms: 10_000,
             cache_l1_capacity: 100_000,
@@ -522,6 +525,7 @@ impl Config {
             ("VELRO_HASH_QUEUE", self.hash_queue as u64),
             ("VELRO_HASH_MAX_WAIT_MS", self.hash_max_wait_ms),
             ("VELRO_HEADER_READ_TIMEOUT_MS", self.header_read_timeout_ms),
+            ("VELRO_LISTEN_BACKLOG", u64::from(self.listen_backlog)),
             ("VELRO_CACHE_L1_TTL_MS", self.cache_l1_ttl_ms),
             ("VELRO_CACHE_L1_CAPACITY", self.cache_l1_capacity),
             ("VELRO_CACHE_L2_TTL_SECS", self.cache_l2_ttl_secs),

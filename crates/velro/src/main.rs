@@ -113,6 +113,9 @@ impl Command {
     async fn run(self, config: &Config) -> anyhow::Result<()> {
         match self {
             Self::Serve { .. } => {
+                if let Some(limit) = velro::serve::raise_open_file_limit() {
+                    tracing::info!(open_files = limit, "open-file limit (connections + files)");
+                }
                 let shutdown = shutdown_signal()?;
                 Application::build(config)
                     .await?

@@ -203,3 +203,38 @@ async fn pause_after_accept_error(error: &std::io::Error) {
     tracing::error!(error = %error, "could not accept a connection; pausing for 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
+
+/// Raises this process's soft limit on open files to its hard limit, as servers commonly do at
+/// start-up: each connection is a file descriptor, and the usual soft limit (1024) would refuse
+/// connections long before memory or CPU run out. The hard limit is the operator's (`ulimit -Hn`,
+/// systemd's `LimitNOFILE=`); it is never raised here. Returns the soft limit in force.
+#[cfg(unix)]
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(current), maximum) = (limit.current, limit.maximum) else {
+        return None; // unlimited already
+    };
+    let Some(maximum) = maximum else {
+        return Some(current);
+    };
+    if current >= maximum {
+        return Some(current);
+    }
+    let raised = rustix::process::Rlimit {
+        current: Some(maximum),
+        maximum: Some(maximum),
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => Some(maximum),
+        Err(error) => {
+            tracing::warn!(%error, current, maximum, "could not raise the open-file limit");
+            Some(current)
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub fn raise_open_file_limit() -> Option<u64> {
+    None
+}

@@ -22,7 +22,7 @@ use velro_core::store::RefreshPolicy;
 use velro_core::store::Store;
 use velro_core::tokens::{AccessTokenConfig, AccessTokens, RefreshTokens, ServiceKey};
 use velro_core::{Clock, SystemClock};
-use velro_http::{AppState, HttpSettings, Monitor, TrustedProxies};
+use velro_http::{AppState, AppStateFields, HttpSettings, Monitor, TrustedProxies};
 
 use crate::config::{Config, Switch};
 use crate::database::Database;
@@ -58,6 +58,22 @@ fn spawn_sampler(status: StatusService) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The listening socket, with its accept queue sized by `VELRO_LISTEN_BACKLOG` (the kernel
+/// clamps it to `net.core.somaxconn`). `TcpListener::bind` would fix it at 1024: a burst of
+/// thousands of new connections then overflows the queue, and the kernel drops the extra
+/// handshakes, which clients see as a 1-s (then 3-s) SYN retransmission instead of a refusal.
+fn listen(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As std's bind does on Unix: a restarted server can listen while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
+}
+
 fn seconds(secs: u64) -> time::Duration {
     time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
@@ -79,8 +95,7 @@ impl Application {
         let purge = PurgeService::new(cache.store.clone(), clock.clone(), purge_settings);
         let state = build_state(config, &database, &cache, clock)?;
         let background = spawn_console_tasks(&state);
-        let listener = TcpListener::bind(config.bind)
-            .await
+        let listener = listen(config.bind, config.listen_backlog)
             .with_context(|| format!("could not listen on {} (VELRO_BIND)", config.bind))?;
         let sampler = spawn_sampler(state.status.clone());
         Ok(Self {
@@ -338,7 +353,7 @@ fn build_state(
     );
     let supabase = SupabaseAuth::new(auth.clone(), config.supabase_settings()?);
     let supabase_admin = SupabaseAdmin::new(supabase.clone(), admin.clone());
-    Ok(AppState {
+    Ok(AppState::new(AppStateFields {
         auth,
         admin,
         console,
@@ -364,7 +379,7 @@ fn build_state(
             },
             ..HttpSettings::default()
         },
-    })
+    }))
 }
 
 /// The limits, shared through Redis when the cache has it. Anything short of the production
