@@ -15,7 +15,7 @@ mod wire;
 pub use error::ApiError;
 pub use monitor::{Monitor, SAMPLE_EVERY};
 pub use proxies::TrustedProxies;
-pub use routes::router;
 /// The status page's JSON body, as GET /status.json answers it.
 pub use routes::status::json as status_json;
+pub use routes::{router, supabase_openapi_document};
 pub use state::{AppState, HttpSettings, MetricsRenderer};
