@@ -24,5 +24,6 @@ mod secrets_in_logs;
 mod sessions;
 mod status;
 mod supabase;
+mod supabase_attacks;
 mod supabase_mail;
 mod two_instances;
