@@ -14,7 +14,7 @@
 #
 #   bench/compat.sh                       builds (release) and runs; writes bench/results/compat-<time>/
 #   SECS=10 ROUNDS=3 bench/compat.sh      longer
-#   VELRO_BIN=… VELRO_LOAD_BIN=… bench/compat.sh   prebuilt binaries
+#   SERVER_BIN=… LOAD_BIN=… bench/compat.sh   prebuilt binaries
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -28,12 +28,12 @@ USERS=${USERS:-50}
 OUT=${1:-bench/results/compat-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
-if [[ -z ${VELRO_BIN:-} || -z ${VELRO_LOAD_BIN:-} ]]; then
+if [[ -z ${SERVER_BIN:-} || -z ${LOAD_BIN:-} ]]; then
   echo "compat: cargo build --release -p velro -p velro-load" >&2
   cargo build --release --locked -p velro --bin velro -p velro-load --bin velro-load --quiet
 fi
-VELRO_BIN=${VELRO_BIN:-target/release/velro}
-VELRO_LOAD_BIN=${VELRO_LOAD_BIN:-target/release/velro-load}
+SERVER_BIN=${SERVER_BIN:-target/release/velro}
+LOAD_BIN=${LOAD_BIN:-target/release/velro-load}
 
 TMP=$(mktemp -d)
 SERVER_PID=""
@@ -48,10 +48,10 @@ trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 HOST="http://127.0.0.1:$PORT"
-env VELRO_BIND="127.0.0.1:$PORT" VELRO_DATA_DIR="$TMP/data" VELRO_RATE_LIMITS=off \
-  VELRO_LOG_LEVEL=warn "$VELRO_BIN" serve >"$OUT/server.log" 2>&1 &
+env SERVER_BIND="127.0.0.1:$PORT" VELRO_DATA_DIR="$TMP/data" VELRO_RATE_LIMITS=off \
+  VELRO_LOG_LEVEL=warn "$SERVER_BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do curl -sf "$HOST/health" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 300); do curl -sf "$HOST/health" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sf "$HOST/health" >/dev/null || { cat "$OUT/server.log"; echo "compat: the server did not start" >&2; exit 1; }
 
 {
@@ -60,7 +60,7 @@ curl -sf "$HOST/health" >/dev/null || { cat "$OUT/server.log"; echo "compat: the
   echo "cpus: $(nproc)"
   echo "loadavg_at_start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "secs: $SECS rounds: $ROUNDS max_ops: $MAX_OPS login_users: $LOGIN_USERS users: $USERS"
-  echo "server: $VELRO_BIN (SQLite, default Argon2, rate limits off), pid $SERVER_PID"
+  echo "server: $SERVER_BIN (SQLite, default Argon2, rate limits off), pid $SERVER_PID"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
@@ -70,7 +70,7 @@ for round in $(seq "$ROUNDS"); do
     [[ $scenario == login ]] && users=$LOGIN_USERS
     for surface in v1 supabase; do
       echo "compat: round $round $scenario on $surface (-u $users -d $SECS)" >&2
-      timeout $((SECS + 120)) "$VELRO_LOAD_BIN" "$scenario" --surface "$surface" --host "$HOST" \
+      timeout $((SECS + 120)) "$LOAD_BIN" "$scenario" --surface "$surface" --host "$HOST" \
         -u "$users" -d "$SECS" --max-operations "$MAX_OPS" \
         --report-json "$OUT/$scenario-$surface-$round.json" >"$OUT/$scenario-$surface-$round.txt"
     done
