@@ -288,7 +288,10 @@ fuzz_target!(|data: &[u8]| {
 
     if endpoint.body {
         let blank = body_bytes.iter().all(u8::is_ascii_whitespace);
-        if !blank && serde_json::from_slice::<Value>(body_bytes).is_err() {
+        // Invalid UTF-8 inside an ignored field's string is skipped unread (serde's
+        // IgnoredAny), so only UTF-8 bodies must be JSON to be read.
+        let utf8 = std::str::from_utf8(body_bytes).is_ok();
+        if !blank && utf8 && serde_json::from_slice::<Value>(body_bytes).is_err() {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
             assert_eq!(code, "bad_json", "{error}");
         }
