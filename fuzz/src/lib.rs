@@ -25,7 +25,7 @@ use velro_core::service::{
 };
 use velro_core::store::{SessionWithUser, Store};
 use velro_core::tokens::{
-    AccessTokenConfig, AccessTokens, KeySet, RefreshTokens, ServiceKey, SigningKey,
+    AccessTokenConfig, AccessTokens, AuthMethod, KeySet, RefreshTokens, ServiceKey, SigningKey,
     SupabaseTokenProfile,
 };
 use velro_core::{Clock, Secret, StoreError};
@@ -170,11 +170,40 @@ impl Mailer for NoMail {
     }
 }
 
-/// The router `velro serve` runs, over the fixtures, with a valid access token for the fixture
-/// session and the admin API switched on.
+/// The Supabase surface's token profile in the fixture.
+pub fn supabase_profile() -> SupabaseTokenProfile {
+    SupabaseTokenProfile {
+        issuer: "http://localhost:8000/auth/v1".into(),
+        audience: "authenticated".into(),
+        admin_roles: vec!["service_role".into()],
+    }
+}
+
+/// Where /auth/v1's mail links and `GET /verify` land when no allowed `redirect_to` is given.
+pub const SITE_URL: &str = "http://localhost:3000";
+
+/// A project's `service_role` key as Supabase makes it: `{"role":"service_role"}`, HS256 over
+/// the fixture secret, no `kid`.
+pub fn service_role_token() -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(br#"{"role":"service_role"}"#)
+    );
+    let signature = URL_SAFE_NO_PAD.encode(sign_hs256(signed.as_bytes()));
+    format!("{signed}.{signature}")
+}
+
+/// The router `velro serve` runs, over the fixtures, with valid access tokens (v1 and
+/// Supabase) for the fixture session and the admin API switched on.
 pub struct App {
     pub router: axum::Router,
+    /// A v1 access token of the fixture session.
     pub user_token: String,
+    /// A Supabase (/auth/v1) access token of the fixture session.
+    pub supabase_token: String,
 }
 
 impl App {
@@ -193,6 +222,16 @@ impl App {
         let access_tokens = access_tokens(HS_KID);
         let user_token = access_tokens
             .issue(&user(), session_id(), now())
+            .expect("issues")
+            .token
+            .expose()
+            .clone();
+        let password = AuthMethod {
+            method: "password",
+            timestamp: NOW,
+        };
+        let supabase_token = access_tokens
+            .issue_supabase(&supabase_profile(), &user(), session_id(), password, now())
             .expect("issues")
             .token
             .expose()
@@ -233,14 +272,10 @@ impl App {
         let supabase = SupabaseAuth::new(
             auth.clone(),
             SupabaseSettings {
-                tokens: SupabaseTokenProfile {
-                    issuer: "http://localhost:8000/auth/v1".into(),
-                    audience: "authenticated".into(),
-                    admin_roles: vec!["service_role".into()],
-                },
+                tokens: supabase_profile(),
                 disable_signup: false,
                 mailer_autoconfirm: true,
-                redirects: velro_core::redirect::RedirectPolicy::new("http://localhost:3000", &[])
+                redirects: velro_core::redirect::RedirectPolicy::new(SITE_URL, &[])
                     .expect("a valid site URL"),
                 templates: Default::default(),
             },
@@ -261,6 +296,7 @@ impl App {
         Self {
             router: velro_http::router(state),
             user_token,
+            supabase_token,
         }
     }
 }

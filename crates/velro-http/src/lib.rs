@@ -17,5 +17,5 @@ pub use monitor::{Monitor, SAMPLE_EVERY};
 pub use proxies::TrustedProxies;
 /// The status page's JSON body, as GET /status.json answers it.
 pub use routes::status::json as status_json;
-pub use routes::{router, SupabaseApiKeys};
+pub use routes::{router, supabase_openapi_document, SupabaseApiKeys};
 pub use state::{AppState, AppStateFields, HttpSettings, MetricsRenderer};

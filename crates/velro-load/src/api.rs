@@ -7,9 +7,13 @@ use goose::prelude::{GooseMethod, GooseRequest, GooseUser, TransactionError};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::Surface;
 use crate::recorder::{Outcome, Recorder};
 
-/// One endpoint of the v1 contract (or /health).
+/// Where a Supabase client signs in.
+pub const SUPABASE_PASSWORD_GRANT: &str = "/auth/v1/token?grant_type=password";
+
+/// One endpoint of the v1 contract (or /health), or a Supabase (/auth/v1) equivalent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Register,
@@ -19,6 +23,12 @@ pub enum Endpoint {
     Refresh,
     Logout,
     Health,
+    /// `POST /auth/v1/token?grant_type=password`.
+    SupabaseLogin,
+    /// `POST /auth/v1/token?grant_type=refresh_token`.
+    SupabaseRefresh,
+    /// `GET /auth/v1/user`.
+    SupabaseUser,
 }
 
 impl Endpoint {
@@ -32,6 +42,19 @@ impl Endpoint {
             Endpoint::Refresh => "refresh",
             Endpoint::Logout => "logout",
             Endpoint::Health => "health",
+            Endpoint::SupabaseLogin => "sb-token-password",
+            Endpoint::SupabaseRefresh => "sb-token-refresh",
+            Endpoint::SupabaseUser => "sb-user",
+        }
+    }
+
+    /// The endpoint that does this one's work on `surface`.
+    pub fn on(self, surface: Surface) -> Self {
+        match (surface, self) {
+            (Surface::Supabase, Endpoint::Login) => Endpoint::SupabaseLogin,
+            (Surface::Supabase, Endpoint::Refresh) => Endpoint::SupabaseRefresh,
+            (Surface::Supabase, Endpoint::Me) => Endpoint::SupabaseUser,
+            _ => self,
         }
     }
 
@@ -44,6 +67,11 @@ impl Endpoint {
             Endpoint::Refresh => (GooseMethod::Post, "/api/v1/auth/refresh"),
             Endpoint::Logout => (GooseMethod::Post, "/api/v1/auth/logout"),
             Endpoint::Health => (GooseMethod::Get, "/health"),
+            Endpoint::SupabaseLogin => (GooseMethod::Post, SUPABASE_PASSWORD_GRANT),
+            Endpoint::SupabaseRefresh => {
+                (GooseMethod::Post, "/auth/v1/token?grant_type=refresh_token")
+            }
+            Endpoint::SupabaseUser => (GooseMethod::Get, "/auth/v1/user"),
         }
     }
 
@@ -58,7 +86,11 @@ impl Endpoint {
     fn returns_session(self) -> bool {
         matches!(
             self,
-            Endpoint::Register | Endpoint::Login | Endpoint::Refresh
+            Endpoint::Register
+                | Endpoint::Login
+                | Endpoint::Refresh
+                | Endpoint::SupabaseLogin
+                | Endpoint::SupabaseRefresh
         )
     }
 }

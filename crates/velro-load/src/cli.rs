@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{LoadConfig, ScenarioKind};
+use crate::config::{LoadConfig, ScenarioKind, Surface};
 
 /// Load generator for the Velro auth service.
 #[derive(Debug, Parser)]
@@ -14,6 +14,10 @@ pub struct Args {
     /// Scenario to run.
     #[arg(value_enum)]
     pub scenario: ScenarioKind,
+    /// The API that login, refresh and me call: v1, or supabase (/auth/v1/token and
+    /// /auth/v1/user, on the same kind of account).
+    #[arg(long, value_enum, default_value = "v1")]
+    pub surface: Surface,
     /// Base URL of the service.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub host: String,
@@ -76,6 +80,7 @@ impl Args {
 
     pub fn config(&self) -> LoadConfig {
         let mut config = LoadConfig::new(self.host.clone(), self.scenario);
+        config.surface = self.surface;
         config.users = self.users;
         config.duration = Duration::from_secs(self.duration_secs);
         config.think_time = Duration::from_millis(self.think_ms);

@@ -25,12 +25,24 @@ pub enum ScenarioKind {
     Hold,
 }
 
+/// Which API the single-endpoint scenarios `login`, `refresh` and `me` call: the v1 API, or
+/// its Supabase (GoTrue) equivalents under /auth/v1 (`POST /token?grant_type=password`,
+/// `POST /token?grant_type=refresh_token`, `GET /user`), on the same accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Surface {
+    V1,
+    Supabase,
+}
+
 /// Settings of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadConfig {
     /// Base URL, e.g. `http://127.0.0.1:8000`.
     pub host: String,
     pub scenario: ScenarioKind,
+    /// The API that `login`, `refresh` and `me` call (the other scenarios are v1 only).
+    pub surface: Surface,
     /// Virtual users (each with its own HTTP connection).
     pub users: usize,
     /// How long the run lasts once the users are started.
@@ -62,6 +74,7 @@ impl LoadConfig {
         Self {
             host: host.into().trim_end_matches('/').to_string(),
             scenario,
+            surface: Surface::V1,
             users: 100,
             duration: Duration::from_secs(10),
             think_time: Duration::ZERO,

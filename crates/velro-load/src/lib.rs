@@ -12,7 +12,7 @@ pub mod run;
 pub mod scenarios;
 pub mod setup;
 
-pub use config::{LoadConfig, ScenarioKind};
+pub use config::{LoadConfig, ScenarioKind, Surface};
 pub use report::Report;
 pub use run::run;
 

@@ -8,7 +8,7 @@ use goose::prelude::{GooseAttack, GooseDefault, GooseDefaultType};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::config::{LoadConfig, ScenarioKind};
+use crate::config::{LoadConfig, ScenarioKind, Surface};
 use crate::prometheus::{scrape, MetricsDelta};
 use crate::recorder::Recorder;
 use crate::report::Report;
@@ -77,9 +77,14 @@ async fn prepare(
             } else {
                 config.users
             };
-            let mut sessions = vec![first];
+            // A Supabase run needs Supabase tokens: every session from the password grant.
+            let (mut sessions, login_path) = match config.surface {
+                Surface::V1 => (vec![first], "/api/v1/auth/login"),
+                Surface::Supabase => (Vec::new(), crate::api::SUPABASE_PASSWORD_GRANT),
+            };
+            let missing = wanted.saturating_sub(sessions.len());
             sessions.extend(
-                setup::sessions(client, host, &email, password, wanted.saturating_sub(1)).await?,
+                setup::sessions(client, host, login_path, &email, password, missing).await?,
             );
             Ok((sessions, None))
         }

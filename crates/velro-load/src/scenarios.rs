@@ -166,7 +166,8 @@ async fn run_once(user: &mut GooseUser, context: &Context) -> TransactionResult 
                 Some(session) => lock(session).access_token.clone(),
                 None => return Ok(()),
             };
-            call(user, recorder, Endpoint::Me, Some(&token), None, start).await?;
+            let endpoint = Endpoint::Me.on(context.config.surface);
+            call(user, recorder, endpoint, Some(&token), None, start).await?;
         }
         ScenarioKind::Health => {
             call(user, recorder, Endpoint::Health, None, None, start).await?;
@@ -176,7 +177,8 @@ async fn run_once(user: &mut GooseUser, context: &Context) -> TransactionResult 
                 return Ok(());
             };
             let body = json!({"email": email, "password": context.config.password});
-            call(user, recorder, Endpoint::Login, None, Some(&body), start).await?;
+            let endpoint = Endpoint::Login.on(context.config.surface);
+            call(user, recorder, endpoint, None, Some(&body), start).await?;
         }
         ScenarioKind::Register => {
             let body = json!({"email": context.email(), "password": context.config.password});
@@ -188,8 +190,9 @@ async fn run_once(user: &mut GooseUser, context: &Context) -> TransactionResult 
             };
             let refresh_token = lock(session).refresh_token.clone();
             let body = json!({"refresh_token": refresh_token});
+            let endpoint = Endpoint::Refresh.on(context.config.surface);
             if let Answer::Ok(Some(next)) =
-                call(user, recorder, Endpoint::Refresh, None, Some(&body), start).await?
+                call(user, recorder, endpoint, None, Some(&body), start).await?
             {
                 *lock(session) = next;
             }

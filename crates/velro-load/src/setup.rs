@@ -23,15 +23,17 @@ pub async fn register(
     session(client, &format!("{host}/api/v1/auth/register"), &body).await
 }
 
-/// `count` sessions of one account, by logging in `count` times.
+/// `count` sessions of one account, by logging in `count` times at `login_path` (the v1 login,
+/// or the Supabase password grant: both take `{email, password}` and answer both tokens).
 pub async fn sessions(
     client: &reqwest::Client,
     host: &str,
+    login_path: &str,
     email: &str,
     password: &str,
     count: usize,
 ) -> Result<Vec<Tokens>, LoadError> {
-    let url = Arc::new(format!("{host}/api/v1/auth/login"));
+    let url = Arc::new(format!("{host}{login_path}"));
     let body = Arc::new(json!({"email": email, "password": password}));
     let mut made = Vec::with_capacity(count);
     let mut running = JoinSet::new();

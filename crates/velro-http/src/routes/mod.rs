@@ -16,6 +16,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::{ApiError, AppState};
 
+/// /auth/v1's OpenAPI document (served at `GET /auth/v1/openapi.json`).
+pub use supabase::openapi::document as supabase_openapi_document;
 pub use supabase::ApiKeys as SupabaseApiKeys;
 
 /// The whole application, as `velro serve` runs it and the tests drive it.

@@ -24,6 +24,7 @@ mod secrets_in_logs;
 mod sessions;
 mod status;
 mod supabase;
+mod supabase_attacks;
 mod supabase_confirm;
 mod supabase_keys;
 mod supabase_mail;

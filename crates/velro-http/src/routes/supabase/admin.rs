@@ -12,7 +12,7 @@ use velro_core::domain::{BanDuration, Email, Metadata, UserId};
 use velro_core::service::{parse_metadata, AdminCreate, AdminPassword, AdminUpdate};
 
 use super::error::GotrueError;
-use super::wire::SupabaseUser;
+use super::wire::{SupabaseUser, SupabaseUserList};
 use super::{audience, query_value, GotrueJson, SupabaseAdmin};
 use crate::AppState;
 
@@ -87,7 +87,11 @@ pub(super) async fn list_users(
         .iter()
         .map(|user| SupabaseUser::new(user, audience))
         .collect();
-    let mut response = Json(json!({"users": users, "aud": audience})).into_response();
+    let mut response = Json(SupabaseUserList {
+        users,
+        aud: audience.to_string(),
+    })
+    .into_response();
     let headers = response.headers_mut();
     headers.insert("x-total-count", total.into());
     if let Ok(link) = axum::http::HeaderValue::from_str(&links.join(", ")) {

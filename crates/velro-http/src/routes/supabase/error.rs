@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 use velro_core::domain::{MetadataError, PasswordViolation, MAX_METADATA_BYTES};
 use velro_core::service::SupabaseError;
 use velro_core::AuthError;
@@ -331,28 +332,53 @@ fn dated_version(headers: &HeaderMap) -> bool {
     is_date && value >= API_VERSION_2024
 }
 
-#[derive(Serialize)]
+/// Why a password was refused: `length`, `characters` or `pwned`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WeakPassword)]
 struct WeakPasswordBody {
+    #[schema(value_type = Vec<String>, min_items = 1)]
     reasons: [&'static str; 1],
 }
 
-/// `{code, message}`: the body for clients that send `X-Supabase-Api-Version: 2024-01-01`.
-#[derive(Serialize)]
-struct DatedBody<'a> {
+/// `{code, message}`: the body for clients that send `X-Supabase-Api-Version: 2024-01-01`
+/// (both official clients do).
+#[derive(Serialize, ToSchema)]
+#[schema(as = DatedError)]
+pub(crate) struct DatedBody<'a> {
+    /// GoTrue's `error_code` (`validation_failed`, `invalid_credentials`, `bad_jwt`, …); also
+    /// in the `x-sb-error-code` header.
+    #[schema(value_type = String, example = "invalid_credentials")]
     code: &'static str,
+    #[schema(value_type = String)]
     message: &'a str,
+    /// Only with `weak_password`.
     #[serde(skip_serializing_if = "Option::is_none")]
     weak_password: Option<WeakPasswordBody>,
 }
 
 /// `{code: <status>, error_code, msg}`: the body for clients that send no version.
-#[derive(Serialize)]
-struct LegacyBody<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = LegacyError)]
+pub(crate) struct LegacyBody<'a> {
+    /// The HTTP status.
     code: u16,
+    #[schema(value_type = String, example = "invalid_credentials")]
     error_code: &'static str,
+    #[schema(value_type = String)]
     msg: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     weak_password: Option<WeakPasswordBody>,
+}
+
+/// Every non-2xx answer of /auth/v1: the dated shape when the request carried
+/// `X-Supabase-Api-Version: 2024-01-01` or later, the legacy shape otherwise.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = Error)]
+#[expect(dead_code, reason = "the schema of the two bodies `render` writes")]
+pub(crate) enum ErrorBody {
+    Dated(DatedBody<'static>),
+    Legacy(LegacyBody<'static>),
 }
 
 /// Wraps the Supabase surface: echoes the API version and gives every non-2xx answer GoTrue's

@@ -7,6 +7,7 @@ mod admin;
 mod apikey;
 mod error;
 mod links;
+pub(crate) mod openapi;
 mod wire;
 
 pub use apikey::ApiKeys;
@@ -19,8 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 use velro_core::domain::{AvatarUrl, DisplayName, Email, Metadata, ProfileChange};
 use velro_core::service::{
     parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind, Registration,
@@ -33,14 +35,15 @@ use crate::extract::{bearer_token, Client};
 use crate::middleware::UserSlot;
 use crate::AppState;
 
-use error::GotrueError;
-use wire::{SupabaseSession, SupabaseUser};
+use error::{ErrorBody, GotrueError};
+use wire::{Empty, SupabaseSession, SupabaseUser};
 
 /// The surface under `/auth/v1`, where GoTrue's health and JWKS routes have their own paths.
 pub(super) fn router(state: &AppState) -> Router<AppState> {
     routes()
         .route("/health", get(health))
-        .route("/.well-known/jwks.json", get(super::jwks::jwks))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(middleware::from_fn(error::render))
         .layer(middleware::from_fn_with_state(
@@ -170,14 +173,66 @@ fn audience(state: &AppState) -> &str {
     &state.supabase.settings().tokens.audience
 }
 
-async fn health(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "version": format!("v{}", state.settings.version),
-        "name": "GoTrue",
-        "description": "GoTrue is a user registration and authentication API",
-    }))
+/// GoTrue's health answer.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Health)]
+struct HealthBody {
+    /// `v` and Velro's version.
+    version: String,
+    /// Always `GoTrue`.
+    #[schema(value_type = String)]
+    name: &'static str,
+    #[schema(value_type = String)]
+    description: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/auth/v1/health",
+    tag = "supabase",
+    responses((status = 200, description = "Serving", body = HealthBody)),
+)]
+async fn health(State(state): State<AppState>) -> Json<HealthBody> {
+    Json(HealthBody {
+        version: format!("v{}", state.settings.version),
+        name: "GoTrue",
+        description: "GoTrue is a user registration and authentication API",
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/auth/v1/.well-known/jwks.json",
+    tag = "supabase",
+    responses(
+        (status = 200, description = "The public keys that verify access tokens of both surfaces; empty when only the HS256 secret signs", body = super::jwks::JwksResponse),
+    ),
+)]
+async fn jwks(state: State<AppState>) -> Response {
+    super::jwks::jwks(state).await
+}
+
+/// `GET /settings`: which providers are on (`email` only) and the sign-up switches.
+#[derive(ToSchema)]
+#[schema(as = Settings)]
+#[expect(dead_code, reason = "the schema of the JSON `settings` writes")]
+struct SettingsBody {
+    /// Every provider GoTrue knows, `true` for `email` only.
+    #[schema(value_type = Object)]
+    external: Value,
+    disable_signup: bool,
+    mailer_autoconfirm: bool,
+    phone_autoconfirm: bool,
+    sms_provider: String,
+    saml_enabled: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/auth/v1/settings",
+    tag = "supabase",
+    responses((status = 200, description = "The public settings", body = SettingsBody)),
+)]
 async fn settings(State(state): State<AppState>) -> Json<Value> {
     let providers = [
         "anonymous_users",
@@ -223,15 +278,21 @@ async fn settings(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-#[derive(Deserialize)]
+/// Unknown keys (`gotrue_meta_security`, `code_challenge`, …) are ignored, as GoTrue does.
+#[derive(Deserialize, ToSchema)]
 struct SignUpBody {
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
+    /// Phone sign-up is off: any non-empty value is `phone_provider_disabled`.
     #[serde(default)]
     phone: Option<String>,
+    /// The deployment's password policy applies (both surfaces share it).
     #[serde(default)]
     password: Option<String>,
+    /// user_metadata: `full_name` (string or null) only at sign-up.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
 }
 
@@ -328,6 +389,16 @@ fn metadata(data: Option<Value>) -> Result<ProfileChange, GotrueError> {
 
 /// A session with auto-confirm; otherwise the bare user (GoTrue's body, which the clients
 /// read as "check your mail").
+#[utoipa::path(
+    post,
+    path = "/auth/v1/signup",
+    tag = "supabase",
+    request_body = SignUpBody,
+    responses(
+        (status = 200, description = "Signed up and signed in (sign-up confirms at once)", body = SupabaseSession),
+        (status = 422, description = "`weak_password`, `user_already_exists`, `signup_disabled`, `phone_provider_disabled`, `anonymous_provider_disabled`", body = ErrorBody),
+    ),
+)]
 async fn sign_up(
     State(state): State<AppState>,
     Client(client): Client,
@@ -351,9 +422,12 @@ async fn sign_up(
     })
 }
 
-#[derive(Deserialize)]
+/// One body for both grants: `email` and `password` for `password`, `refresh_token` for
+/// `refresh_token`.
+#[derive(Deserialize, ToSchema)]
 struct TokenBody {
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
@@ -363,6 +437,33 @@ struct TokenBody {
     refresh_token: Option<String>,
 }
 
+/// `grant_type` is a query parameter, as GoTrue reads it.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "the schema of the query `token` reads")]
+struct TokenQuery {
+    #[param(inline)]
+    grant_type: GrantType,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum GrantType {
+    Password,
+    RefreshToken,
+}
+
+#[utoipa::path(
+    post,
+    path = "/auth/v1/token",
+    tag = "supabase",
+    params(TokenQuery),
+    request_body = TokenBody,
+    responses(
+        (status = 200, description = "Signed in, or the session's next pair (the refresh token rotates)", body = SupabaseSession),
+        (status = 400, description = "`invalid_credentials` (unknown email or wrong password alike; also an unsupported grant), `user_banned`, `refresh_token_not_found`, `refresh_token_already_used`, `validation_failed`, `phone_provider_disabled`", body = ErrorBody),
+    ),
+)]
 async fn token(
     State(state): State<AppState>,
     Client(client): Client,
@@ -417,6 +518,13 @@ async fn token(
     Ok(Json(SupabaseSession::new(issued, audience(&state))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/auth/v1/user",
+    tag = "supabase",
+    responses((status = 200, description = "The caller, as of now", body = SupabaseUser)),
+    security(("supabase_user" = [])),
+)]
 async fn get_user(
     State(state): State<AppState>,
     SupabaseCaller(caller): SupabaseCaller,
@@ -424,20 +532,34 @@ async fn get_user(
     Json(SupabaseUser::new(&caller.user, audience(&state)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UpdateUserBody {
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
+    /// A new password (no current password needed, as in GoTrue); other sessions end.
     #[serde(default)]
     password: Option<String>,
+    /// user_metadata changes: `full_name`, `avatar_url` (string, or null to clear).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
     #[serde(default)]
     app_metadata: Option<Value>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/auth/v1/user",
+    tag = "supabase",
+    request_body = UpdateUserBody,
+    responses(
+        (status = 200, description = "The updated user", body = SupabaseUser),
+        (status = 422, description = "`weak_password`, `same_password`, `phone_provider_disabled`", body = ErrorBody),
+    ),
+    security(("supabase_user" = [])),
+)]
 async fn update_user(
     State(state): State<AppState>,
     Client(client): Client,
@@ -487,7 +609,33 @@ async fn update_user(
     Ok(Json(SupabaseUser::with_mail(&user, audience(&state))))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "the schema of the query `logout` reads")]
+struct LogoutQuery {
+    /// `global` (default): every session of the user, on both surfaces; `local`: this one;
+    /// `others`: every other one.
+    #[param(inline)]
+    scope: Option<ScopeParam>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ScopeParam {
+    Global,
+    Local,
+    Others,
+}
+
 /// GoTrue's default scope is `global` (the v1 API's is `local`).
+#[utoipa::path(
+    post,
+    path = "/auth/v1/logout",
+    tag = "supabase",
+    params(LogoutQuery),
+    responses((status = 204, description = "Signed out; the access tokens of the ended sessions are refused from the next request on")),
+    security(("supabase_user" = [])),
+)]
 async fn logout(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -516,26 +664,44 @@ fn mail_address(email: Option<String>) -> Result<Email, GotrueError> {
         .map_err(|_| GotrueError::validation("Unable to validate email address: invalid format"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RecoverBody {
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
 }
 
+/// `redirect_to` on the mail flows: where the link lands; a URL not allowed by the site URL
+/// and `VELRO_URI_ALLOW_LIST` is replaced by the site URL (never an open redirect).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "the schema of the query the mail flows read")]
+struct RedirectQuery {
+    redirect_to: Option<String>,
+}
+
 /// Always `{}` for a well-formed address: whether it has an account never shows.
+#[utoipa::path(
+    post,
+    path = "/auth/v1/recover",
+    tag = "supabase",
+    params(RedirectQuery),
+    request_body = RecoverBody,
+    responses((status = 200, description = "Mailed if the address has an account; the same answer either way", body = Empty)),
+)]
 async fn recover(
     State(state): State<AppState>,
     Client(client): Client,
     RawQuery(query): RawQuery,
     GotrueJson(body): GotrueJson<RecoverBody>,
-) -> Result<Json<Value>, GotrueError> {
+) -> Result<Json<Empty>, GotrueError> {
     let email = mail_address(body.email)?;
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     state
         .supabase
         .recover(email, redirect_to.as_deref(), client)
         .await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 /// The verification types GoTrue knows. Velro issues tokens of the email kinds; the phone
@@ -554,8 +720,10 @@ fn verification_type(raw: Option<&str>) -> Result<Option<OtpKind>, GotrueError> 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct VerifyBody {
+    /// `email`, `magiclink`, `recovery` (tokens Velro issues); `signup`, `invite`,
+    /// `email_change`, `sms`, `phone_change` are read but find no token.
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
@@ -568,6 +736,16 @@ struct VerifyBody {
     phone: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/v1/verify",
+    tag = "supabase",
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "The code or token hash was good: a session (the token is spent)", body = SupabaseSession),
+        (status = 403, description = "`otp_expired`: unknown, spent or expired", body = ErrorBody),
+    ),
+)]
 async fn verify(
     State(state): State<AppState>,
     Client(client): Client,
@@ -612,6 +790,29 @@ async fn verify(
 /// `GET /verify`, the mail link: 303 to `redirect_to` (if the redirect policy allows it, else
 /// the site URL) with the session, or the error, in the fragment, where it never reaches a
 /// server log.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "the schema of the query `verify_redirect` reads")]
+struct VerifyLinkQuery {
+    /// The token hash from the mail link.
+    token: Option<String>,
+    /// `magiclink`, `recovery`, `email`, …
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Where to land; an URL the redirect policy does not allow lands on the site URL.
+    redirect_to: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/auth/v1/verify",
+    tag = "supabase",
+    params(VerifyLinkQuery),
+    responses(
+        (status = 303, description = "To `redirect_to` (when allowed) or the site URL, with the session or `error`, `error_code`, `error_description` in the fragment",
+            headers(("location" = String, description = "The landing URL with the fragment"))),
+    ),
+)]
 async fn verify_redirect(
     State(state): State<AppState>,
     Client(client): Client,
@@ -673,25 +874,40 @@ async fn verify_redirect(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct OtpBody {
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
+    /// user_metadata for an account this creates: `full_name`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
+    /// Default `true`: an unknown address gets an account.
     #[serde(default)]
     create_user: Option<bool>,
 }
 
 /// Email only: a magic link and a code in one mail, `{}` as GoTrue answers.
+#[utoipa::path(
+    post,
+    path = "/auth/v1/otp",
+    tag = "supabase",
+    params(RedirectQuery),
+    request_body = OtpBody,
+    responses(
+        (status = 200, description = "Mailed", body = Empty),
+        (status = 422, description = "`otp_disabled` (no account and `create_user` false), `signup_disabled`", body = ErrorBody),
+    ),
+)]
 async fn otp(
     State(state): State<AppState>,
     Client(client): Client,
     RawQuery(query): RawQuery,
     GotrueJson(body): GotrueJson<OtpBody>,
-) -> Result<Json<Value>, GotrueError> {
+) -> Result<Json<Empty>, GotrueError> {
     if body.phone.is_some_and(|p| !p.is_empty()) {
         return Err(GotrueError::new(
             StatusCode::BAD_REQUEST,
@@ -717,5 +933,5 @@ async fn otp(
             client,
         )
         .await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }

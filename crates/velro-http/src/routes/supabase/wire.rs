@@ -5,6 +5,7 @@
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 use velro_core::domain::User;
 use velro_core::service::{IssuedSession, MailUser};
@@ -19,28 +20,40 @@ fn timestamp(t: OffsetDateTime) -> String {
 
 /// The one identity an email user has in GoTrue. Velro keeps no identities table: the identity
 /// is the account itself, so its `identity_id` is the user's id.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Identity {
     identity_id: Uuid,
+    /// The user's id, as text.
     id: String,
     user_id: Uuid,
+    #[schema(value_type = Object)]
     identity_data: UserMetadata,
+    /// Always `email`.
+    #[schema(value_type = String, example = "email")]
     provider: &'static str,
+    /// RFC 3339, UTC.
     created_at: String,
     updated_at: String,
     email: String,
 }
 
-#[derive(Serialize)]
+/// GoTrue's `models.User`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 pub(crate) struct SupabaseUser {
     id: Uuid,
+    /// The configured audience (`VELRO_JWT_AUD`, `authenticated` by default).
     aud: String,
+    /// The database role: always `authenticated`.
+    #[schema(value_type = String, example = "authenticated")]
     role: &'static str,
     email: String,
     /// Velro records that an address is confirmed, not when: a confirmed account shows its
     /// creation time (exact for accounts confirmed at sign-up, as auto-confirm does).
     #[serde(skip_serializing_if = "Option::is_none")]
     email_confirmed_at: Option<String>,
+    /// Always `""`: Velro has no phone sign-in.
+    #[schema(value_type = String)]
     phone: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     confirmed_at: Option<String>,
@@ -52,7 +65,11 @@ pub(crate) struct SupabaseUser {
     email_change_sent_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     invited_at: Option<String>,
+    /// `provider`, `providers` and Velro's own `role` (viewer, creator, admin).
+    #[schema(value_type = Object)]
     app_metadata: AppMetadata,
+    /// `full_name` and `avatar_url` when set.
+    #[schema(value_type = Object)]
     user_metadata: UserMetadata,
     identities: Vec<Identity>,
     created_at: String,
@@ -130,9 +147,13 @@ impl SupabaseUser {
     }
 }
 
-#[derive(Serialize)]
+/// GoTrue's `AccessTokenResponse`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
 pub(crate) struct SupabaseSession {
     access_token: String,
+    /// Always `bearer`.
+    #[schema(value_type = String, example = "bearer")]
     token_type: &'static str,
     expires_in: i64,
     expires_at: i64,
@@ -140,6 +161,7 @@ pub(crate) struct SupabaseSession {
     user: SupabaseUser,
     /// GoTrue reports here a stored password that no longer meets its policy; Velro does not
     /// grade stored passwords at sign-in, so it is always null.
+    #[schema(value_type = Option<Object>)]
     weak_password: Option<()>,
 }
 
@@ -156,3 +178,16 @@ impl SupabaseSession {
         }
     }
 }
+
+/// `GET /admin/users`: one page, newest first; the total is in `X-Total-Count`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = UserList)]
+pub(crate) struct SupabaseUserList {
+    pub(crate) users: Vec<SupabaseUser>,
+    pub(crate) aud: String,
+}
+
+/// `{}`: GoTrue's answer where there is nothing to say (and nothing to give away).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Empty)]
+pub(crate) struct Empty {}
