@@ -10,11 +10,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::supabase_mail::{MailUser, SignUp};
+use super::supabase_mail::{MailUser, PendingProfile, SignUp};
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{DisplayName, Email, MailPurpose, Metadata, NewPassword, SessionId, User};
+use crate::domain::{Email, MailPurpose, Metadata, NewPassword, SessionId, User};
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
 use crate::redirect::RedirectPolicy;
@@ -388,7 +388,7 @@ impl SupabaseAuth {
         &self,
         email: Email,
         create_user: bool,
-        display_name: Option<DisplayName>,
+        profile: PendingProfile,
         redirect_to: Option<&str>,
         client: ClientInfo,
     ) -> Result<(), SupabaseError> {
@@ -406,7 +406,7 @@ impl SupabaseAuth {
             if !self.settings.mailer_autoconfirm {
                 // GoTrue: a new address gets an unconfirmed account and a confirmation mail.
                 return self
-                    .otp_sign_up_unconfirmed(email, display_name, redirect_to, client)
+                    .otp_sign_up_unconfirmed(email, profile, redirect_to, client)
                     .await;
             }
             let random = generate_opaque_token();
@@ -414,9 +414,9 @@ impl SupabaseAuth {
             let registration = Registration {
                 email: email.clone(),
                 password,
-                display_name,
-                avatar_url: None,
-                supabase_data: Some(Metadata::default()),
+                display_name: profile.display_name,
+                avatar_url: profile.avatar_url,
+                supabase_data: Some(profile.data),
             };
             let issued = match self
                 .auth

@@ -228,7 +228,7 @@ impl SupabaseAuth {
     pub(super) async fn otp_sign_up_unconfirmed(
         &self,
         email: Email,
-        display_name: Option<DisplayName>,
+        profile: PendingProfile,
         redirect_to: Option<&str>,
         client: ClientInfo,
     ) -> Result<(), SupabaseError> {
@@ -240,11 +240,6 @@ impl SupabaseAuth {
             .check(Policy::PasswordResetAccount, email.as_str())
             .await?;
         let hash = self.unknown_password_hash().await?;
-        let profile = PendingProfile {
-            display_name,
-            identity_data: true,
-            ..PendingProfile::default()
-        };
         let user = match self.create_pending(email, hash, profile, false).await {
             Ok(user) => user,
             // Registered meanwhile by a concurrent request.

@@ -346,6 +346,7 @@ async fn the_openapi_document_and_the_docs_page_are_served_by_the_binary() {
         "GET /api/v1/admin/users/{id}",
         "PATCH /api/v1/admin/users/{id}",
         "DELETE /api/v1/admin/users/{id}",
+        "DELETE /api/v1/admin/users/{id}/sessions",
         "GET /api/v1/admin/flags",
         "PUT /api/v1/admin/flags",
         "GET /api/v1/admin/incidents",

@@ -377,7 +377,7 @@ async fn otp_creates_the_account_only_when_allowed(app: TestApp) {
     assert!(app.mail_to(&refused_email).is_empty());
 
     let email = unique_email("otp-create");
-    let body = json!({"email": email, "data": {"full_name": "Grace"}});
+    let body = json!({"email": email, "data": {"full_name": "Grace", "plan": "pro"}});
     assert_eq!(
         expect_json(post(&app, "/otp", body).await, StatusCode::OK).await,
         json!({})
@@ -387,6 +387,9 @@ async fn otp_creates_the_account_only_when_allowed(app: TestApp) {
     let session = expect_json(post(&app, "/verify", body).await, StatusCode::OK).await;
     assert_eq!(session["user"]["email"], email);
     assert_eq!(session["user"]["user_metadata"]["full_name"], "Grace");
+    // Any other key is kept too, as `/signup` keeps it, beside GoTrue's identity data.
+    assert_eq!(session["user"]["user_metadata"]["plan"], "pro");
+    assert_eq!(session["user"]["user_metadata"]["email"], email);
     assert!(session["user"]["email_confirmed_at"].is_string());
 
     let closed = app.with_config(|config| config.disable_signup = true).await;

@@ -221,7 +221,7 @@ pub(super) async fn generate_link(
 
 /// An invite's or an admin link's `data`: stored as `user_metadata` exactly as given (GoTrue
 /// mixes no identity data in here), its `full_name` and `avatar_url` being the profile.
-fn pending_profile(data: Option<Value>) -> Result<PendingProfile, GotrueError> {
+pub(super) fn pending_profile(data: Option<Value>) -> Result<PendingProfile, GotrueError> {
     let mut data = user_data(data)?.unwrap_or_default();
     let profile = take_profile(&mut data)?;
     Ok(PendingProfile {

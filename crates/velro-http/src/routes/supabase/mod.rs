@@ -23,10 +23,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
-use velro_core::domain::{AvatarUrl, DisplayName, Email, Metadata, ProfileChange};
+use velro_core::domain::{Email, Metadata};
 use velro_core::service::{
-    parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind, Registration,
-    SignUp, SupabaseError, SupabaseUserChange,
+    parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind,
+    PendingProfile, Registration, SignUp, SupabaseError, SupabaseUserChange,
 };
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
@@ -340,51 +340,6 @@ pub(super) fn user_data(data: Option<Value>) -> Result<Option<Metadata>, GotrueE
         None | Some(Value::Null) => Ok(None),
         Some(value) => Ok(Some(parse_metadata("data", value)?)),
     }
-}
-
-/// `/otp`'s `data` as far as its sign-up keeps it: `full_name` (the account's display name)
-/// and `avatar_url`; `null` clears one. Other keys are refused rather than dropped unseen.
-fn metadata(data: Option<Value>) -> Result<ProfileChange, GotrueError> {
-    let mut change = ProfileChange::default();
-    let Some(data) = data else {
-        return Ok(change);
-    };
-    let Value::Object(data) = data else {
-        return Err(GotrueError::bad_json("data must be a JSON object"));
-    };
-    for (key, value) in data {
-        let value = match value {
-            Value::Null => None,
-            Value::String(text) => Some(text),
-            _ => {
-                return Err(GotrueError::validation(format!(
-                    "data.{key} must be a string or null"
-                )))
-            }
-        };
-        match key.as_str() {
-            "full_name" => {
-                let parsed = value
-                    .map(|name| DisplayName::parse(&name))
-                    .transpose()
-                    .map_err(|why| GotrueError::validation(format!("data.full_name {why}")))?;
-                change.display_name = Some(parsed);
-            }
-            "avatar_url" => {
-                let parsed = value
-                    .map(|url| AvatarUrl::parse(&url))
-                    .transpose()
-                    .map_err(|why| GotrueError::validation(format!("data.avatar_url {why}")))?;
-                change.avatar_url = Some(parsed);
-            }
-            other => {
-                return Err(GotrueError::validation(format!(
-                    "user_metadata key {other:?} is not kept by this server (only full_name and avatar_url)"
-                )))
-            }
-        }
-    }
-    Ok(change)
 }
 
 /// A session with auto-confirm; otherwise the bare user (GoTrue's body, which the clients
@@ -916,19 +871,18 @@ async fn otp(
         ));
     }
     let email = mail_address(body.email)?;
-    let profile = metadata(body.data)?;
-    if profile.avatar_url.is_some() {
-        return Err(GotrueError::validation(
-            "data.avatar_url can be set after sign-up (PUT /user), not at it",
-        ));
-    }
+    // A sign-up's `data`, kept under GoTrue's identity data as `/signup` keeps it.
+    let profile = PendingProfile {
+        identity_data: true,
+        ..links::pending_profile(body.data)?
+    };
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     state
         .supabase
         .send_magic_link(
             email,
             body.create_user.unwrap_or(true),
-            profile.display_name.flatten(),
+            profile,
             redirect_to.as_deref(),
             client,
         )
