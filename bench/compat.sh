@@ -48,11 +48,22 @@ trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 HOST="http://127.0.0.1:$PORT"
-env SERVER_BIND="127.0.0.1:$PORT" VELRO_DATA_DIR="$TMP/data" VELRO_RATE_LIMITS=off \
+# The listen address is VELRO_BIND (not SERVER_BIND: with an unknown name the server listened
+# on its default 127.0.0.1:8000 while the check below polled $PORT, and timed out).
+env VELRO_BIND="127.0.0.1:$PORT" VELRO_DATA_DIR="$TMP/data" VELRO_RATE_LIMITS=off \
   VELRO_LOG_LEVEL=warn "$SERVER_BIN" serve >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 300); do curl -sf "$HOST/health" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -sf "$HOST/health" >/dev/null || { cat "$OUT/server.log"; echo "compat: the server did not start" >&2; exit 1; }
+for _ in $(seq 300); do
+  curl -sf "$HOST/health" >/dev/null 2>&1 && break
+  # A server that exited (bad setting, port taken) is reported at once, with its log.
+  kill -0 "$SERVER_PID" 2>/dev/null || break
+  sleep 0.1
+done
+curl -sf "$HOST/health" >/dev/null || {
+  cat "$OUT/server.log" >&2
+  echo "compat: the server did not start (not answering $HOST/health)" >&2
+  exit 1
+}
 
 {
   echo "date: $(date -u +%FT%TZ)"

@@ -7,12 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use velro_core::domain::{BanDuration, Email, Metadata, UserId};
 use velro_core::service::{parse_metadata, AdminCreate, AdminPassword, AdminUpdate};
 
-use super::error::GotrueError;
-use super::wire::{SupabaseUser, SupabaseUserList};
+use super::error::{ErrorBody, GotrueError};
+use super::wire::{Empty, SupabaseUser, SupabaseUserList};
 use super::{audience, query_value, GotrueJson, SupabaseAdmin};
 use crate::AppState;
 
@@ -27,6 +28,17 @@ fn user_id(raw: &str) -> Result<UserId, GotrueError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/auth/v1/admin/users/{id}",
+    tag = "supabase",
+    params(("id" = String, Path, description = "A user id; anything but a UUID is a 404 `validation_failed`")),
+    responses(
+        (status = 200, description = "The user (a soft-deleted one with `deleted_at`, its obfuscated address and `identities: []`)", body = SupabaseUser),
+        (status = 404, description = "`user_not_found`, or `validation_failed` for an id that is not a UUID", body = ErrorBody),
+    ),
+    security(("supabase_admin" = [])),
+)]
 pub(super) async fn get_user(
     State(state): State<AppState>,
     SupabaseAdmin(admin): SupabaseAdmin,
@@ -54,6 +66,30 @@ fn pagination(query: Option<&str>, name: &str, default: u64) -> Result<u64, Gotr
     }
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "the schema of the query `list_users` reads")]
+struct PageQuery {
+    /// From 1 (default 1); empty is the default.
+    page: Option<String>,
+    /// 1 to 1000 (default 50); empty is the default.
+    per_page: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/auth/v1/admin/users",
+    tag = "supabase",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page of users, newest first", body = SupabaseUserList,
+            headers(
+                ("x-total-count" = u64, description = "How many users there are in all"),
+                ("link" = String, description = "`rel=\"next\"` (while there is a next page) and `rel=\"last\"`"),
+            )),
+    ),
+    security(("supabase_admin" = [])),
+)]
 pub(super) async fn list_users(
     State(state): State<AppState>,
     SupabaseAdmin(admin): SupabaseAdmin,
@@ -100,27 +136,45 @@ pub(super) async fn list_users(
     Ok(response)
 }
 
-/// The body of `POST` and `PUT /admin/users[/{id}]` (GoTrue's `AdminUserParams`).
-#[derive(Deserialize)]
+/// The body of `POST` and `PUT /admin/users[/{id}]` (GoTrue's `AdminUserParams`). Unknown keys
+/// are ignored.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AdminUserParams)]
 pub(super) struct AdminUserBody {
+    /// Create only: the new user's id (a UUID, not nil); a new one when absent.
     #[serde(default)]
     id: Option<String>,
+    /// Required to create. On update, changes the address at once (confirmation unchanged).
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
+    /// Phone logins are off: any non-empty value is 422 `phone_provider_disabled`.
     #[serde(default)]
     phone: Option<String>,
+    /// Checked against the password policy (422 `weak_password`); on update, every session
+    /// of the user ends.
     #[serde(default)]
     password: Option<String>,
+    /// Create only: a bcrypt or Argon2 hash instead of `password` (not both).
     #[serde(default)]
     password_hash: Option<String>,
+    /// `true` confirms the address.
     #[serde(default)]
     email_confirm: Option<bool>,
+    /// `true` is 422 `phone_provider_disabled`.
     #[serde(default)]
     phone_confirm: Option<bool>,
+    /// An object: stored as given on create, merged (top-level keys, `null` deletes one) on
+    /// update.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     user_metadata: Option<Value>,
+    /// An object merged over `{"provider": "email", "providers": ["email"]}`; its `role`
+    /// (viewer, creator, admin) is the account's Velro role.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     app_metadata: Option<Value>,
+    /// A Go duration (`24h`, `1h30m`); `none` or `0` lifts a ban. A ban ends every session.
     #[serde(default)]
     ban_duration: Option<String>,
     /// GoTrue's database role. Velro's tokens always carry `authenticated`.
@@ -181,6 +235,17 @@ impl AdminUserBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/v1/admin/users",
+    tag = "supabase",
+    request_body = AdminUserBody,
+    responses(
+        (status = 200, description = "The new user", body = SupabaseUser),
+        (status = 422, description = "`email_exists` (the address is registered), `weak_password`, `phone_provider_disabled`", body = ErrorBody),
+    ),
+    security(("supabase_admin" = [])),
+)]
 pub(super) async fn create_user(
     State(state): State<AppState>,
     SupabaseAdmin(admin): SupabaseAdmin,
@@ -229,6 +294,19 @@ pub(super) async fn create_user(
     Ok(Json(SupabaseUser::new(&user, audience(&state))))
 }
 
+#[utoipa::path(
+    put,
+    path = "/auth/v1/admin/users/{id}",
+    tag = "supabase",
+    params(("id" = String, Path, description = "A user id; anything but a UUID is a 404 `validation_failed`")),
+    request_body = AdminUserBody,
+    responses(
+        (status = 200, description = "The updated user", body = SupabaseUser),
+        (status = 404, description = "`user_not_found`, or `validation_failed` for an id that is not a UUID", body = ErrorBody),
+        (status = 422, description = "`email_exists` (the new address is taken), `weak_password`, `phone_provider_disabled`", body = ErrorBody),
+    ),
+    security(("supabase_admin" = [])),
+)]
 pub(super) async fn update_user(
     State(state): State<AppState>,
     SupabaseAdmin(admin): SupabaseAdmin,
@@ -265,23 +343,39 @@ pub(super) async fn update_user(
     Ok(Json(SupabaseUser::new(&user, audience(&state))))
 }
 
-#[derive(Deserialize)]
+/// May be empty (`{}`).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AdminDeleteParams)]
 pub(super) struct DeleteBody {
+    /// `true`: GoTrue's soft delete (the row stays with `deleted_at`, scrubbed and disabled);
+    /// default: the account and everything of it is removed.
     #[serde(default)]
     should_soft_delete: Option<bool>,
 }
 
 /// `200 {}`; the body (`{"should_soft_delete": …}`) may be empty.
+#[utoipa::path(
+    delete,
+    path = "/auth/v1/admin/users/{id}",
+    tag = "supabase",
+    params(("id" = String, Path, description = "A user id; anything but a UUID is a 404 `validation_failed`")),
+    request_body(content = DeleteBody, description = "Optional; empty is `{}`"),
+    responses(
+        (status = 200, description = "Deleted (a soft delete of a soft-deleted user changes nothing)", body = Empty),
+        (status = 404, description = "`user_not_found`, or `validation_failed` for an id that is not a UUID", body = ErrorBody),
+    ),
+    security(("supabase_admin" = [])),
+)]
 pub(super) async fn delete_user(
     State(state): State<AppState>,
     SupabaseAdmin(admin): SupabaseAdmin,
     Path(id): Path<String>,
     GotrueJson(body): GotrueJson<DeleteBody>,
-) -> Result<Json<Value>, GotrueError> {
+) -> Result<Json<Empty>, GotrueError> {
     let id = user_id(&id)?;
     state
         .supabase_admin
         .delete_user(&admin, id, body.should_soft_delete.unwrap_or(false))
         .await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }

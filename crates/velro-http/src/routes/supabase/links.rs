@@ -6,12 +6,15 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::ToSchema;
 use velro_core::service::{take_profile, LinkRequest, LinkType, PendingProfile, ResendKind};
 
-use super::error::GotrueError;
-use super::wire::SupabaseUser;
-use super::{audience, mail_address, query_value, user_data, GotrueJson, SupabaseAdmin};
+use super::error::{ErrorBody, GotrueError};
+use super::wire::{Empty, SupabaseUser};
+use super::{
+    audience, mail_address, query_value, user_data, GotrueJson, RedirectQuery, SupabaseAdmin,
+};
 use crate::extract::Client;
 use crate::AppState;
 
@@ -23,23 +26,40 @@ fn phone_disabled() -> GotrueError {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct ResendBody {
+    /// `signup` or `email_change` (mailed again); `phone_change` by email answers `{}`; `sms`
+    /// is `phone_provider_disabled`; anything else `validation_failed`.
     #[serde(default, rename = "type")]
+    #[schema(example = "signup")]
     kind: Option<String>,
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
+    /// Phone logins are off: any non-empty value is 400 `phone_provider_disabled`.
     #[serde(default)]
     phone: Option<String>,
 }
 
 /// GoTrue's checks in its order; `{}` whether or not anything was pending.
+#[utoipa::path(
+    post,
+    path = "/auth/v1/resend",
+    tag = "supabase",
+    params(RedirectQuery),
+    request_body = ResendBody,
+    responses(
+        (status = 200, description = "The pending confirmation or email change mailed again (new tokens), or nothing pending: the same answer either way", body = Empty),
+        (status = 400, description = "`validation_failed` (a missing or unknown type, no or a bad address), `phone_provider_disabled`, `bad_json`", body = ErrorBody),
+        (status = 429, description = "`over_email_send_rate_limit` within 60 s of the previous mail of that kind, `over_request_rate_limit`", body = ErrorBody),
+    ),
+)]
 pub(super) async fn resend(
     State(state): State<AppState>,
     Client(client): Client,
     RawQuery(query): RawQuery,
     GotrueJson(body): GotrueJson<ResendBody>,
-) -> Result<Json<Value>, GotrueError> {
+) -> Result<Json<Empty>, GotrueError> {
     let email = body.email.filter(|e| !e.is_empty());
     let phone = body.phone.filter(|p| !p.is_empty());
     let kind = match body.kind.as_deref() {
@@ -78,24 +98,41 @@ pub(super) async fn resend(
     let email = mail_address(email)?;
     // `phone_change` by email: no account here has a pending phone change.
     let Some(kind) = kind else {
-        return Ok(Json(json!({})));
+        return Ok(Json(Empty {}));
     };
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     state
         .supabase
         .resend(kind, email, redirect_to.as_deref(), client)
         .await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct InviteBody {
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
+    /// The invited user's `user_metadata`, stored as given (`full_name` and `avatar_url` are
+    /// also the profile).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
 }
 
+/// An account awaiting confirmation and an invite mail (`type=invite` link and code).
+#[utoipa::path(
+    post,
+    path = "/auth/v1/invite",
+    tag = "supabase",
+    params(RedirectQuery),
+    request_body = InviteBody,
+    responses(
+        (status = 200, description = "The invited user, with `invited_at` (an invited address that has not accepted is invited again)", body = SupabaseUser),
+        (status = 422, description = "`email_exists`: the address is registered (and not a pending invite)", body = ErrorBody),
+    ),
+    security(("supabase_admin" = [])),
+)]
 pub(super) async fn invite(
     State(state): State<AppState>,
     SupabaseAdmin(admin): SupabaseAdmin,
@@ -112,34 +149,66 @@ pub(super) async fn invite(
     Ok(Json(SupabaseUser::with_mail(&user, audience(&state))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = GenerateLinkParams)]
 pub(super) struct GenerateLinkBody {
+    /// `signup`, `invite`, `magiclink`, `recovery`, `email_change_current`, `email_change_new`;
+    /// anything else is `validation_failed`.
     #[serde(default, rename = "type")]
+    #[schema(example = "magiclink")]
     kind: Option<String>,
     #[serde(default)]
+    #[schema(example = "ada@example.com")]
     email: Option<String>,
+    /// `signup` only: the new account's password (the password policy applies).
     #[serde(default)]
     password: Option<String>,
+    /// `signup` and `invite`: the new account's `user_metadata`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<Value>,
+    /// Required by the two email-change types.
     #[serde(default)]
     new_email: Option<String>,
+    /// Wins over the query parameter; one the redirect policy does not allow becomes the site
+    /// URL.
     #[serde(default)]
     redirect_to: Option<String>,
 }
 
 /// GoTrue's flat answer: the user's fields and the link's side by side.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = GeneratedLink)]
 pub(super) struct GeneratedLinkResponse {
     #[serde(flatten)]
     user: SupabaseUser,
+    /// `…/auth/v1/verify?token=…&type=…&redirect_to=…`
     action_link: String,
+    /// The six-digit code.
     email_otp: String,
+    /// The link's token, for `verify`'s `token_hash`.
     hashed_token: String,
     redirect_to: String,
+    /// `signup`, `invite`, `magiclink`, `recovery`, `email_change_current` or
+    /// `email_change_new`.
+    #[schema(value_type = String)]
     verification_type: &'static str,
 }
 
+/// Mails nothing: the link and the code are in the answer.
+#[utoipa::path(
+    post,
+    path = "/auth/v1/admin/generate_link",
+    tag = "supabase",
+    params(RedirectQuery),
+    request_body = GenerateLinkBody,
+    responses(
+        (status = 200, description = "The user's fields (with `new_email` for the email changes) and the link's, flat in one object", body = GeneratedLinkResponse),
+        (status = 404, description = "`user_not_found`: `recovery` or an email change for an unknown address", body = ErrorBody),
+        (status = 422, description = "`email_exists` (`signup` or `invite` for a registered address, an email change to a taken one), `weak_password`", body = ErrorBody),
+    ),
+    security(("supabase_admin" = [])),
+)]
 pub(super) async fn generate_link(
     State(state): State<AppState>,
     SupabaseAdmin(admin): SupabaseAdmin,

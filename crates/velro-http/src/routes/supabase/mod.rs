@@ -342,16 +342,28 @@ pub(super) fn user_data(data: Option<Value>) -> Result<Option<Metadata>, GotrueE
     }
 }
 
+/// What `/signup` answers: a session with auto-confirm, the bare user without.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = SignUpAnswer)]
+#[expect(dead_code, reason = "the schema of the two bodies `sign_up` writes")]
+enum SignUpAnswer {
+    Session(SupabaseSession),
+    User(SupabaseUser),
+}
+
 /// A session with auto-confirm; otherwise the bare user (GoTrue's body, which the clients
 /// read as "check your mail").
 #[utoipa::path(
     post,
     path = "/auth/v1/signup",
     tag = "supabase",
+    params(RedirectQuery),
     request_body = SignUpBody,
     responses(
-        (status = 200, description = "Signed up and signed in (sign-up confirms at once)", body = SupabaseSession),
+        (status = 200, description = "`VELRO_MAILER_AUTOCONFIRM=true` (default): a `Session`, signed up and signed in. `false`: the bare `User`, unconfirmed, with `confirmation_sent_at`, and a confirmation mail (`type=signup` link and code). A taken address answers a stand-in `User` (random `id`, `identities: []`); one still awaiting confirmation is mailed again", body = SignUpAnswer),
         (status = 422, description = "`weak_password`, `user_already_exists`, `signup_disabled`, `phone_provider_disabled`, `anonymous_provider_disabled`", body = ErrorBody),
+        (status = 429, description = "`over_email_send_rate_limit` (an address awaiting confirmation, within 60 s of the last mail), `over_request_rate_limit`", body = ErrorBody),
     ),
 )]
 async fn sign_up(
@@ -496,11 +508,14 @@ struct UpdateUserBody {
     /// A new password (no current password needed, as in GoTrue); other sessions end.
     #[serde(default)]
     password: Option<String>,
-    /// user_metadata changes: `full_name`, `avatar_url` (string, or null to clear).
+    /// Merged into user_metadata: top-level keys replaced, `null` deletes one (`full_name`
+    /// and `avatar_url` are also the profile).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     data: Option<Value>,
+    /// Admins only: any object is 403 `not_admin`; `null` is no change.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     app_metadata: Option<Value>,
 }
 
@@ -508,10 +523,13 @@ struct UpdateUserBody {
     put,
     path = "/auth/v1/user",
     tag = "supabase",
+    params(RedirectQuery),
     request_body = UpdateUserBody,
     responses(
-        (status = 200, description = "The updated user", body = SupabaseUser),
-        (status = 422, description = "`weak_password`, `same_password`, `phone_provider_disabled`", body = ErrorBody),
+        (status = 200, description = "The updated user. A new `email` is not applied yet: a mail goes to the new address (`type=email_change` link and code) and the answer shows `new_email` and `email_change_sent_at` until `verify` `type: email_change` completes the change", body = SupabaseUser),
+        (status = 403, description = "`not_admin` (`app_metadata` given), `bad_jwt`, `session_not_found`, `user_not_found`, `user_banned`", body = ErrorBody),
+        (status = 422, description = "`email_exists` (the new address belongs to another account), `weak_password`, `same_password`, `phone_provider_disabled`", body = ErrorBody),
+        (status = 429, description = "`over_email_send_rate_limit` (an email change within 60 s of the last mail), `over_request_rate_limit`", body = ErrorBody),
     ),
     security(("supabase_user" = [])),
 )]
@@ -677,8 +695,9 @@ fn verification_type(raw: Option<&str>) -> Result<Option<OtpKind>, GotrueError> 
 
 #[derive(Deserialize, ToSchema)]
 struct VerifyBody {
-    /// `email`, `magiclink`, `recovery` (tokens Velro issues); `signup`, `invite`,
-    /// `email_change`, `sms`, `phone_change` are read but find no token.
+    /// `recovery`, `magiclink`, `signup`, `invite`, `email` (either kind) or `email_change`
+    /// (with the new address and its code, or the link); `sms` and `phone_change` are read but
+    /// find no token.
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
@@ -698,7 +717,8 @@ struct VerifyBody {
     request_body = VerifyBody,
     responses(
         (status = 200, description = "The code or token hash was good: a session (the token is spent)", body = SupabaseSession),
-        (status = 403, description = "`otp_expired`: unknown, spent or expired", body = ErrorBody),
+        (status = 403, description = "`otp_expired`: unknown, spent, expired or of another type", body = ErrorBody),
+        (status = 422, description = "`email_exists`: an email change whose new address was taken meanwhile", body = ErrorBody),
     ),
 )]
 async fn verify(
