@@ -2,12 +2,13 @@
 //! store); every write that can make a cached session stale invalidates it in both layers and
 //! tells the other instances before it returns. Everything else passes through.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use velro_core::domain::{
@@ -31,6 +32,45 @@ pub struct CachedStore {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The loads (L2, then the store) in progress, one per session id; see [`Self::lookup`].
+    flights: Mutex<HashMap<Uuid, Flight>>,
+}
+
+/// What a load ends with. The error is shared by every lookup that waited for the load.
+type Loaded = Result<Option<Arc<SessionWithUser>>, Arc<StoreError>>;
+
+/// One load in progress: the epoch its loader read before reading anything, the cell that
+/// every lookup riding on it waits on, and how many lookups ride on it.
+struct Flight {
+    epoch: u64,
+    result: Arc<OnceCell<Loaded>>,
+    riders: usize,
+}
+
+/// A lookup's place on a flight. Dropped (finished or cancelled), it takes the flight off the
+/// board once the flight has a result or nobody is left on it, so the map only holds loads in
+/// progress and a later lookup starts afresh (an error or `None` is never kept).
+struct Seat<'a> {
+    flights: &'a Mutex<HashMap<Uuid, Flight>>,
+    key: Uuid,
+    result: Arc<OnceCell<Loaded>>,
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        let done = match flights.get_mut(&self.key) {
+            // Not ours: a newer flight replaced it.
+            Some(flight) if Arc::ptr_eq(&flight.result, &self.result) => {
+                flight.riders -= 1;
+                flight.result.initialized() || flight.riders == 0
+            }
+            _ => false,
+        };
+        if done {
+            flights.remove(&self.key);
+        }
+    }
 }
 
 impl std::fmt::Debug for CachedStore {
@@ -54,6 +94,7 @@ impl CachedStore {
             shared,
             shutdown,
             tasks: Mutex::new(tasks),
+            flights: Mutex::new(HashMap::new()),
         }
     }
 
@@ -79,6 +120,25 @@ impl CachedStore {
         self.shared.enabled.load(Ordering::SeqCst)
     }
 
+    /// L1, else one load per session id at a time: concurrent misses of the same session (a hot
+    /// session's L1 entry expiring under load) wait for the first one's load instead of all
+    /// going to L2 and the store.
+    ///
+    /// Invalidations: a lookup must never answer with an entry that an invalidation which
+    /// happened before the lookup started should have removed. The loader reads the epoch before
+    /// reading L2 or the store and fills L1 only if it is unchanged (`Local::fill`). A lookup
+    /// joins a flight only if the flight's epoch is at least the one it read itself after its
+    /// L1 miss. An invalidation that happened before this lookup started bumped the epoch before
+    /// that read, so the flight's epoch was read after the bump too, and so were its L2 and store
+    /// reads, which therefore see the write (the write commits before its invalidation runs).
+    /// Otherwise (an invalidation since the flight started) the lookup starts a new flight,
+    /// which replaces the old one on the board; the old one's riders keep their (concurrent)
+    /// answer, and its fill is skipped by the epoch check as before. An invalidation after this
+    /// lookup started is concurrent with it: either answer is allowed, as without coalescing.
+    ///
+    /// A `None` or an error goes to every rider of the flight and is not kept: the flight leaves
+    /// the board with its result. If the loader is cancelled (a request deadline), the next rider
+    /// runs the load itself (`OnceCell::get_or_init`).
     async fn lookup(&self, session_id: SessionId) -> Result<Option<SessionWithUser>, StoreError> {
         let local = &self.shared.local;
         if let Some(hit) = local.get(session_id.0).await {
@@ -88,19 +148,73 @@ impl CachedStore {
         count_lookup("l1", "miss");
         // Before any read below: a fill is skipped if an invalidation ran since.
         let epoch = local.epoch();
+        let seat = self.board(session_id.0, epoch);
+        let mut loaded_here = false;
+        let loaded = seat
+            .result
+            .get_or_init(|| {
+                loaded_here = true;
+                self.load(session_id, epoch)
+            })
+            .await;
+        if !loaded_here {
+            metrics::counter!("velro_cache_coalesced_total").increment(1);
+        }
+        match loaded {
+            Ok(live) => Ok(live.as_deref().cloned()),
+            Err(e) => Err(shared_error(e)),
+        }
+    }
+
+    /// A seat on the flight for `key` if it started at `epoch` or later, else on a new one.
+    fn board(&self, key: Uuid, epoch: u64) -> Seat<'_> {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = match flights.get_mut(&key) {
+            Some(flight) if flight.epoch >= epoch => {
+                flight.riders += 1;
+                flight.result.clone()
+            }
+            _ => {
+                let result = Arc::new(OnceCell::new());
+                flights.insert(
+                    key,
+                    Flight {
+                        epoch,
+                        result: result.clone(),
+                        riders: 1,
+                    },
+                );
+                result
+            }
+        };
+        Seat {
+            flights: &self.flights,
+            key,
+            result,
+        }
+    }
+
+    /// L2, then the store; fills L1 (and L2) unless an invalidation ran since `epoch`.
+    async fn load(&self, session_id: SessionId, epoch: u64) -> Loaded {
+        let local = &self.shared.local;
         let still_on = || self.enabled();
         if let Some(redis) = &self.shared.redis {
             match redis.get_session(session_id.0).await {
                 Lookup::Hit(live) => {
                     count_lookup("l2", "hit");
                     local.fill(epoch, live.clone(), still_on).await;
-                    return Ok(Some(SessionWithUser::clone(&live)));
+                    return Ok(Some(live));
                 }
                 Lookup::Miss => count_lookup("l2", "miss"),
                 Lookup::Unavailable => {}
             }
         }
-        let Some(live) = self.inner.find_live_session(session_id).await? else {
+        let Some(live) = self
+            .inner
+            .find_live_session(session_id)
+            .await
+            .map_err(Arc::new)?
+        else {
             return Ok(None);
         };
         let live = Arc::new(live);
@@ -112,7 +226,7 @@ impl CachedStore {
                 redis.put_session(&live).await;
             }
         }
-        Ok(Some(SessionWithUser::clone(&live)))
+        Ok(Some(live))
     }
 
     /// Drops the entries everywhere: L1 here at once, then L2 and the other instances' L1.
@@ -149,6 +263,43 @@ impl CachedStore {
 
     async fn invalidate_user(&self, user_id: UserId) {
         self.invalidate(&[], &[user_id]).await;
+    }
+}
+
+/// A store error for one rider of a flight: the same kind, and the same message and causes.
+fn shared_error(e: &Arc<StoreError>) -> StoreError {
+    match &**e {
+        StoreError::Conflict(key) => StoreError::Conflict(key),
+        StoreError::Unavailable(_) => StoreError::Unavailable(Box::new(SharedCause(e.clone()))),
+        StoreError::Other(_) => StoreError::Other(Box::new(SharedCause(e.clone()))),
+    }
+}
+
+/// The cause inside a shared `StoreError`, shown as itself.
+#[derive(Debug)]
+struct SharedCause(Arc<StoreError>);
+
+impl SharedCause {
+    fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        match &*self.0 {
+            StoreError::Unavailable(cause) | StoreError::Other(cause) => Some(cause.as_ref()),
+            StoreError::Conflict(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.cause() {
+            Some(cause) => std::fmt::Display::fmt(cause, f),
+            None => std::fmt::Display::fmt(&self.0, f),
+        }
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause().and_then(|cause| cause.source())
     }
 }
 

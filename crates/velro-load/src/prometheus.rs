@@ -10,6 +10,8 @@ pub struct Snapshot {
     pub l1_misses: f64,
     pub l2_hits: f64,
     pub l2_misses: f64,
+    /// L1 misses that waited for another request's read (velro_cache_coalesced_total).
+    pub coalesced: f64,
     pub pool_in_use: f64,
     pub pool_idle: f64,
     pub hash_queue_depth: f64,
@@ -27,7 +29,7 @@ pub struct MetricsDelta {
     pub cache_lookups: f64,
     /// (L1 hits + L2 hits) / lookups; `None` when there was no lookup (cache off).
     pub cache_hit_ratio: Option<f64>,
-    /// Lookups that reached the database (L1 miss and no L2 hit).
+    /// Lookups that reached the database (L1 miss, no L2 hit, not coalesced into another's).
     pub cache_db_lookups: f64,
     pub hashes: f64,
     /// Mean of velro_hash_duration_seconds over the run, in milliseconds.
@@ -64,6 +66,7 @@ impl Snapshot {
                     };
                     *slot += value;
                 }
+                "velro_cache_coalesced_total" => snapshot.coalesced += value,
                 "velro_db_pool_connections" => match label("state") {
                     Some("in_use") => snapshot.pool_in_use = value,
                     Some("idle") => snapshot.pool_idle = value,
@@ -92,13 +95,14 @@ impl MetricsDelta {
         let l1_hits = after.l1_hits - before.l1_hits;
         let l1_misses = after.l1_misses - before.l1_misses;
         let l2_hits = after.l2_hits - before.l2_hits;
+        let coalesced = after.coalesced - before.coalesced;
         let lookups = l1_hits + l1_misses;
         let hashes = after.hash_count - before.hash_count;
         let hash_seconds = after.hash_seconds_sum - before.hash_seconds_sum;
         Self {
             cache_lookups: lookups,
             cache_hit_ratio: (lookups > 0.0).then(|| (l1_hits + l2_hits) / lookups),
-            cache_db_lookups: (l1_misses - l2_hits).max(0.0),
+            cache_db_lookups: (l1_misses - l2_hits - coalesced).max(0.0),
             hashes,
             hash_mean_ms: (hashes > 0.0).then(|| hash_seconds / hashes * 1000.0),
             before,
@@ -147,6 +151,14 @@ velro_http_requests_total{method="GET",route="/health",status="200"} 5
         assert_eq!(delta.cache_hit_ratio, Some(0.994));
         assert_eq!(delta.cache_db_lookups, 6.0);
         assert_eq!(delta.hash_mean_ms, Some(50.0));
+    }
+
+    #[test]
+    fn misses_that_waited_for_another_read_are_not_database_lookups() {
+        let text = format!("{SAMPLE}velro_cache_coalesced_total 3\n");
+        let delta = MetricsDelta::between(Snapshot::default(), Snapshot::parse(&text));
+        assert_eq!(delta.cache_lookups, 1000.0);
+        assert_eq!(delta.cache_db_lookups, 3.0);
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl Db {
         Arc::new(Counting {
             inner: self.store.clone(),
             lookups: AtomicUsize::new(0),
+            gate: tokio::sync::watch::Sender::new(true),
         })
     }
 
@@ -216,10 +217,23 @@ pub async fn exists(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> 
         == 1
 }
 
-/// Passes everything through to the store and counts `find_live_session` calls.
+/// Passes everything through to the store and counts `find_live_session` calls. While its gate
+/// is closed, a `find_live_session` that has its answer from the store (and is counted) holds
+/// it back until the gate opens: a load in flight, for tests of what happens meanwhile.
 pub struct Counting {
     inner: Arc<SqliteStore>,
     lookups: AtomicUsize,
+    gate: tokio::sync::watch::Sender<bool>,
+}
+
+impl Counting {
+    pub fn close_gate(&self) {
+        self.gate.send_replace(false);
+    }
+
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
 }
 
 velro_core::impl_store! {
@@ -239,7 +253,11 @@ velro_core::impl_store! {
         &self,
         session_id: SessionId,
     ) -> Result<Option<SessionWithUser>, StoreError> {
+        let mut gate = self.gate.subscribe();
+        let answer = self.inner.find_live_session(session_id).await;
         self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_live_session(session_id).await
+        // Err only if the sender is gone, and it lives as long as `self`.
+        let _ = gate.wait_for(|open| *open).await;
+        answer
     }
 }

@@ -9,4 +9,5 @@ mod helpers;
 mod hung;
 mod instances;
 mod local;
+mod stampede;
 mod switch;
