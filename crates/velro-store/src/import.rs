@@ -245,7 +245,50 @@ macro_rules! import_store {
                     });
                     insert.build().execute(&mut **tx).await.db()?;
                 }
+                mark_awaiting_confirmation(tx, users, &outcomes).await?;
                 Ok(outcomes)
+            }
+
+            /// GoTrue refuses a password sign-in until the address is confirmed
+            /// (`email_not_confirmed`): an account imported without `email_confirmed_at` awaits
+            /// confirmation on /auth/v1 as one signed up there would; one confirmed since the
+            /// last import no longer does.
+            async fn mark_awaiting_confirmation(
+                tx: &mut Transaction<'static, Db>,
+                users: &[ImportedUser],
+                outcomes: &[UserImport],
+            ) -> Result<(), StoreError> {
+                let written = users.iter().zip(outcomes).filter(|(_, outcome)| {
+                    matches!(outcome, UserImport::Inserted | UserImport::Updated)
+                });
+                let (awaiting, confirmed): (Vec<_>, Vec<_>) =
+                    written.partition(|(user, _)| user.email_confirmed_at.is_none());
+                for chunk in awaiting.chunks(INSERT_CHUNK) {
+                    let mut insert = QueryBuilder::<Db>::new(
+                        "INSERT INTO user_mail_state (user_id, awaiting_confirmation) ",
+                    );
+                    insert.push_values(chunk, |mut row, (user, _)| {
+                        row.push_bind(user.id.0).push_bind(true);
+                    });
+                    insert.push(
+                        " ON CONFLICT (user_id) DO UPDATE SET awaiting_confirmation = TRUE",
+                    );
+                    insert.build().execute(&mut **tx).await.db()?;
+                }
+                // Only accounts updated by this run can have a row from an earlier one.
+                for (user, outcome) in confirmed {
+                    if matches!(outcome, UserImport::Updated) {
+                        sqlx::query(
+                            "UPDATE user_mail_state SET awaiting_confirmation = FALSE \
+                             WHERE user_id = $1",
+                        )
+                        .bind(user.id.0)
+                        .execute(&mut **tx)
+                        .await
+                        .db()?;
+                    }
+                }
+                Ok(())
             }
 
             async fn update_user(

@@ -314,6 +314,15 @@ async fn imported_accounts_sign_in_and_refresh_through_the_supabase_surface(app:
     let body = json!({"email": banned.email, "password": banned.password.expect("a password")});
     let refused = expect_json(grant(&app, "password", body).await, StatusCode::BAD_REQUEST).await;
     assert_eq!(refused["code"], "user_banned", "{refused}");
+
+    // GoTrue's rule for an address never confirmed: the right password, and still no session.
+    let unconfirmed = first(Kind::Unconfirmed);
+    let body = json!({
+        "email": unconfirmed.email,
+        "password": unconfirmed.password.expect("a password"),
+    });
+    let refused = expect_json(grant(&app, "password", body).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(refused["code"], "email_not_confirmed", "{refused}");
 }
 
 /// What Supabase issued before the switch keeps working until it expires: an access token
