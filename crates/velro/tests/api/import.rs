@@ -323,6 +323,15 @@ async fn imported_accounts_sign_in_and_refresh_through_the_supabase_surface(app:
     });
     let refused = expect_json(grant(&app, "password", body).await, StatusCode::BAD_REQUEST).await;
     assert_eq!(refused["code"], "email_not_confirmed", "{refused}");
+    let resend = app
+        .client
+        .post(app.url("/auth/v1/resend"))
+        .json(&json!({"type": "signup", "email": unconfirmed.email}))
+        .send()
+        .await
+        .expect("the request is sent");
+    assert_eq!(resend.status(), StatusCode::OK);
+    assert_eq!(app.mail_to(&unconfirmed.email).len(), 1);
 }
 
 /// What Supabase issued before the switch keeps working until it expires: an access token
