@@ -536,11 +536,10 @@ async fn the_service_endpoints_answer_as_gotrue_does(app: TestApp) {
     assert_eq!(settings["external"]["phone"], false);
     assert_eq!(settings["disable_signup"], false);
     assert_eq!(settings["mailer_autoconfirm"], true);
-    let jwks = expect_json(
-        call(&app, Method::GET, "/.well-known/jwks.json", None, None).await,
-        StatusCode::OK,
-    )
-    .await;
+    let response = call(&app, Method::GET, "/.well-known/jwks.json", None, None).await;
+    // GoTrue's lifetime on this surface (the v1 JWKS keeps its own).
+    assert_eq!(response.headers()["cache-control"], "public, max-age=600");
+    let jwks = expect_json(response, StatusCode::OK).await;
     // HS256: a symmetric key is never published.
     assert_eq!(jwks, json!({"keys": []}));
 }

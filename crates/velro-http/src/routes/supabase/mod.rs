@@ -205,11 +205,18 @@ async fn health(State(state): State<AppState>) -> Json<HealthBody> {
     path = "/auth/v1/.well-known/jwks.json",
     tag = "supabase",
     responses(
-        (status = 200, description = "The public keys that verify access tokens of both surfaces; empty when only the HS256 secret signs", body = super::jwks::JwksResponse),
+        (status = 200, description = "The public keys that verify access tokens of both surfaces; empty when only the HS256 secret signs", body = super::jwks::JwksResponse,
+            headers(("cache-control" = String, description = "`public, max-age=600`, as GoTrue"))),
     ),
 )]
 async fn jwks(state: State<AppState>) -> Response {
-    super::jwks::jwks(state).await
+    let mut response = super::jwks::jwks(state).await;
+    // GoTrue's lifetime; the Python client caches the set for as long anyway.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("public, max-age=600"),
+    );
+    response
 }
 
 /// `GET /settings`: which providers are on (`email` only) and the sign-up switches.
