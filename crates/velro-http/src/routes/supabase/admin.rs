@@ -14,7 +14,7 @@ use velro_core::service::{parse_metadata, AdminCreate, AdminPassword, AdminUpdat
 
 use super::error::{ErrorBody, GotrueError};
 use super::wire::{Empty, SupabaseUser, SupabaseUserList};
-use super::{audience, query_value, GotrueJson, SupabaseAdmin};
+use super::{audience, checked_password, query_value, GotrueJson, SupabaseAdmin};
 use crate::AppState;
 
 /// A path id, as GoTrue answers a malformed one.
@@ -262,13 +262,7 @@ pub(super) async fn create_user(
                 "Only a password or a password hash should be provided",
             ))
         }
-        (Some(password), None) => Some(AdminPassword::Plain(
-            state
-                .auth
-                .password_policy()
-                .check(&password)
-                .map_err(GotrueError::weak_password)?,
-        )),
+        (Some(password), None) => Some(AdminPassword::Plain(checked_password(&state, &password)?)),
         (None, Some(hash)) => Some(AdminPassword::Hash(hash)),
         (None, None) => None,
     };
@@ -326,13 +320,7 @@ pub(super) async fn update_user(
             .transpose()?,
         password: body
             .password
-            .map(|password| {
-                state
-                    .auth
-                    .password_policy()
-                    .check(&password)
-                    .map_err(GotrueError::weak_password)
-            })
+            .map(|password| checked_password(&state, &password))
             .transpose()?,
         email_confirm: body.email_confirm.unwrap_or(false),
         user_metadata: optional_metadata("user_metadata", body.user_metadata)?,

@@ -13,7 +13,8 @@ use velro_core::service::{take_profile, LinkRequest, LinkType, PendingProfile, R
 use super::error::{ErrorBody, GotrueError};
 use super::wire::{Empty, SupabaseUser};
 use super::{
-    audience, mail_address, query_value, user_data, GotrueJson, RedirectQuery, SupabaseAdmin,
+    audience, checked_password, mail_address, query_value, user_data, GotrueJson, RedirectQuery,
+    SupabaseAdmin,
 };
 use crate::extract::Client;
 use crate::AppState;
@@ -231,13 +232,7 @@ pub(super) async fn generate_link(
                 .password
                 .as_deref()
                 .filter(|p| !p.is_empty())
-                .map(|password| {
-                    state
-                        .auth
-                        .password_policy()
-                        .check(password)
-                        .map_err(GotrueError::weak_password)
-                })
+                .map(|password| checked_password(&state, password))
                 .transpose()?;
             LinkType::Signup {
                 password,

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
-use velro_core::domain::{Email, Metadata};
+use velro_core::domain::{Email, Metadata, NewPassword};
 use velro_core::service::{
     parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind,
     PendingProfile, Registration, SignUp, SupabaseError, SupabaseUserChange,
@@ -297,7 +297,8 @@ struct SignUpBody {
     /// The deployment's password policy applies (both surfaces share it).
     #[serde(default)]
     password: Option<String>,
-    /// user_metadata: `full_name` (string or null) only at sign-up.
+    /// user_metadata: any object (at most 4 KiB), kept under GoTrue's identity data; `full_name`
+    /// and `avatar_url` are the profile.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     data: Option<Value>,
@@ -310,10 +311,7 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
         .password
         .filter(|p| !p.is_empty())
         .ok_or_else(|| GotrueError::validation("Signup requires a valid password"))?;
-    let policy = state.auth.password_policy();
-    let password = policy
-        .check(&password)
-        .map_err(GotrueError::weak_password)?;
+    let password = checked_password(state, &password)?;
     if body.phone.is_some_and(|p| !p.is_empty()) {
         return Err(GotrueError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -339,6 +337,18 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
         avatar_url: profile.avatar_url.flatten(),
         supabase_data: Some(data),
     })
+}
+
+/// A new password under the deployment's policy, refused GoTrue's way (422 `weak_password`).
+pub(super) fn checked_password(
+    state: &AppState,
+    password: &str,
+) -> Result<NewPassword, GotrueError> {
+    state
+        .auth
+        .password_policy()
+        .check(password)
+        .map_err(GotrueError::weak_password)
 }
 
 /// `data` as a metadata object; absent or `null` is none.
@@ -567,11 +577,7 @@ async fn update_user(
         .password
         .map(|password| {
             // The email part of the policy is the service's to check.
-            state
-                .auth
-                .password_policy()
-                .check(&password)
-                .map_err(GotrueError::weak_password)
+            checked_password(&state, &password)
         })
         .transpose()?;
     let change = SupabaseUserChange {
@@ -863,7 +869,7 @@ struct OtpBody {
     email: Option<String>,
     #[serde(default)]
     phone: Option<String>,
-    /// user_metadata for an account this creates: `full_name`.
+    /// user_metadata for an account this creates, kept as `/signup` keeps it.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     data: Option<Value>,
