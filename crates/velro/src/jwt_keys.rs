@@ -1,5 +1,5 @@
 //! `VELRO_JWT_KEYS`: a Supabase project's keys as GoTrue's `JWT_KEYS` takes them (a JSON array
-//! of private JWKs), turned into the key set both surfaces sign and verify with. Errors name a
+//! of JWKs: private ones, and RSA or EC public ones that only verify), turned into the key set both surfaces sign and verify with. Errors name a
 //! key by its position and `kid`, never by any of its material.
 
 use anyhow::bail;
@@ -64,6 +64,12 @@ pub fn key_set(
         })?;
         let signs = jwk.key_ops.iter().any(|op| op == "sign");
         let key = parse(&jwk, index, now)?;
+        if signs && !key.can_sign() {
+            bail!(
+                "invalid configuration: VELRO_JWT_KEYS: key {index} (kid {:?}) has \"sign\" in its key_ops but no private part",
+                key.kid()
+            );
+        }
         if signs {
             signers.push(key.kid().to_string());
         }
@@ -84,7 +90,7 @@ pub fn key_set(
             let same = keys
                 .iter()
                 .filter(symmetric)
-                .find(|key| key.private_material() == &bytes);
+                .find(|key| key.private_material() == Some(&bytes));
             let kid = match same {
                 Some(key) => key.kid().to_string(),
                 None => {
@@ -112,7 +118,7 @@ pub fn key_set(
                 .iter()
                 .find(symmetric)
                 .or(signer)
-                .map(|key| key.private_material().clone())
+                .and_then(|key| key.private_material().cloned())
                 .unwrap_or_else(|| Secret::new(Vec::new()));
             (legacy, successor)
         }
@@ -150,6 +156,12 @@ fn parse(jwk: &Jwk, index: usize, now: OffsetDateTime) -> anyhow::Result<Signing
             let secret = Secret::new(member(&jwk.k, "k")?);
             SigningKey::hs256(kid, secret, now).map_err(key_error)
         }
+        ("RSA", None | Some("RS256")) if jwk.d.is_none() => {
+            let (n, e) = (member(&jwk.n, "n")?, member(&jwk.e, "e")?);
+            SigningKey::rsa_public(kid, &n, &e, now).map_err(|_| {
+                fail("is not a valid RSA public key (n of 2048 to 8192 bits, e odd and at least 3)")
+            })
+        }
         ("RSA", None | Some("RS256")) => {
             let private = RsaPrivateParts {
                 d: member(&jwk.d, "d")?,
@@ -172,9 +184,13 @@ fn parse(jwk: &Jwk, index: usize, now: OffsetDateTime) -> anyhow::Result<Signing
             if jwk.crv.as_deref() != Some("P-256") {
                 return Err(fail("must have crv \"P-256\" (ES256 is the only EC algorithm the Supabase clients accept)"));
             }
-            let d = Secret::new(member(&jwk.d, "d")?);
             let x = member(&jwk.x, "x")?;
             let y = member(&jwk.y, "y")?;
+            if jwk.d.is_none() {
+                return SigningKey::es256_public(kid, &x, &y, now)
+                    .map_err(|_| fail("is not a valid P-256 public key (x, y must be a point of the curve)"));
+            }
+            let d = Secret::new(member(&jwk.d, "d")?);
             SigningKey::es256(kid, d, &x, &y, now).map_err(|_| {
                 fail("is not a valid P-256 private key (d must be the private scalar of x, y)")
             })
@@ -413,6 +429,64 @@ mod tests {
         }
         assert!(!shown.contains(SECRET));
         assert!(shown.contains("test-rsa-1"));
+    }
+
+    fn public_only(mut key: Value) -> Value {
+        let members = key.as_object_mut().expect("object");
+        for private in ["d", "p", "q", "dp", "dq", "qi"] {
+            members.remove(private);
+        }
+        key
+    }
+
+    #[test]
+    fn public_only_keys_verify_their_tokens_and_are_published_but_never_sign() {
+        let now = OffsetDateTime::now_utc();
+        let user = test_user();
+        let session = velro_core::domain::SessionId(uuid::Uuid::now_v7());
+        for (old, signer) in [("rsa", "ec"), ("ec", "rsa")] {
+            let before = tokens(load(&[fixture(old, true)], None).expect("loads"));
+            let issued = before.issue(&user, session, now).expect("signs");
+            let supabase = before
+                .issue_supabase(&profile(), &user, session, method(now), now)
+                .expect("signs");
+            let keys = [fixture(signer, true), public_only(fixture(old, false))];
+            let after = tokens(load(&keys, None).expect("a public-only key loads"));
+            assert!(after.verify(issued.token.expose(), now).is_ok());
+            assert!(after
+                .verify_supabase(&profile(), supabase.token.expose(), now)
+                .is_ok());
+            assert_eq!(after.public_keys().len(), 2, "both published");
+            let fresh = after.issue(&user, session, now).expect("signs");
+            assert_eq!(
+                header(fresh.token.expose())["kid"],
+                format!("test-{signer}-1")
+            );
+
+            let error = load(&[public_only(fixture(old, true))], None)
+                .err()
+                .expect("a public key cannot sign")
+                .to_string();
+            assert!(error.contains("no private part"), "{error}");
+        }
+    }
+
+    #[test]
+    fn public_keys_that_are_not_keys_are_refused() {
+        let mut off_curve = public_only(fixture("ec", false));
+        off_curve["y"] = Value::String(URL_SAFE_NO_PAD.encode([7u8; 32]));
+        let error = load(&[fixture("rsa", true), off_curve], None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("P-256 public key"), "{error}");
+        let mut short = public_only(fixture("rsa", false));
+        short["n"] = Value::String(URL_SAFE_NO_PAD.encode([0xc5u8; 128]));
+        let error = load(&[fixture("ec", true), short], None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("RSA public key"), "{error}");
     }
 
     fn test_user() -> velro_core::domain::User {

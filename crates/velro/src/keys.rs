@@ -160,7 +160,7 @@ pub fn run(config: &Config, command: &KeysCommand) -> anyhow::Result<()> {
             println!("removed {}", pruned.join(", "));
         }
     }
-    KeyFile::from_ring(&ring, file.successor_secret).save(&config.data_dir)
+    KeyFile::from_ring(&ring, file.successor_secret)?.save(&config.data_dir)
 }
 
 /// `velro keys list`: kid, algorithm, state and dates; never the key material.
@@ -283,10 +283,7 @@ impl KeyFile {
             .map_err(|why| anyhow::anyhow!("a new signing key {why}"))?;
         let mut successor = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut successor);
-        Ok(Self::from_ring(
-            &KeyRing::first(key, false),
-            encode(&successor),
-        ))
+        Self::from_ring(&KeyRing::first(key, false), encode(&successor))
     }
 
     /// The legacy secret signs on as before (tokens without a `kid` stay valid) and keeps
@@ -295,20 +292,21 @@ impl KeyFile {
         let kid = SigningKey::derived_kid(&secret);
         let key = SigningKey::hs256(kid, secret.clone(), now)
             .map_err(|why| anyhow::anyhow!("the secret in {LEGACY_SECRET_FILE} {why}"))?;
-        Ok(Self::from_ring(
-            &KeyRing::first(key, true),
-            encode(secret.expose()),
-        ))
+        Self::from_ring(&KeyRing::first(key, true), encode(secret.expose()))
     }
 
-    fn from_ring(ring: &KeyRing, successor_secret: Secret<String>) -> Self {
-        Self {
+    fn from_ring(ring: &KeyRing, successor_secret: Secret<String>) -> anyhow::Result<Self> {
+        Ok(Self {
             version: 1,
             active: ring.active().to_string(),
             legacy: ring.legacy().map(str::to_string),
             successor_secret,
-            keys: ring.keys().iter().map(StoredKey::from_entry).collect(),
-        }
+            keys: ring
+                .keys()
+                .iter()
+                .map(StoredKey::from_entry)
+                .collect::<anyhow::Result<_>>()?,
+        })
     }
 
     fn to_ring(&self) -> anyhow::Result<KeyRing> {
@@ -382,15 +380,22 @@ impl KeyFile {
 }
 
 impl StoredKey {
-    fn from_entry(entry: &RingKey) -> Self {
+    fn from_entry(entry: &RingKey) -> anyhow::Result<Self> {
         let key = &entry.key;
-        Self {
+        // Only VELRO_JWT_KEYS has verify-only keys, and it never reaches the key file.
+        let Some(material) = key.private_material() else {
+            bail!(
+                "{KEY_FILE}: the key {} has no private part to store",
+                key.kid()
+            );
+        };
+        Ok(Self {
             kid: key.kid().to_string(),
             alg: key.algorithm().as_str().to_string(),
             created_at: timestamp(key.created_at()),
             retired_at: entry.retired_at.map(timestamp),
-            key: encode(key.private_material().expose()),
-        }
+            key: encode(material.expose()),
+        })
     }
 
     fn to_entry(&self) -> anyhow::Result<RingKey> {
@@ -501,8 +506,8 @@ mod tests {
         let second = load_or_create(&config).expect("reads back");
         assert_eq!(first.keys.active().kid(), second.keys.active().kid());
         assert_eq!(
-            first.keys.active().private_material(),
-            second.keys.active().private_material()
+            first.keys.active().private_material().map(Secret::expose),
+            second.keys.active().private_material().map(Secret::expose)
         );
         assert_eq!(first.successor_secret, second.successor_secret);
         assert!(first.keys.legacy().is_none());
@@ -524,7 +529,11 @@ mod tests {
         config.jwt_secret = Some(Secret::new("x".repeat(40)));
         let keys = load_or_create(&config).expect("uses it");
         assert_eq!(
-            keys.keys.active().private_material().expose(),
+            keys.keys
+                .active()
+                .private_material()
+                .expect("private")
+                .expose(),
             &"x".repeat(40).into_bytes()
         );
         assert_eq!(keys.successor_secret.expose(), &"x".repeat(40).into_bytes());
@@ -545,7 +554,11 @@ mod tests {
         std::fs::write(dir.path().join(LEGACY_SECRET_FILE), format!("{legacy}\n")).expect("writes");
         let keys = load_or_create(&config(dir.path(), SigningAlgorithm::Hs256)).expect("imports");
         assert_eq!(
-            keys.keys.active().private_material().expose(),
+            keys.keys
+                .active()
+                .private_material()
+                .expect("private")
+                .expose(),
             legacy.as_bytes()
         );
         assert_eq!(

@@ -13,6 +13,7 @@ use crate::domain::{SessionId, User, UserId};
 use crate::{AuthError, Secret};
 
 use super::keys::{KeySet, PublicJwk, SigningAlgorithm};
+use super::KeyError;
 
 /// The `aud` claim of every access token, as the contract fixes it.
 pub const AUDIENCE: &str = "authenticated";
@@ -60,7 +61,8 @@ pub struct VerifiedAccess {
 pub struct AccessTokens {
     algorithm: SigningAlgorithm,
     signing_kid: String,
-    encoding: EncodingKey,
+    /// `None` only if the active key were verify-only, which `KeySet::new` refuses.
+    encoding: Option<EncodingKey>,
     /// By `kid`, each with its key's algorithm: a key never verifies under another algorithm.
     verifying: HashMap<String, (Algorithm, DecodingKey)>,
     /// For tokens without a `kid` (issued before keys had ids, and Supabase's API keys).
@@ -178,7 +180,11 @@ impl AccessTokens {
     pub(super) fn sign<T: Serialize>(&self, claims: &T) -> Result<Secret<String>, AuthError> {
         let mut header = Header::new(self.algorithm.jwt());
         header.kid = Some(self.signing_kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
+        let key = self
+            .encoding
+            .as_ref()
+            .ok_or_else(|| AuthError::internal(KeyError::VerifyOnly(self.signing_kid.clone())))?;
+        jsonwebtoken::encode(&header, claims, key)
             .map(Secret::new)
             .map_err(AuthError::internal)
     }
@@ -458,7 +464,7 @@ mod tests {
                 signed(
                     &json!({"alg": "EdDSA", "kid": "ours"}),
                     &claims,
-                    &ed.encoding_key(),
+                    &ed.encoding_key().expect("signs"),
                 ),
             ),
             (
@@ -506,7 +512,7 @@ mod tests {
         let forged = signed(
             &json!({"alg": "EdDSA", "kid": kid}),
             &claims,
-            &other.encoding_key(),
+            &other.encoding_key().expect("signs"),
         );
         assert_invalid(&tokens, &forged, now, "another Ed25519 key under our kid");
         assert_invalid(&tokens, &issue(&ours(), now), now, "an HS256 token");

@@ -96,6 +96,16 @@ enum Material {
         /// The uncompressed point (`04 || x || y`).
         public: Vec<u8>,
     },
+    /// A verify-only RSA key: a JWK given without its private part (GoTrue accepts those in
+    /// `JWT_KEYS`, so that a key whose private half is gone keeps verifying its tokens).
+    RsaPublic {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// A verify-only P-256 key (the uncompressed point).
+    EcP256Public {
+        public: Vec<u8>,
+    },
 }
 
 /// One signing key: a `kid`, an algorithm, when it was made, and its material.
@@ -189,6 +199,54 @@ impl SigningKey {
         Self::checked(kid.into(), created_at, Material::EcP256 { pkcs8, public })
     }
 
+    /// A verify-only RS256 key from its public JWK components: a modulus of 2048 to 8192 bits
+    /// (the sizes the verifier takes) and an odd public exponent of at least 3.
+    pub fn rsa_public(
+        kid: impl Into<String>,
+        n: &[u8],
+        e: &[u8],
+        created_at: OffsetDateTime,
+    ) -> Result<Self, KeyError> {
+        let n = strip_zeros(n);
+        let e = strip_zeros(e);
+        let modulus_bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+        let odd = |value: &[u8]| value.last().is_some_and(|b| b & 1 == 1);
+        let exponent_ok = odd(e) && (e.len() > 1 || e[0] >= 3) && e.len() <= 4;
+        if !(2048..=8192).contains(&modulus_bits) || !odd(n) || !exponent_ok {
+            return Err(KeyError::Malformed);
+        }
+        let material = Material::RsaPublic {
+            n: n.to_vec(),
+            e: e.to_vec(),
+        };
+        Self::checked(kid.into(), created_at, material)
+    }
+
+    /// A verify-only ES256 key from its public point. The point is checked to lie on P-256 by
+    /// agreeing a throwaway ECDH secret with it (`ring` validates a peer's point there; it has
+    /// no other public check).
+    pub fn es256_public(
+        kid: impl Into<String>,
+        x: &[u8],
+        y: &[u8],
+        created_at: OffsetDateTime,
+    ) -> Result<Self, KeyError> {
+        use ring::agreement;
+        if x.len() != 32 || y.len() != 32 {
+            return Err(KeyError::Malformed);
+        }
+        let mut public = Vec::with_capacity(65);
+        public.push(0x04);
+        public.extend_from_slice(x);
+        public.extend_from_slice(y);
+        let rng = ring::rand::SystemRandom::new();
+        let ours = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
+            .map_err(|_| KeyError::Generation)?;
+        let theirs = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &public);
+        agreement::agree_ephemeral(ours, &theirs, |_| ()).map_err(|_| KeyError::Malformed)?;
+        Self::checked(kid.into(), created_at, Material::EcP256Public { public })
+    }
+
     fn checked(
         kid: String,
         created_at: OffsetDateTime,
@@ -254,19 +312,25 @@ impl SigningKey {
         match self.material {
             Material::Hmac(_) => SigningAlgorithm::Hs256,
             Material::Ed25519 { .. } => SigningAlgorithm::EdDsa,
-            Material::Rsa { .. } => SigningAlgorithm::Rs256,
-            Material::EcP256 { .. } => SigningAlgorithm::Es256,
+            Material::Rsa { .. } | Material::RsaPublic { .. } => SigningAlgorithm::Rs256,
+            Material::EcP256 { .. } | Material::EcP256Public { .. } => SigningAlgorithm::Es256,
         }
     }
 
     /// The private material, for the binary to store (HS256 secret, Ed25519 or P-256 PKCS#8,
-    /// RSA PKCS#1).
-    pub fn private_material(&self) -> &Secret<Vec<u8>> {
+    /// RSA PKCS#1); `None` for a verify-only key.
+    pub fn private_material(&self) -> Option<&Secret<Vec<u8>>> {
         match &self.material {
-            Material::Hmac(secret) => secret,
-            Material::Ed25519 { pkcs8, .. } | Material::EcP256 { pkcs8, .. } => pkcs8,
-            Material::Rsa { pkcs1, .. } => pkcs1,
+            Material::Hmac(secret) => Some(secret),
+            Material::Ed25519 { pkcs8, .. } | Material::EcP256 { pkcs8, .. } => Some(pkcs8),
+            Material::Rsa { pkcs1, .. } => Some(pkcs1),
+            Material::RsaPublic { .. } | Material::EcP256Public { .. } => None,
         }
+    }
+
+    /// Whether the key can sign (it has its private part).
+    pub fn can_sign(&self) -> bool {
+        self.private_material().is_some()
     }
 
     /// The public key to publish, or `None` for a symmetric key (never published).
@@ -277,15 +341,19 @@ impl SigningKey {
                 curve: "Ed25519",
                 x: URL_SAFE_NO_PAD.encode(public),
             }),
-            Material::Rsa { n, e, .. } => Some(PublicKeyParams::Rsa {
-                n: URL_SAFE_NO_PAD.encode(n),
-                e: URL_SAFE_NO_PAD.encode(e),
-            }),
-            Material::EcP256 { public, .. } => Some(PublicKeyParams::Ec {
-                curve: "P-256",
-                x: URL_SAFE_NO_PAD.encode(&public[1..33]),
-                y: URL_SAFE_NO_PAD.encode(&public[33..]),
-            }),
+            Material::Rsa { n, e, .. } | Material::RsaPublic { n, e } => {
+                Some(PublicKeyParams::Rsa {
+                    n: URL_SAFE_NO_PAD.encode(n),
+                    e: URL_SAFE_NO_PAD.encode(e),
+                })
+            }
+            Material::EcP256 { public, .. } | Material::EcP256Public { public } => {
+                Some(PublicKeyParams::Ec {
+                    curve: "P-256",
+                    x: URL_SAFE_NO_PAD.encode(&public[1..33]),
+                    y: URL_SAFE_NO_PAD.encode(&public[33..]),
+                })
+            }
         }
         .map(|params| PublicJwk {
             kid: self.kid.clone(),
@@ -294,12 +362,14 @@ impl SigningKey {
         })
     }
 
-    pub(crate) fn encoding_key(&self) -> EncodingKey {
+    /// `None` for a verify-only key; [`KeySet::new`] refuses one as the signer.
+    pub(crate) fn encoding_key(&self) -> Option<EncodingKey> {
         match &self.material {
-            Material::Hmac(secret) => EncodingKey::from_secret(secret.expose()),
-            Material::Ed25519 { pkcs8, .. } => EncodingKey::from_ed_der(pkcs8.expose()),
-            Material::Rsa { pkcs1, .. } => EncodingKey::from_rsa_der(pkcs1.expose()),
-            Material::EcP256 { pkcs8, .. } => EncodingKey::from_ec_der(pkcs8.expose()),
+            Material::Hmac(secret) => Some(EncodingKey::from_secret(secret.expose())),
+            Material::Ed25519 { pkcs8, .. } => Some(EncodingKey::from_ed_der(pkcs8.expose())),
+            Material::Rsa { pkcs1, .. } => Some(EncodingKey::from_rsa_der(pkcs1.expose())),
+            Material::EcP256 { pkcs8, .. } => Some(EncodingKey::from_ec_der(pkcs8.expose())),
+            Material::RsaPublic { .. } | Material::EcP256Public { .. } => None,
         }
     }
 
@@ -307,9 +377,13 @@ impl SigningKey {
         match &self.material {
             Material::Hmac(secret) => DecodingKey::from_secret(secret.expose()),
             Material::Ed25519 { public, .. } => DecodingKey::from_ed_der(public),
-            Material::Rsa { n, e, .. } => DecodingKey::from_rsa_raw_components(n, e),
+            Material::Rsa { n, e, .. } | Material::RsaPublic { n, e } => {
+                DecodingKey::from_rsa_raw_components(n, e)
+            }
             // jsonwebtoken reads the uncompressed point here, not a DER document.
-            Material::EcP256 { public, .. } => DecodingKey::from_ec_der(public),
+            Material::EcP256 { public, .. } | Material::EcP256Public { public } => {
+                DecodingKey::from_ec_der(public)
+            }
         }
     }
 }
@@ -432,6 +506,9 @@ impl KeySet {
         }
         let find = |kid: &str| keys.iter().position(|key| key.kid == kid);
         let active = find(active).ok_or_else(|| KeyError::UnknownKid(active.to_string()))?;
+        if !keys[active].can_sign() {
+            return Err(KeyError::VerifyOnly(keys[active].kid.clone()));
+        }
         let legacy = match legacy {
             Some(kid) => Some(find(kid).ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?),
             None => None,
@@ -640,8 +717,12 @@ mod tests {
     fn stored_ed25519_keys_load_back_with_the_same_public_key() {
         let now = OffsetDateTime::now_utc();
         let key = SigningKey::generate(SigningAlgorithm::EdDsa, now).expect("generates");
-        let again =
-            SigningKey::ed25519(key.kid(), key.private_material().clone(), now).expect("loads");
+        let again = SigningKey::ed25519(
+            key.kid(),
+            key.private_material().expect("private").clone(),
+            now,
+        )
+        .expect("loads");
         assert_eq!(key.public_jwk(), again.public_jwk());
         let jwk = key.public_jwk().expect("public");
         let PublicKeyParams::Okp { x, .. } = &jwk.params else {
@@ -707,6 +788,44 @@ mod tests {
         assert_eq!(curve, "P-256");
         assert_eq!(x, ec["x"].as_str().expect("x"));
         assert_eq!(y, ec["y"].as_str().expect("y"));
+    }
+
+    #[test]
+    fn a_public_key_verifies_but_cannot_be_the_signer() {
+        let now = OffsetDateTime::now_utc();
+        let keys = fixture();
+        let ec = &keys["ec"];
+        let public = SigningKey::es256_public("pub", &member(ec, "x"), &member(ec, "y"), now)
+            .expect("a P-256 point");
+        assert!(!public.can_sign());
+        assert_eq!(public.algorithm(), SigningAlgorithm::Es256);
+        let private = SigningKey::es256(
+            "priv",
+            Secret::new(member(ec, "d")),
+            &member(ec, "x"),
+            &member(ec, "y"),
+            now,
+        )
+        .expect("valid");
+        assert_eq!(
+            public.public_jwk().map(|jwk| jwk.params),
+            private.public_jwk().map(|jwk| jwk.params)
+        );
+        let signer = SigningKey::generate(SigningAlgorithm::Hs256, now).expect("generates");
+        let signer_kid = signer.kid().to_string();
+        assert!(KeySet::new(vec![signer, public.clone()], &signer_kid, None).is_ok());
+        assert!(matches!(
+            KeySet::new(vec![public], "pub", None),
+            Err(KeyError::VerifyOnly(kid)) if kid == "pub"
+        ));
+        let rsa = &keys["rsa"];
+        let rsa_public =
+            SigningKey::rsa_public("r", &member(rsa, "n"), &member(rsa, "e"), now).expect("valid");
+        assert!(!rsa_public.can_sign());
+        assert!(
+            SigningKey::rsa_public("r", &member(rsa, "n")[..128], &member(rsa, "e"), now).is_err()
+        );
+        assert!(SigningKey::rsa_public("r", &member(rsa, "n"), &[1], now).is_err());
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum KeyError {
     DuplicateKid(String),
     #[error("names the kid {0}, which is not in the key set")]
     UnknownKid(String),
+    #[error("would sign with the key {0}, which has no private part")]
+    VerifyOnly(String),
 }
 
 /// Opaque tokens: 256 random bits, base64url. Stored as SHA-256, which suffices for values of

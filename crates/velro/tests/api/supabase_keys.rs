@@ -43,6 +43,15 @@ fn fixture(which: &str, signs: bool) -> Value {
     key
 }
 
+/// The key without its private members: what a project keeps of a key it no longer holds.
+fn public_only(mut key: Value) -> Value {
+    let members = key.as_object_mut().expect("a JWK object");
+    for private in ["d", "p", "q", "dp", "dq", "qi"] {
+        members.remove(private);
+    }
+    key
+}
+
 fn jwt_keys(keys: &[Value]) -> Option<Secret<String>> {
     Some(Secret::new(Value::Array(keys.to_vec()).to_string()))
 }
@@ -199,6 +208,44 @@ async fn a_token_signed_before_the_signing_key_changed_still_verifies_by_its_kid
         .await
         .expect("sent");
     expect_json(me, StatusCode::OK).await;
+    // The old key's public half alone keeps its tokens verifying, and stays published.
+    for old in ["rsa", "ec"] {
+        let signer = if old == "rsa" { "ec" } else { "rsa" };
+        let address = restart_with(&app, |config| {
+            config.jwt_keys = jwt_keys(&[fixture(signer, true), public_only(fixture(old, false))]);
+        })
+        .await;
+        if old == "rsa" {
+            let user = app
+                .client
+                .get(format!("{address}/auth/v1/user"))
+                .bearer_auth(&before)
+                .send()
+                .await
+                .expect("sent");
+            expect_json(user, StatusCode::OK).await;
+        }
+        let jwks: Value = app
+            .client
+            .get(format!("{address}/auth/v1/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .filter_map(|key| key["kid"].as_str())
+            .collect();
+        assert!(kids.contains(&format!("test-{old}-1").as_str()), "{jwks}");
+        assert!(
+            !jwks.to_string().contains("\"d\""),
+            "no private member: {jwks}"
+        );
+    }
     // Once the old key is dropped from the set, its tokens are refused.
     let address = restart_with(&app, |config| {
         config.jwt_keys = jwt_keys(&[fixture("ec", true)]);
