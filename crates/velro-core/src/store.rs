@@ -250,8 +250,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
 
     /// GoTrue's admin listing (`page`/`per_page`): newest first, `limit` users after skipping
-    /// `offset`, and how many users there are in all.
-    async fn page_users(&self, offset: u64, limit: u32) -> Result<(Vec<User>, u64), StoreError>;
+    /// `offset`, and how many users match in all. `filter`, when given, keeps the users whose
+    /// email or full name contains it, ignoring case (a literal substring: `%` and `_` in it
+    /// match only themselves).
+    async fn page_users(
+        &self,
+        offset: u64,
+        limit: u32,
+        filter: Option<&str>,
+    ) -> Result<(Vec<User>, u64), StoreError>;
 
     async fn find_user(&self, user_id: UserId) -> Result<Option<User>, StoreError>;
 
@@ -582,7 +589,7 @@ macro_rules! __store_signature {
     };
     (page_users, $($k:tt)*) => {
         $crate::impl_store!(@push { page_users (
-            [offset: u64] [limit: u32]
+            [offset: u64] [limit: u32] [filter: Option<&str>]
         ) ((::std::vec::Vec<$crate::domain::User>, u64)) } $($k)*);
     };
     (find_user, $($k:tt)*) => {

@@ -125,14 +125,22 @@ pub(crate) const LIST_USERS_AFTER: &str = " AND (created_at, user_id) < (";
 
 pub(crate) const LIST_USERS_ORDER: &str = " ORDER BY created_at DESC, user_id DESC LIMIT ";
 
-/// GoTrue's offset pagination, newest first.
-pub(crate) const PAGE_USERS: &str = concat!(
-    "SELECT ",
-    user_columns!(),
-    " FROM users ORDER BY created_at DESC, user_id DESC LIMIT $1 OFFSET $2"
-);
+/// GoTrue's offset pagination: the store appends [`PAGE_USERS_FILTER`] when filtered, then
+/// [`PAGE_USERS_ORDER`].
+pub(crate) const PAGE_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE TRUE");
 
-pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) FROM users";
+pub(crate) const COUNT_USERS: &str = "SELECT COUNT(*) FROM users WHERE TRUE";
+
+/// GoTrue's `filter`: the email or the full name contains the (escaped) pattern, any case.
+/// The pattern is bound twice, between these pieces.
+pub(crate) const PAGE_USERS_FILTER: [&str; 3] = [
+    " AND (lower(email) LIKE ",
+    " ESCAPE '\\' OR lower(display_name) LIKE ",
+    " ESCAPE '\\')",
+];
+
+/// Newest first; the limit and the offset are bound after it.
+pub(crate) const PAGE_USERS_ORDER: &str = " ORDER BY created_at DESC, user_id DESC LIMIT ";
 
 // Sessions and refresh tokens.
 

@@ -141,7 +141,7 @@ macro_rules! sql_store {
             use velro_core::StoreError;
 
             use $crate::error::SqlxResultExt;
-            use $crate::page::page;
+            use $crate::page::{like_pattern, page};
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
                 join_components, ConsoleSessionRow, CredentialsRow, FlagChangeRow, IncidentRow,
@@ -551,16 +551,35 @@ macro_rules! sql_store {
                     &self,
                     offset: u64,
                     limit: u32,
+                    filter: Option<&str>,
                 ) -> Result<(Vec<User>, u64), StoreError> {
                     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                    let pattern = filter.map(like_pattern);
+                    let filtered = |start: &'static str| {
+                        let mut query = QueryBuilder::<Db>::new(start);
+                        if let Some(pattern) = &pattern {
+                            let [first, second, end] = sql::PAGE_USERS_FILTER;
+                            query
+                                .push(first)
+                                .push_bind(pattern.clone())
+                                .push(second)
+                                .push_bind(pattern.clone())
+                                .push(end);
+                        }
+                        query
+                    };
+                    let mut select = filtered(sql::PAGE_USERS);
+                    select
+                        .push(sql::PAGE_USERS_ORDER)
+                        .push_bind(i64::from(limit))
+                        .push(" OFFSET ")
+                        .push_bind(offset);
+                    let mut count = filtered(sql::COUNT_USERS);
                     let mut conn = self.pools().read().await?;
-                    let found: Vec<UserRow> = sqlx::query_as(sql::PAGE_USERS)
-                        .bind(i64::from(limit))
-                        .bind(offset)
-                        .fetch_all(&mut *conn)
-                        .await
-                        .db()?;
-                    let total: i64 = sqlx::query_scalar(sql::COUNT_USERS)
+                    let found: Vec<UserRow> =
+                        select.build_query_as().fetch_all(&mut *conn).await.db()?;
+                    let total: i64 = count
+                        .build_query_scalar()
                         .fetch_one(&mut *conn)
                         .await
                         .db()?;

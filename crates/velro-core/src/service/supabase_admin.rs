@@ -190,12 +190,13 @@ impl SupabaseAdmin {
     }
 
     /// GoTrue's listing, newest first: page `page` (from 1) of `per_page` users, and how many
-    /// users there are in all.
+    /// there are in all; with `filter`, only users whose email or full name contains it.
     pub async fn page_users(
         &self,
         _admin: &AdminToken,
         page: u64,
         per_page: u32,
+        filter: Option<&str>,
     ) -> Result<(Vec<User>, u64), AuthError> {
         let offset = page.saturating_sub(1).saturating_mul(u64::from(per_page));
         Ok(self
@@ -203,7 +204,7 @@ impl SupabaseAdmin {
             .auth()
             .deps()
             .store
-            .page_users(offset, per_page)
+            .page_users(offset, per_page, filter)
             .await?)
     }
 

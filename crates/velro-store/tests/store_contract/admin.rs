@@ -1,6 +1,6 @@
 //! The admin API's store methods: listing, changing and deleting users.
 
-use velro_core::domain::{AdminUserChange, Role, User, UserId, UserQuery};
+use velro_core::domain::{AdminUserChange, DisplayName, Role, User, UserId, UserQuery};
 use velro_core::store::Rotation;
 
 use crate::fixture::{
@@ -10,6 +10,7 @@ use crate::fixture::{
 store_contract!(
     users_are_listed_newest_first_in_pages,
     offset_pages_are_newest_first_with_the_total,
+    the_page_filter_matches_email_or_name_in_any_case_and_literally,
     a_user_is_created_confirmed_only_when_asked,
     the_email_filter_is_a_literal_prefix_even_with_underscores_and_percents,
     admin_changes_apply_only_the_given_fields,
@@ -70,14 +71,76 @@ async fn offset_pages_are_newest_first_with_the_total(fx: &Fixture) {
     expected.sort_by_key(|user| std::cmp::Reverse((user.created_at, user.id.0)));
     let mut walked = Vec::new();
     for page in 0..3 {
-        let (users, total) = store.page_users(page * 2, 2).await.expect("page_users");
+        let (users, total) = store
+            .page_users(page * 2, 2, None)
+            .await
+            .expect("page_users");
         assert_eq!(total, 5);
         walked.extend(users);
     }
     assert_eq!(walked, expected);
-    let (beyond, total) = store.page_users(10, 2).await.expect("page_users");
+    let (beyond, total) = store.page_users(10, 2, None).await.expect("page_users");
     assert!(beyond.is_empty());
     assert_eq!(total, 5);
+}
+
+async fn the_page_filter_matches_email_or_name_in_any_case_and_literally(fx: &Fixture) {
+    let store = fx.store();
+    let at = t0();
+    for (i, (address, name)) in [
+        ("grace@example.com", Some("Grace Hopper")),
+        ("hopper_fan@example.com", None),
+        ("x50%off@example.com", Some("Discount")),
+        ("x50aoff@example.com", Some("Decoy")),
+        ("ada@example.org", Some("Ada Lovelace")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut user = new_user(address, at + secs(i as i64));
+        user.display_name = name.map(|name| DisplayName::parse(name).expect("a valid name"));
+        let session = new_session(user.id, at, false);
+        store.create_user(user, session).await.expect("create_user");
+    }
+    let emails = |users: Vec<User>| -> Vec<String> {
+        users
+            .into_iter()
+            .map(|u| u.email.as_str().to_string())
+            .collect()
+    };
+    let (found, total) = store
+        .page_users(0, 10, Some("HOPPER"))
+        .await
+        .expect("filtered");
+    assert_eq!(total, 2);
+    assert_eq!(
+        emails(found),
+        ["hopper_fan@example.com", "grace@example.com"]
+    );
+    let (found, total) = store
+        .page_users(0, 10, Some("50%"))
+        .await
+        .expect("filtered");
+    assert_eq!(
+        (emails(found), total),
+        (vec!["x50%off@example.com".to_string()], 1)
+    );
+    let (found, _) = store
+        .page_users(0, 10, Some("x50_off"))
+        .await
+        .expect("filtered");
+    assert!(found.is_empty(), "_ is not a wildcard: {:?}", emails(found));
+    let (found, total) = store
+        .page_users(1, 1, Some("example."))
+        .await
+        .expect("paged");
+    assert_eq!((found.len(), total), (1, 5));
+    let (found, total) = store
+        .page_users(0, 10, Some("nobody"))
+        .await
+        .expect("filtered");
+    assert!(found.is_empty());
+    assert_eq!(total, 0);
 }
 
 async fn users_are_listed_newest_first_in_pages(fx: &Fixture) {

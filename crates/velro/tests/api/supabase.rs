@@ -803,6 +803,39 @@ async fn the_admin_list_pages_newest_first_with_gotrue_headers(app: TestApp) {
         "<http://localhost:8000/auth/v1/admin/users?page=2&per_page=2>; rel=\"next\", \
          <http://localhost:8000/auth/v1/admin/users?page=2&per_page=2>; rel=\"last\""
     );
+    // GoTrue's `filter`: a part of the email (or full name), any case; the links keep it.
+    let filtered = call(
+        &app,
+        Method::GET,
+        "/admin/users?page=1&per_page=1&filter=SUPA-LIST",
+        Some(&service_role),
+        None,
+    )
+    .await;
+    assert_eq!(filtered.headers()["x-total-count"], "3");
+    let link = filtered.headers()["link"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        link.starts_with(
+            "<http://localhost:8000/auth/v1/admin/users?page=2&per_page=1&filter=SUPA-LIST>; rel=\"next\""
+        ),
+        "{link}"
+    );
+    let body = expect_json(filtered, StatusCode::OK).await;
+    assert_eq!(body["users"][0]["id"], ids[0]);
+    let one = call(
+        &app,
+        Method::GET,
+        "/admin/users?filter=Supa-List1-",
+        Some(&service_role),
+        None,
+    )
+    .await;
+    assert_eq!(one.headers()["x-total-count"], "1");
+    let body = expect_json(one, StatusCode::OK).await;
+    assert_eq!(body["users"][0]["id"], ids[1]);
     for bad in ["page=-1", "page=x", "per_page=0", "page=0"] {
         let refused = call(
             &app,

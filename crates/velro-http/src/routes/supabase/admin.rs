@@ -74,6 +74,9 @@ struct PageQuery {
     page: Option<String>,
     /// 1 to 1000 (default 50); empty is the default.
     per_page: Option<String>,
+    /// Only users whose email or full name (`user_metadata.full_name`) contains this text, in
+    /// any case; empty is no filter.
+    filter: Option<String>,
 }
 
 #[utoipa::path(
@@ -101,22 +104,31 @@ pub(super) async fn list_users(
         .ok()
         .filter(|n| *n <= MAX_PER_PAGE)
         .ok_or_else(|| GotrueError::validation("Bad Pagination Parameters"))?;
+    let filter = query_value(query.as_deref(), "filter").filter(|text| !text.is_empty());
     let (users, total) = state
         .supabase_admin
-        .page_users(&admin, page, per_page)
+        .page_users(&admin, page, per_page, filter.as_deref())
         .await?;
     let last = total.div_ceil(u64::from(per_page)).max(1);
-    // `page` first: auth-js reads the number right after the first `=`.
+    // `page` first: auth-js reads the number right after the first `=`. The filter stays in
+    // the links (GoTrue keeps every query parameter), so they page through the same list.
     let base = format!("{}/admin/users", state.supabase.settings().tokens.issuer);
+    let kept = filter
+        .map(|text| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("filter", &text);
+            format!("&{}", query.finish())
+        })
+        .unwrap_or_default();
     let mut links = Vec::new();
     if page < last {
         links.push(format!(
-            "<{base}?page={}&per_page={per_page}>; rel=\"next\"",
+            "<{base}?page={}&per_page={per_page}{kept}>; rel=\"next\"",
             page + 1
         ));
     }
     links.push(format!(
-        "<{base}?page={last}&per_page={per_page}>; rel=\"last\""
+        "<{base}?page={last}&per_page={per_page}{kept}>; rel=\"last\""
     ));
     let audience = audience(&state);
     let users: Vec<SupabaseUser> = users
