@@ -6,9 +6,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
     AccountChange, AdminUserChange, Credentials, Email, FlowState, FlowStateId, Incident,
-    IncidentId, IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, NewFlowState,
-    NewIncident, NewIncidentUpdate, NewMailToken, NewUser, PasswordHash, ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
-    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+    IncidentId, IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, NewFlowState, NewIncident,
+    NewIncidentUpdate, NewMailToken, NewUser, PasswordHash, ProfileChange, RedeemedMailToken, Role,
+    SessionId, SessionRecord, StateMinutes, StatusSample, UnixMinute, User, UserId, UserPage,
+    UserQuery,
 };
 use crate::StoreError;
 

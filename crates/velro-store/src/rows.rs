@@ -407,13 +407,14 @@ impl FlowStateRow {
                 self.authentication_method
             ))
         })?;
-        let challenge = CodeChallenge::from_stored(self.code_challenge, &self.code_challenge_method)
-            .ok_or_else(|| {
-                corrupt(format!(
-                    "unknown code challenge method {:?}",
-                    self.code_challenge_method
-                ))
-            })?;
+        let challenge =
+            CodeChallenge::from_stored(self.code_challenge, &self.code_challenge_method)
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "unknown code challenge method {:?}",
+                        self.code_challenge_method
+                    ))
+                })?;
         // Found by its auth code, so one was issued.
         let issued = self
             .auth_code_issued_at

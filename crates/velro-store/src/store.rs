@@ -130,9 +130,10 @@ macro_rules! sql_store {
             use velro_core::domain::{
                 AccountChange, AdminUserChange, AvatarUrl, Credentials, DisplayName, Email,
                 FlowState, FlowStateId, Incident, IncidentId, IncidentStatus, IssuedAuthCode,
-                MailPurpose, MailState, MailTokenIssued, Metadata, NewFlowState, NewIncident, NewIncidentUpdate, NewMailToken, NewUser, PasswordHash,
-                ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
-                StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+                MailPurpose, MailState, MailTokenIssued, Metadata, NewFlowState, NewIncident,
+                NewIncidentUpdate, NewMailToken, NewUser, PasswordHash, ProfileChange,
+                RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes, StatusSample,
+                UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
                 ConsoleSessionRecord, FlagChange, NewSession, PurgeBatch, Purged, RefreshPolicy,
@@ -145,9 +146,9 @@ macro_rules! sql_store {
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
                 join_components, ConsoleSessionRow, CredentialsRow, FlagChangeRow, FlowStateRow,
-                IncidentRow,
-                IncidentUpdateRow, LiveSessionRow, MailStateRow, PresentedRow, SessionRow,
-                StateMinutesRow, StatusSampleRow, StoredGeneration, StoredTime, UserRow,
+                IncidentRow, IncidentUpdateRow, LiveSessionRow, MailStateRow, PresentedRow,
+                SessionRow, StateMinutesRow, StatusSampleRow, StoredGeneration, StoredTime,
+                UserRow,
             };
             use $crate::sql;
             use $crate::store::Dialect;

@@ -10,12 +10,13 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::supabase::{code_key, six_digit_code};
-use super::SupabaseError;
 use super::supabase_pkce::new_link_token;
+use super::SupabaseError;
 use super::{Authenticated, ClientInfo, IssuedSession, OtpKind, Registration, SupabaseAuth};
 use crate::domain::{
-    AvatarUrl, CodeChallenge, DisplayName, Email, FlowMethod, MailPurpose, MailState, MailTokenIssued, Metadata, NewMailToken,
-    NewPassword, NewUser, PasswordHash, Role, User, UserId,
+    AvatarUrl, CodeChallenge, DisplayName, Email, FlowMethod, MailPurpose, MailState,
+    MailTokenIssued, Metadata, NewMailToken, NewPassword, NewUser, PasswordHash, Role, User,
+    UserId,
 };
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, TemplateValues};

@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use velro_core::domain::{CodeChallenge, Email, Metadata, NewPassword};
 use velro_core::service::{
-    parse_metadata, take_profile, Authenticated, LinkLanding, LogoutScope, OtpKind,
-    PendingProfile, Registration, SignUp, SupabaseError, SupabaseUserChange, PKCE_PREFIX,
+    parse_metadata, take_profile, Authenticated, LinkLanding, LogoutScope, OtpKind, PendingProfile,
+    Registration, SignUp, SupabaseError, SupabaseUserChange, PKCE_PREFIX,
 };
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
@@ -421,12 +421,7 @@ async fn sign_up(
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     let outcome = state
         .supabase
-        .sign_up(
-            registration,
-            redirect_to.as_deref(),
-            pkce.as_ref(),
-            client,
-        )
+        .sign_up(registration, redirect_to.as_deref(), pkce.as_ref(), client)
         .await?;
     Ok(match outcome {
         SignUp::Session(issued) => {
@@ -842,27 +837,25 @@ async fn verify(
     Ok(Json(SupabaseSession::new(issued, audience(&state))))
 }
 
-/// `landing` with `pairs` in its query, replacing keys already there (GoTrue's
-/// `url.Values.Set`); as it was if it does not parse as a URL.
+/// `landing` with `pairs` set in its query as GoTrue sets them (`url.Values.Set`, then
+/// `Encode`: keys already there replaced, keys sorted), the rest of the URL as it was.
 fn with_query_pairs(landing: &str, pairs: &[(&str, String)]) -> String {
-    let Ok(mut url) = url::Url::parse(landing) else {
-        return landing.to_string();
-    };
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
+    let (base, query) = landing.split_once('?').unwrap_or((landing, ""));
+    let mut all: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .filter(|(key, _)| !pairs.iter().any(|(name, _)| name == key))
         .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .chain(
+            pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_string(), value.clone())),
+        )
         .collect();
-    let mut query = url.query_pairs_mut();
-    query.clear();
-    for (key, value) in &kept {
-        query.append_pair(key, value);
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in &all {
+        encoded.append_pair(key, value);
     }
-    for (key, value) in pairs {
-        query.append_pair(key, value);
-    }
-    drop(query);
-    url.into()
+    format!("{base}?{}", encoded.finish())
 }
 
 /// `GET /verify`, the mail link: 303 to `redirect_to` (if the redirect policy allows it, else
