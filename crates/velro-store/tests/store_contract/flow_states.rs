@@ -19,7 +19,7 @@ store_contract!(
     flow_states_go_with_their_user_and_with_the_purge,
 );
 
-const CHALLENGE: &str = "E9Melhoa2OwvFq-KMsSgFkUsqvD8mK3Ml8q_Xv-AIxQ";
+const CHALLENGE: &str = "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc";
 const USER_FLOW_STATES: &str = "SELECT count(*) FROM flow_states WHERE user_id = $1";
 
 fn challenge(method: &str) -> CodeChallenge {

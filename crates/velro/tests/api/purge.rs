@@ -118,7 +118,7 @@ async fn velro_purge_prints_what_it_removed_per_table(app: TestApp) {
                 user_id,
                 method: FlowMethod::Recovery,
                 challenge: CodeChallenge::parse(
-                    Some("E9Melhoa2OwvFq-KMsSgFkUsqvD8mK3Ml8q_Xv-AIxQ"),
+                    Some("ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc"),
                     Some("s256"),
                 )
                 .expect("a well-formed challenge")
