@@ -42,12 +42,14 @@ def mailed_link(server, address: str, earlier: int = 0) -> str:
     raise AssertionError(f"no message for {address}")
 
 
-def landing_code(link: str, kind: str) -> str:
-    """Follows the link as a browser would, up to GoTrue's 303 to the landing page."""
-    query = parse_qs(urlparse(link).query)
+def landing_code(server, link: str, kind: str) -> str:
+    """Follows the link as a browser would, up to GoTrue's 303 to the landing page. The link is
+    on the configured external URL; this server is on a port of its own."""
+    parsed = urlparse(link)
+    query = parse_qs(parsed.query)
     assert query["type"] == [kind]
     assert query["token"][0].startswith("pkce_")
-    response = httpx.get(link, follow_redirects=False)
+    response = httpx.get(f"{server.base}{parsed.path}?{parsed.query}", follow_redirects=False)
     assert response.status_code == 303
     landing = urlparse(response.headers["location"])
     assert f"{landing.scheme}://{landing.netloc}{landing.path}" == LANDING
@@ -62,7 +64,7 @@ def test_sign_up_with_pkce_confirms_through_a_code_exchanged_once(unconfirmed_se
         {"email": address, "password": PASSWORD, "options": {"email_redirect_to": LANDING}}
     )
     assert signed_up.session is None
-    code = landing_code(mailed_link(unconfirmed_server, address), "signup")
+    code = landing_code(unconfirmed_server, mailed_link(unconfirmed_server, address), "signup")
 
     exchanged = auth.exchange_code_for_session({"auth_code": code})
     assert exchanged.session is not None
@@ -83,7 +85,7 @@ def test_reset_password_for_email_with_pkce_signs_in_for_a_new_password(server):
     pkce_client(server).sign_up({"email": address, "password": PASSWORD})
     auth = pkce_client(server)
     assert auth.reset_password_for_email(address, {"redirect_to": LANDING}) is None
-    code = landing_code(mailed_link(server, address), "recovery")
+    code = landing_code(server, mailed_link(server, address), "recovery")
 
     events = []
     auth.on_auth_state_change(lambda event, _session: events.append(event))
@@ -102,7 +104,7 @@ def test_sign_in_with_otp_with_pkce_needs_the_verifier_the_challenge_was_made_fr
     pkce_client(server).sign_up({"email": address, "password": PASSWORD})
     auth = pkce_client(server)
     auth.sign_in_with_otp({"email": address, "options": {"email_redirect_to": LANDING}})
-    code = landing_code(mailed_link(server, address), "magiclink")
+    code = landing_code(server, mailed_link(server, address), "magiclink")
 
     with pytest.raises(AuthApiError) as raised:
         auth.exchange_code_for_session(
