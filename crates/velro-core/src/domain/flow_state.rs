@@ -215,8 +215,8 @@ mod tests {
     #[test]
     fn s256_accepts_the_verifier_the_challenge_was_made_from_and_refuses_others() {
         let challenge = CodeChallenge::parse(Some(CHALLENGE), Some("S256"))
-            .unwrap()
-            .unwrap();
+            .expect("well formed")
+            .expect("a PKCE pair");
         assert_eq!(challenge.method(), ChallengeMethod::S256);
         assert!(challenge.is_verified_by(VERIFIER));
         assert!(!challenge.is_verified_by(CHALLENGE));
@@ -226,16 +226,23 @@ mod tests {
     #[test]
     fn plain_compares_the_verifier_itself() {
         let challenge = CodeChallenge::parse(Some(VERIFIER), Some("plain"))
-            .unwrap()
-            .unwrap();
+            .expect("well formed")
+            .expect("a PKCE pair");
         assert!(challenge.is_verified_by(VERIFIER));
         assert!(!challenge.is_verified_by(CHALLENGE));
     }
 
+    /// A challenge, its method, and whether it is a PKCE pair or why not.
+    type Case<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Result<bool, ChallengeError>,
+    );
+
     #[test]
     fn pairs_are_parsed_as_gotrue_reads_them() {
         let long = "a".repeat(129);
-        let cases: &[(Option<&str>, Option<&str>, Result<bool, ChallengeError>)] = &[
+        let cases: &[Case] = &[
             (None, None, Ok(false)),
             (Some(""), Some(""), Ok(false)),
             (Some(CHALLENGE), None, Err(ChallengeError::Incomplete)),
@@ -283,8 +290,8 @@ mod tests {
             user_id: UserId(Uuid::nil()),
             method: FlowMethod::Recovery,
             challenge: CodeChallenge::parse(Some(CHALLENGE), Some("s256"))
-                .unwrap()
-                .unwrap(),
+                .expect("well formed")
+                .expect("a PKCE pair"),
             created_at: issued - Duration::hours(1),
             auth_code_issued_at: issued,
         };

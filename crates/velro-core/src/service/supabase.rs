@@ -592,7 +592,7 @@ impl SupabaseAuth {
         };
         if !pkce {
             let issued = self.redeem(hash_token(token), kind, client, true).await?;
-            return Ok(LinkLanding::Session(issued));
+            return Ok(LinkLanding::Session(Box::new(issued)));
         }
         let (user, purpose) = self.spend(hash_token(token), kind, true).await?;
         let code = self

@@ -45,7 +45,8 @@ pub(super) fn link_token_shape(token: &str) -> Option<bool> {
 /// Where a followed mail link lands: with a session (the implicit flow) or an auth code.
 #[derive(Debug)]
 pub enum LinkLanding {
-    Session(IssuedSession),
+    // Boxed: a session is ten times the size of a code.
+    Session(Box<IssuedSession>),
     AuthCode(Secret<String>),
 }
 
