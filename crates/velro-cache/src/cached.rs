@@ -318,7 +318,8 @@ velro_core::impl_store! {
         add_incident_update, list_incidents, create_console_session, touch_console_session,
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
         server_connections, recent_flag_changes, purge, insert_user, find_refresh_token_user,
-        create_pending_user, mail_state, issue_mail_token;
+        create_pending_user, mail_state, issue_mail_token, create_flow_state, issue_auth_code,
+        find_flow_state, delete_flow_state;
 
     async fn replace_password_hash(
         &self,

@@ -5,10 +5,11 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    AccountChange, AdminUserChange, Credentials, Email, Incident, IncidentId, MailPurpose,
-    MailState, MailTokenIssued, NewIncident, NewIncidentUpdate, NewMailToken, NewUser,
-    PasswordHash, ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
-    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+    AccountChange, AdminUserChange, Credentials, Email, FlowState, FlowStateId, Incident,
+    IncidentId, IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, NewFlowState, NewIncident,
+    NewIncidentUpdate, NewMailToken, NewUser, PasswordHash, ProfileChange, RedeemedMailToken, Role,
+    SessionId, SessionRecord, StateMinutes, StatusSample, UnixMinute, User, UserId, UserPage,
+    UserQuery,
 };
 use crate::StoreError;
 
@@ -71,20 +72,23 @@ pub struct Purged {
     pub refresh_tokens: u64,
     pub sessions: u64,
     pub reset_tokens: u64,
+    /// PKCE flow states begun before the cutoff, exchanged or not.
+    pub flow_states: u64,
 }
 
 impl Purged {
     /// Each kind with its table's name (the metric label and `velro purge`'s output).
-    pub fn by_table(&self) -> [(&'static str, u64); 3] {
+    pub fn by_table(&self) -> [(&'static str, u64); 4] {
         [
             ("refresh_tokens", self.refresh_tokens),
             ("sessions", self.sessions),
             ("password_reset_tokens", self.reset_tokens),
+            ("flow_states", self.flow_states),
         ]
     }
 
     pub fn total(&self) -> u64 {
-        self.refresh_tokens + self.sessions + self.reset_tokens
+        self.refresh_tokens + self.sessions + self.reset_tokens + self.flow_states
     }
 }
 
@@ -93,6 +97,7 @@ impl std::ops::AddAssign for Purged {
         self.refresh_tokens += other.refresh_tokens;
         self.sessions += other.sessions;
         self.reset_tokens += other.reset_tokens;
+        self.flow_states += other.flow_states;
     }
 }
 
@@ -353,8 +358,9 @@ pub trait Store: Send + Sync + 'static {
     /// The newest changes of any flag, newest first.
     async fn recent_flag_changes(&self, limit: u32) -> Result<Vec<FlagChange>, StoreError>;
     /// Removes one batch of rows that nothing needs any more: up to `limit` sessions that ended
-    /// (revoked, or expired) before `ended_before`, with their refresh tokens, and up to `limit`
-    /// reset tokens used or expired before it. A live session's spent refresh tokens stay:
+    /// (revoked, or expired) before `ended_before`, with their refresh tokens, up to `limit`
+    /// reset tokens used or expired before it, and up to `limit` PKCE flow states begun before
+    /// it (a retention longer than a link's and an auth code's lifetime leaves none in use). A live session's spent refresh tokens stay:
     /// reuse detection needs them for as long as the session lives. Every statement is a short
     /// transaction of its own touching at most `limit` rows, and deletes only rows that still
     /// qualify, so purges running at once (several instances) are safe.
@@ -388,6 +394,21 @@ pub trait Store: Send + Sync + 'static {
         purposes: [MailPurpose; 2],
         now: OffsetDateTime,
     ) -> Result<Option<RedeemedMailToken>, StoreError>;
+
+    /// Stores a PKCE flow state (no auth code yet) for a mail flow of the user's.
+    async fn create_flow_state(&self, state: NewFlowState) -> Result<(), StoreError>;
+
+    /// Gives the user's newest flow state of `code.method` the auth code (its hash) and the
+    /// time of issue, replacing any code it had (GoTrue's `issueAuthCode`). False when the user
+    /// has no flow state of that method.
+    async fn issue_auth_code(&self, code: IssuedAuthCode) -> Result<bool, StoreError>;
+
+    /// The flow state whose issued auth code hashes to `code`.
+    async fn find_flow_state(&self, code: TokenHash) -> Result<Option<FlowState>, StoreError>;
+
+    /// Removes the flow state; true for the one call that removed it (an auth code is spent
+    /// once, whatever the concurrency).
+    async fn delete_flow_state(&self, id: FlowStateId) -> Result<bool, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -430,7 +451,8 @@ pub mod __private {
 ///         create_console_session, touch_console_session, find_console_session,
 ///         delete_console_session, record_flag_change, latest_flag_change, server_connections,
 ///         recent_flag_changes, purge, create_pending_user, mail_state, issue_mail_token,
-///         redeem_mail_token;
+///         redeem_mail_token, create_flow_state, issue_auth_code, find_flow_state,
+///         delete_flow_state;
 /// }
 /// ```
 #[macro_export]
@@ -714,6 +736,26 @@ macro_rules! __store_signature {
             [token: $crate::store::TokenHash] [purposes: [$crate::domain::MailPurpose; 2]]
             [now: $crate::store::__private::OffsetDateTime]
         ) (Option<$crate::domain::RedeemedMailToken>) } $($k)*);
+    };
+    (create_flow_state, $($k:tt)*) => {
+        $crate::impl_store!(@push { create_flow_state (
+            [state: $crate::domain::NewFlowState]
+        ) (()) } $($k)*);
+    };
+    (issue_auth_code, $($k:tt)*) => {
+        $crate::impl_store!(@push { issue_auth_code (
+            [code: $crate::domain::IssuedAuthCode]
+        ) (bool) } $($k)*);
+    };
+    (find_flow_state, $($k:tt)*) => {
+        $crate::impl_store!(@push { find_flow_state (
+            [code: $crate::store::TokenHash]
+        ) (Option<$crate::domain::FlowState>) } $($k)*);
+    };
+    (delete_flow_state, $($k:tt)*) => {
+        $crate::impl_store!(@push { delete_flow_state (
+            [id: $crate::domain::FlowStateId]
+        ) (bool) } $($k)*);
     };
 }
 

@@ -8,9 +8,10 @@ use sqlx::FromRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use velro_core::domain::{
-    Component, ComponentState, Credentials, Email, Incident, IncidentId, IncidentStatus,
-    IncidentUpdate, MailState, Metadata, PasswordHash, PublicText, Role, SessionId, SessionRecord,
-    StateMinutes, StatusSample, User, UserId,
+    CodeChallenge, Component, ComponentState, Credentials, Email, FlowMethod, FlowState,
+    FlowStateId, Incident, IncidentId, IncidentStatus, IncidentUpdate, MailState, Metadata,
+    PasswordHash, PublicText, Role, SessionId, SessionRecord, StateMinutes, StatusSample, User,
+    UserId,
 };
 
 use crate::error::corrupt;
@@ -383,5 +384,48 @@ impl MailStateRow {
             new_email: self.new_email.map(Email::from_trusted),
             email_change_sent_at: self.email_change_sent_at.map(|t| t.0),
         }
+    }
+}
+
+/// The columns of `sql::FIND_FLOW_STATE`.
+#[derive(FromRow)]
+pub(crate) struct FlowStateRow {
+    flow_state_id: Uuid,
+    user_id: Uuid,
+    authentication_method: String,
+    code_challenge: String,
+    code_challenge_method: String,
+    created_at: StoredTime,
+    auth_code_issued_at: Option<StoredTime>,
+}
+
+impl FlowStateRow {
+    pub(crate) fn into_flow_state(self) -> Result<FlowState, sqlx::Error> {
+        let method = FlowMethod::from_stored(&self.authentication_method).ok_or_else(|| {
+            corrupt(format!(
+                "unknown authentication method {:?}",
+                self.authentication_method
+            ))
+        })?;
+        let challenge =
+            CodeChallenge::from_stored(self.code_challenge, &self.code_challenge_method)
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "unknown code challenge method {:?}",
+                        self.code_challenge_method
+                    ))
+                })?;
+        // Found by its auth code, so one was issued.
+        let issued = self
+            .auth_code_issued_at
+            .ok_or_else(|| corrupt("a flow state with an auth code but no time of issue"))?;
+        Ok(FlowState {
+            id: FlowStateId(self.flow_state_id),
+            user_id: UserId(self.user_id),
+            method,
+            challenge,
+            created_at: self.created_at.0,
+            auth_code_issued_at: issued.0,
+        })
     }
 }

@@ -445,3 +445,30 @@ pub(crate) const PURGE_RESET_TOKENS: &str = purge_reset_tokens!("");
 /// PostgreSQL skips rows another purge has locked instead of waiting for them.
 pub(crate) const PURGE_RESET_TOKENS_SKIP_LOCKED: &str =
     purge_reset_tokens!(" FOR UPDATE SKIP LOCKED");
+
+// PKCE flow states (the Supabase surface's `code_challenge` mail flows).
+
+/// `$1`: id, `$2`: user, `$3`: method, `$4`: challenge, `$5`: its method, `$6`: now.
+pub(crate) const INSERT_FLOW_STATE: &str = "INSERT INTO flow_states (flow_state_id, user_id, \
+     authentication_method, code_challenge, code_challenge_method, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// `$1`: code hash, `$2`: now, `$3`: user, `$4`: method. The newest of the user's flow states
+/// of that method, as GoTrue picks it.
+pub(crate) const ISSUE_AUTH_CODE: &str = "UPDATE flow_states SET auth_code_hash = $1, \
+     auth_code_issued_at = $2 WHERE flow_state_id = (SELECT flow_state_id FROM flow_states \
+     WHERE user_id = $3 AND authentication_method = $4 \
+     ORDER BY created_at DESC, flow_state_id DESC LIMIT 1)";
+
+pub(crate) const FIND_FLOW_STATE: &str = "SELECT flow_state_id, user_id, authentication_method, \
+     code_challenge, code_challenge_method, created_at, auth_code_issued_at \
+     FROM flow_states WHERE auth_code_hash = $1";
+
+pub(crate) const DELETE_FLOW_STATE: &str = "DELETE FROM flow_states WHERE flow_state_id = $1";
+
+/// The start of a purge batch: the cutoff is bound, then the batch size after
+/// [`PURGE_FLOW_STATES_LIMIT`], then the dialect's batch lock, then `)`.
+pub(crate) const PURGE_FLOW_STATES: &str = "DELETE FROM flow_states WHERE flow_state_id IN \
+     (SELECT flow_state_id FROM flow_states WHERE created_at < ";
+
+pub(crate) const PURGE_FLOW_STATES_LIMIT: &str = " LIMIT ";

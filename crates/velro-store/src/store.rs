@@ -129,10 +129,11 @@ macro_rules! sql_store {
             use uuid::Uuid;
             use velro_core::domain::{
                 AccountChange, AdminUserChange, AvatarUrl, Credentials, DisplayName, Email,
-                Incident, IncidentId, IncidentStatus, MailPurpose, MailState, MailTokenIssued,
-                Metadata, NewIncident, NewIncidentUpdate, NewMailToken, NewUser, PasswordHash,
-                ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
-                StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+                FlowState, FlowStateId, Incident, IncidentId, IncidentStatus, IssuedAuthCode,
+                MailPurpose, MailState, MailTokenIssued, Metadata, NewFlowState, NewIncident,
+                NewIncidentUpdate, NewMailToken, NewUser, PasswordHash, ProfileChange,
+                RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes, StatusSample,
+                UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
                 ConsoleSessionRecord, FlagChange, NewSession, PurgeBatch, Purged, RefreshPolicy,
@@ -144,9 +145,10 @@ macro_rules! sql_store {
             use $crate::page::{like_pattern, page};
             use $crate::rotation::{judge, next_generation, successor_expiry, Verdict};
             use $crate::rows::{
-                join_components, ConsoleSessionRow, CredentialsRow, FlagChangeRow, IncidentRow,
-                IncidentUpdateRow, LiveSessionRow, MailStateRow, PresentedRow, SessionRow,
-                StateMinutesRow, StatusSampleRow, StoredGeneration, StoredTime, UserRow,
+                join_components, ConsoleSessionRow, CredentialsRow, FlagChangeRow, FlowStateRow,
+                IncidentRow, IncidentUpdateRow, LiveSessionRow, MailStateRow, PresentedRow,
+                SessionRow, StateMinutesRow, StatusSampleRow, StoredGeneration, StoredTime,
+                UserRow,
             };
             use $crate::sql;
             use $crate::store::Dialect;
@@ -1009,10 +1011,24 @@ macro_rules! sql_store {
                         .await
                         .db()?
                         .rows_affected();
+                    let mut flow_states = QueryBuilder::<Db>::new(sql::PURGE_FLOW_STATES);
+                    flow_states
+                        .push_bind(cutoff)
+                        .push(sql::PURGE_FLOW_STATES_LIMIT)
+                        .push_bind(batch)
+                        .push(<$store as Dialect>::BATCH_LOCK)
+                        .push(")");
+                    removed.flow_states = flow_states
+                        .build()
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?
+                        .rows_affected();
                     Ok(PurgeBatch {
                         removed,
                         more: ended.len() >= limit as usize
-                            || removed.reset_tokens >= u64::from(limit),
+                            || removed.reset_tokens >= u64::from(limit)
+                            || removed.flow_states >= u64::from(limit),
                     })
                 }
 
@@ -1185,6 +1201,53 @@ macro_rules! sql_store {
                         user_id: UserId(owner),
                         purpose,
                     }))
+                }
+
+                async fn create_flow_state(&self, state: NewFlowState) -> Result<(), StoreError> {
+                    sqlx::query(sql::INSERT_FLOW_STATE)
+                        .bind(state.id.0)
+                        .bind(state.user_id.0)
+                        .bind(state.method.as_str())
+                        .bind(state.challenge.challenge())
+                        .bind(state.challenge.method().as_str())
+                        .bind(StoredTime(state.now))
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(())
+                }
+
+                async fn issue_auth_code(&self, code: IssuedAuthCode) -> Result<bool, StoreError> {
+                    let done = sqlx::query(sql::ISSUE_AUTH_CODE)
+                        .bind(code.code.0.as_slice())
+                        .bind(StoredTime(code.now))
+                        .bind(code.user_id.0)
+                        .bind(code.method.as_str())
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(done.rows_affected() > 0)
+                }
+
+                async fn find_flow_state(
+                    &self,
+                    code: TokenHash,
+                ) -> Result<Option<FlowState>, StoreError> {
+                    let row: Option<FlowStateRow> = sqlx::query_as(sql::FIND_FLOW_STATE)
+                        .bind(code.0.as_slice())
+                        .fetch_optional(&mut *self.pools().read().await?)
+                        .await
+                        .db()?;
+                    row.map(FlowStateRow::into_flow_state).transpose().db()
+                }
+
+                async fn delete_flow_state(&self, id: FlowStateId) -> Result<bool, StoreError> {
+                    let done = sqlx::query(sql::DELETE_FLOW_STATE)
+                        .bind(id.0)
+                        .execute(&mut *self.pools().write().await?)
+                        .await
+                        .db()?;
+                    Ok(done.rows_affected() > 0)
                 }
             }
 

@@ -2,6 +2,7 @@
 
 mod confirmation;
 mod email;
+mod flow_state;
 mod metadata;
 mod password;
 mod profile;
@@ -10,6 +11,10 @@ mod user;
 
 pub use confirmation::{MailPurpose, MailState, MailTokenIssued, NewMailToken, RedeemedMailToken};
 pub use email::Email;
+pub use flow_state::{
+    ChallengeError, ChallengeMethod, CodeChallenge, FlowMethod, FlowState, FlowStateId,
+    IssuedAuthCode, NewFlowState, FLOW_STATE_LIFETIME,
+};
 pub use metadata::{BanDuration, Metadata, MetadataError, MAX_METADATA_BYTES};
 pub use password::{
     NewPassword, PasswordPolicy, PasswordRules, PasswordViolation, DEFAULT_MIN_CHARS,

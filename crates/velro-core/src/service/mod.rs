@@ -11,6 +11,7 @@ mod status;
 mod supabase;
 mod supabase_admin;
 mod supabase_mail;
+mod supabase_pkce;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub use supabase_admin::{
 pub use supabase_mail::{
     GeneratedLink, LinkRequest, LinkType, MailUser, PendingProfile, ResendKind, SignUp,
 };
+pub use supabase_pkce::{LinkLanding, PKCE_PREFIX};
 
 use crate::domain::{PasswordPolicy, PasswordRules, SessionId, User};
 use crate::hashing::PasswordHasher;

@@ -1,5 +1,5 @@
 //! The purge use case: removes the rows nothing needs any more (ended sessions with their refresh
-//! tokens, used or expired reset tokens), batch after batch, once by hand (`velro purge`) or
+//! tokens, used or expired reset tokens, old PKCE flow states), batch after batch, once by hand (`velro purge`) or
 //! periodically in every instance. Which rows qualify, and how a batch stays short and safe
 //! beside other instances' purges, is the store's.
 
@@ -113,6 +113,7 @@ impl PurgeService {
                         refresh_tokens = report.removed.refresh_tokens,
                         sessions = report.removed.sessions,
                         password_reset_tokens = report.removed.reset_tokens,
+                        flow_states = report.removed.flow_states,
                         elapsed_ms = report.elapsed.as_millis(),
                         "purged rows past their retention"
                     ),

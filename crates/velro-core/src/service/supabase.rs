@@ -11,10 +11,13 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::supabase_mail::{MailUser, PendingProfile, SignUp};
+use super::supabase_pkce::{link_method, link_token_shape, new_link_token, LinkLanding};
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{Email, MailPurpose, Metadata, NewPassword, SessionId, User};
+use crate::domain::{
+    CodeChallenge, Email, FlowMethod, MailPurpose, Metadata, NewPassword, SessionId, User,
+};
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
 use crate::redirect::RedirectPolicy;
@@ -147,6 +150,18 @@ pub enum SupabaseError {
     /// An admin link that needs an account, for an address without one.
     #[error("no user has this email address")]
     LinkUserNotFound,
+    /// `grant_type=pkce` with an auth code that is unknown or spent.
+    #[error("no flow state has this auth code")]
+    FlowStateNotFound,
+    /// `grant_type=pkce` with an auth code issued longer ago than the flow-state lifetime.
+    #[error("the flow state has expired")]
+    FlowStateExpired,
+    /// `grant_type=pkce` with a verifier the stored challenge was not made from.
+    #[error("the code verifier does not match the code challenge")]
+    BadCodeVerifier,
+    /// A PKCE link followed for an account with no flow state of the link's kind.
+    #[error("no flow state for the link's user and kind")]
+    LinkFlowStateMissing,
 }
 
 /// What `PUT /user` may change: the password, the address (confirmed by a mail to the new
@@ -202,16 +217,20 @@ impl SupabaseAuth {
     /// Registration. With auto-confirm, the v1 use case creates the account already confirmed
     /// and signs it in, as GoTrue does when `MAILER_AUTOCONFIRM` is on; without, the account
     /// waits for the confirmation mailed to it (see `sign_up_unconfirmed`).
+    ///
+    /// With `pkce`, the confirmation link is a PKCE one (GoTrue ignores the challenge when it
+    /// answers with a session at once, and so does this).
     pub async fn sign_up(
         &self,
         registration: Registration,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<SignUp, SupabaseError> {
         self.check_signup_allowed()?;
         if !self.settings.mailer_autoconfirm {
             let user = self
-                .sign_up_unconfirmed(registration, redirect_to, client)
+                .sign_up_unconfirmed(registration, redirect_to, pkce, client)
                 .await?;
             return Ok(SignUp::Unconfirmed(user));
         }
@@ -313,6 +332,7 @@ impl SupabaseAuth {
         caller: &Authenticated,
         change: SupabaseUserChange,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<MailUser, SupabaseError> {
         let deps = self.auth.deps();
@@ -320,7 +340,7 @@ impl SupabaseAuth {
             return Err(SupabaseError::NotAdmin);
         }
         if let Some(email) = change.email.filter(|email| *email != caller.user.email) {
-            self.request_email_change(caller, email, redirect_to, &client)
+            self.request_email_change(caller, email, redirect_to, pkce, &client)
                 .await?;
         }
         if let Some(password) = change.password {
@@ -374,9 +394,10 @@ impl SupabaseAuth {
         &self,
         email: Email,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<(), AuthError> {
-        self.send_one_time_link(OtpKind::Recovery, email, redirect_to, client)
+        self.send_one_time_link(OtpKind::Recovery, email, redirect_to, pkce, client)
             .await
     }
 
@@ -390,6 +411,7 @@ impl SupabaseAuth {
         create_user: bool,
         profile: PendingProfile,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<(), SupabaseError> {
         let deps = self.auth.deps();
@@ -406,7 +428,7 @@ impl SupabaseAuth {
             if !self.settings.mailer_autoconfirm {
                 // GoTrue: a new address gets an unconfirmed account and a confirmation mail.
                 return self
-                    .otp_sign_up_unconfirmed(email, profile, redirect_to, client)
+                    .otp_sign_up_unconfirmed(email, profile, redirect_to, pkce, client)
                     .await;
             }
             let random = generate_opaque_token();
@@ -436,7 +458,7 @@ impl SupabaseAuth {
                     .map_err(AuthError::from)?;
             }
         }
-        self.send_one_time_link(OtpKind::MagicLink, email, redirect_to, client)
+        self.send_one_time_link(OtpKind::MagicLink, email, redirect_to, pkce, client)
             .await?;
         Ok(())
     }
@@ -446,6 +468,7 @@ impl SupabaseAuth {
         kind: OtpKind,
         email: Email,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<(), AuthError> {
         let limits = &self.auth.deps().limits;
@@ -457,8 +480,12 @@ impl SupabaseAuth {
             .await?;
         let redirect = self.settings.redirects.resolve(redirect_to);
         let service = self.clone();
+        let pkce = pkce.cloned();
         let task = async move {
-            if let Err(error) = service.mail_one_time_link(kind, &email, &redirect).await {
+            let mailed = service
+                .mail_one_time_link(kind, &email, &redirect, pkce.as_ref())
+                .await;
+            if let Err(error) = mailed {
                 tracing::warn!(error = %error, kind = kind.as_str(), "one-time link mail not sent");
             }
         };
@@ -470,12 +497,14 @@ impl SupabaseAuth {
     }
 
     /// One mail, two ways in: a link token (256 bits) and a six-digit code, each stored hashed
-    /// as a reset token with the reset lifetime; redeeming either spends both.
+    /// as a reset token with the reset lifetime; redeeming either spends both. With `pkce`, a
+    /// flow state is stored first and the link token is a PKCE one.
     async fn mail_one_time_link(
         &self,
         kind: OtpKind,
         email: &Email,
         redirect: &str,
+        pkce: Option<&CodeChallenge>,
     ) -> Result<(), AuthError> {
         let deps = self.auth.deps();
         let Some(credentials) = deps.store.find_credentials_by_email(email).await? else {
@@ -485,9 +514,16 @@ impl SupabaseAuth {
         if user.is_refused(deps.clock.now()) {
             return Ok(());
         }
+        if let Some(challenge) = pkce {
+            let method = match kind {
+                OtpKind::MagicLink => FlowMethod::MagicLink,
+                _ => FlowMethod::Recovery,
+            };
+            self.start_flow(user.id, method, challenge).await?;
+        }
         let now = deps.clock.now();
         let expires_at = now + deps.settings.reset_token_lifetime;
-        let link_token = generate_opaque_token();
+        let link_token = new_link_token(pkce.is_some());
         let code = six_digit_code();
         deps.store
             .create_reset_token(user.id, hash_token(link_token.expose()), expires_at, now)
@@ -520,7 +556,8 @@ impl SupabaseAuth {
         Ok(())
     }
 
-    /// `verify` with a link token (`token_hash`, or `token` in `GET /verify`).
+    /// `POST /verify` with a link token (`token_hash`): a session, for a PKCE link's token too
+    /// (GoTrue's `verifyPost` checks no flow state).
     pub async fn verify_link(
         &self,
         token: &str,
@@ -531,14 +568,38 @@ impl SupabaseAuth {
         limits
             .check_ip(Policy::PasswordResetIp, client.ip())
             .await?;
-        let shaped = token.len() == LINK_TOKEN_LEN
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !shaped {
+        if link_token_shape(token).is_none() {
             return Err(SupabaseError::OtpInvalid { link: true });
         }
         self.redeem(hash_token(token), kind, client, true).await
+    }
+
+    /// `GET /verify`, a followed mail link: a session for an implicit-flow token; for a PKCE
+    /// one (`pkce_…`), the token is spent and applied as ever, and the auth code of the user's
+    /// flow state of the link's kind is issued instead of a session.
+    pub async fn follow_link(
+        &self,
+        token: &str,
+        kind: OtpKind,
+        client: ClientInfo,
+    ) -> Result<LinkLanding, SupabaseError> {
+        let limits = &self.auth.deps().limits;
+        limits
+            .check_ip(Policy::PasswordResetIp, client.ip())
+            .await?;
+        let Some(pkce) = link_token_shape(token) else {
+            return Err(SupabaseError::OtpInvalid { link: true });
+        };
+        if !pkce {
+            let issued = self.redeem(hash_token(token), kind, client, true).await?;
+            return Ok(LinkLanding::Session(Box::new(issued)));
+        }
+        let (user, purpose) = self.spend(hash_token(token), kind, true).await?;
+        let code = self
+            .issue_auth_code(user.id, link_method(kind, purpose))
+            .await?;
+        tracing::info!(user_id = %user.id, kind = kind.as_str(), "auth code issued by a link");
+        Ok(LinkLanding::AuthCode(code))
     }
 
     /// `verify` with an address and the code mailed to it, under that address's limit.
@@ -572,6 +633,17 @@ impl SupabaseAuth {
         client: ClientInfo,
         link: bool,
     ) -> Result<IssuedSession, SupabaseError> {
+        let (user, _) = self.spend(key, kind, link).await?;
+        Ok(self.sign_in_holder(user, client, "otp").await?)
+    }
+
+    /// Spends the token and applies it; its holder, who may sign in, and what it was.
+    async fn spend(
+        &self,
+        key: TokenHash,
+        kind: OtpKind,
+        link: bool,
+    ) -> Result<(User, MailPurpose), SupabaseError> {
         let deps = self.auth.deps();
         let now = deps.clock.now();
         let invalid = || SupabaseError::OtpInvalid { link };
@@ -585,30 +657,39 @@ impl SupabaseAuth {
             Err(StoreError::Conflict("email")) => return Err(SupabaseError::EmailExists),
             Err(error) => return Err(AuthError::from(error).into()),
         };
-        let Some(user_id) = redeemed.map(|redeemed| redeemed.user_id) else {
+        let Some(redeemed) = redeemed else {
             return Err(invalid());
         };
         let user = deps
             .store
-            .find_user(user_id)
+            .find_user(redeemed.user_id)
             .await
             .map_err(AuthError::from)?
             .ok_or_else(invalid)?;
         if user.is_refused(now) {
             return Err(AuthError::AccountDisabled.into());
         }
+        Ok((user, redeemed.purpose))
+    }
+
+    /// A new session for the holder of a spent token or auth code, `method` its `amr`.
+    pub(super) async fn sign_in_holder(
+        &self,
+        user: User,
+        client: ClientInfo,
+        method: &'static str,
+    ) -> Result<IssuedSession, AuthError> {
+        let deps = self.auth.deps();
+        let now = deps.clock.now();
         let refresh_token = generate_opaque_token();
         let session = self
             .auth
             .new_session(user.id, false, client, &refresh_token, now);
         let session_id = session.id;
-        deps.store
-            .create_session(session)
-            .await
-            .map_err(AuthError::from)?;
-        tracing::info!(user_id = %user.id, "signed in by a one-time token");
+        deps.store.create_session(session).await?;
+        tracing::info!(user_id = %user.id, method, "signed in by a one-time token");
         let issued = self.auth.issue(user, session_id, refresh_token, now)?;
-        Ok(self.reissue_with(issued, "otp")?)
+        self.reissue_with(issued, method)
     }
 
     /// The session the v1 use case issued, with a Supabase access token in place of the v1 one.

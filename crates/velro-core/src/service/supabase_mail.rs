@@ -10,17 +10,17 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::supabase::{code_key, six_digit_code};
+use super::supabase_pkce::new_link_token;
 use super::SupabaseError;
 use super::{Authenticated, ClientInfo, IssuedSession, OtpKind, Registration, SupabaseAuth};
 use crate::domain::{
-    AvatarUrl, DisplayName, Email, MailPurpose, MailState, MailTokenIssued, Metadata, NewMailToken,
-    NewPassword, NewUser, PasswordHash, Role, User, UserId,
+    AvatarUrl, CodeChallenge, DisplayName, Email, FlowMethod, MailPurpose, MailState,
+    MailTokenIssued, Metadata, NewMailToken, NewPassword, NewUser, PasswordHash, Role, User,
+    UserId,
 };
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, TemplateValues};
-use crate::tokens::{
-    default_app_metadata, generate_opaque_token, hash_token, signup_metadata, AdminToken,
-};
+use crate::tokens::{default_app_metadata, hash_token, signup_metadata, AdminToken};
 use crate::{AuthError, Secret, StoreError};
 
 /// GoTrue's `SMTP_MAX_FREQUENCY`: one mail of a kind per user per minute.
@@ -134,6 +134,7 @@ impl SupabaseAuth {
         &self,
         registration: Registration,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<MailUser, SupabaseError> {
         super::account::not_the_email("password", &registration.password, &registration.email)?;
@@ -187,7 +188,7 @@ impl SupabaseAuth {
         if !state.awaiting_confirmation {
             return Ok(self.stand_in(registration.email, registration.display_name));
         }
-        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY)
+        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY, pkce)
             .await?;
         tracing::info!(user_id = %user.id, "sign-up awaiting confirmation");
         Ok(self.with_mail_state(user).await?)
@@ -230,6 +231,7 @@ impl SupabaseAuth {
         email: Email,
         profile: PendingProfile,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<(), SupabaseError> {
         let deps = self.auth().deps();
@@ -247,7 +249,7 @@ impl SupabaseAuth {
             Err(error) => return Err(error),
         };
         let redirect = self.settings().redirects.resolve(redirect_to);
-        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY)
+        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY, pkce)
             .await
     }
 
@@ -259,6 +261,7 @@ impl SupabaseAuth {
         kind: ResendKind,
         email: Email,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: ClientInfo,
     ) -> Result<(), SupabaseError> {
         let deps = self.auth().deps();
@@ -291,14 +294,15 @@ impl SupabaseAuth {
                 if !state.awaiting_confirmation || user.email_confirmed {
                     return Ok(());
                 }
-                self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY)
+                self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY, pkce)
                     .await
             }
             ResendKind::EmailChange => {
                 let Some(new_email) = state.new_email else {
                     return Ok(());
                 };
-                self.send_email_change(&user, &new_email, &redirect).await
+                self.send_email_change(&user, &new_email, &redirect, pkce)
+                    .await
             }
         }
     }
@@ -310,6 +314,7 @@ impl SupabaseAuth {
         caller: &Authenticated,
         new_email: Email,
         redirect_to: Option<&str>,
+        pkce: Option<&CodeChallenge>,
         client: &ClientInfo,
     ) -> Result<(), SupabaseError> {
         let deps = self.auth().deps();
@@ -329,7 +334,7 @@ impl SupabaseAuth {
             return Err(SupabaseError::EmailExists);
         }
         let redirect = self.settings().redirects.resolve(redirect_to);
-        self.send_email_change(&caller.user, &new_email, &redirect)
+        self.send_email_change(&caller.user, &new_email, &redirect, pkce)
             .await?;
         tracing::info!(user_id = %caller.user.id, "email change mailed");
         Ok(())
@@ -347,7 +352,7 @@ impl SupabaseAuth {
     ) -> Result<MailUser, SupabaseError> {
         let user = self.pending_user_for(email, None, profile, true).await?;
         let redirect = self.settings().redirects.resolve(redirect_to);
-        self.send_confirmation(&user, OtpKind::Invite, &redirect, Duration::ZERO)
+        self.send_confirmation(&user, OtpKind::Invite, &redirect, Duration::ZERO, None)
             .await?;
         tracing::info!(user_id = %user.id, "user invited");
         Ok(self.with_mail_state(user).await?)
@@ -461,6 +466,7 @@ impl SupabaseAuth {
                 new_email.as_ref(),
                 &redirect,
                 Duration::ZERO,
+                None,
             )
             .await?;
         tracing::info!(user_id = %user.id, kind = kind.as_str(), "admin link generated");
@@ -563,14 +569,20 @@ impl SupabaseAuth {
         }
     }
 
-    /// A confirmation (sign-up) or invite mail to the account's address.
+    /// A confirmation (sign-up) or invite mail to the account's address; a PKCE link with
+    /// `pkce`.
     async fn send_confirmation(
         &self,
         user: &User,
         kind: OtpKind,
         redirect: &str,
         min_interval: Duration,
+        pkce: Option<&CodeChallenge>,
     ) -> Result<(), SupabaseError> {
+        let method = match kind {
+            OtpKind::Invite => FlowMethod::Invite,
+            _ => FlowMethod::Signup,
+        };
         let link = self
             .issue_link(
                 user.id,
@@ -580,6 +592,7 @@ impl SupabaseAuth {
                 None,
                 redirect,
                 min_interval,
+                pkce.map(|challenge| (method, challenge)),
             )
             .await?;
         let templates = &self.settings().templates;
@@ -592,12 +605,13 @@ impl SupabaseAuth {
         Ok(())
     }
 
-    /// The email-change mail, to the new address.
+    /// The email-change mail, to the new address; a PKCE link with `pkce`.
     async fn send_email_change(
         &self,
         user: &User,
         new_email: &Email,
         redirect: &str,
+        pkce: Option<&CodeChallenge>,
     ) -> Result<(), SupabaseError> {
         let link = self
             .issue_link(
@@ -608,6 +622,7 @@ impl SupabaseAuth {
                 Some(new_email),
                 redirect,
                 MAIL_FREQUENCY,
+                pkce.map(|challenge| (FlowMethod::EmailChange, challenge)),
             )
             .await?;
         let template = &self.settings().templates.email_change;
@@ -618,7 +633,8 @@ impl SupabaseAuth {
 
     /// Stores a link token and a code for `purpose` (the code keyed to `code_email`, the
     /// address it is verified with) and makes the link, GoTrue's
-    /// `{API_EXTERNAL_URL}/verify?token=…&type=…&redirect_to=…`.
+    /// `{API_EXTERNAL_URL}/verify?token=…&type=…&redirect_to=…`. With `pkce`, the token is a
+    /// `pkce_` one and, once the tokens are stored, the flow state is too.
     #[allow(clippy::too_many_arguments)]
     async fn issue_link(
         &self,
@@ -629,11 +645,12 @@ impl SupabaseAuth {
         new_email: Option<&Email>,
         redirect: &str,
         min_interval: Duration,
+        pkce: Option<(FlowMethod, &CodeChallenge)>,
     ) -> Result<IssuedLink, SupabaseError> {
         let deps = self.auth().deps();
         let now: OffsetDateTime = deps.clock.now();
         let expires_at = now + deps.settings.reset_token_lifetime;
-        let token = generate_opaque_token();
+        let token = new_link_token(pkce.is_some());
         let code = six_digit_code();
         let link_hash = hash_token(token.expose());
         let code_hash = code_key(code_email, &code);
@@ -665,6 +682,9 @@ impl SupabaseAuth {
                     return Err(SupabaseError::MailTooSoon { retry_after_secs });
                 }
             }
+        }
+        if let Some((method, challenge)) = pkce {
+            self.start_flow(user_id, method, challenge).await?;
         }
         let mut url = url::Url::parse(&format!("{}/verify", self.settings().tokens.issuer))
             .map_err(AuthError::internal)?;

@@ -35,6 +35,7 @@ macro_rules! store_contract {
 mod admin;
 mod console;
 mod fixture;
+mod flow_states;
 mod import;
 mod mail_tokens;
 mod purge;

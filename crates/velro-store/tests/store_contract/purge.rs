@@ -138,6 +138,7 @@ async fn a_purge_removes_what_ended_before_the_cutoff_and_keeps_what_is_needed(f
                 refresh_tokens: 4,
                 sessions: 3,
                 reset_tokens: 2,
+                flow_states: 0,
             },
             more: false,
         }
@@ -209,6 +210,7 @@ async fn a_purge_batch_is_bounded_and_a_pass_removes_everything(fx: &Fixture) {
                 refresh_tokens: 6,
                 sessions: 3,
                 reset_tokens: 3,
+                flow_states: 0,
             },
             more: true,
         }
@@ -222,6 +224,7 @@ async fn a_purge_batch_is_bounded_and_a_pass_removes_everything(fx: &Fixture) {
             refresh_tokens: 8,
             sessions: 4,
             reset_tokens: 2,
+            flow_states: 0,
         }
     );
     assert_eq!(report.cutoff, cutoff);
@@ -261,6 +264,7 @@ async fn purges_running_at_once_remove_each_row_once(fx: &Fixture) {
             refresh_tokens: 42,
             sessions: 21,
             reset_tokens: 15,
+            flow_states: 0,
         }
     );
     for user in users {

@@ -28,5 +28,6 @@ mod supabase_attacks;
 mod supabase_confirm;
 mod supabase_keys;
 mod supabase_mail;
+mod supabase_pkce;
 mod supabase_users;
 mod two_instances;

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use velro_core::domain::{SessionId, UserId};
+use velro_core::domain::{CodeChallenge, FlowMethod, FlowStateId, NewFlowState, SessionId, UserId};
 use velro_core::store::{NewSession, RefreshPolicy, Rotation, TokenHash};
 use velro_core::{Clock, SystemClock};
 
@@ -110,6 +110,24 @@ async fn velro_purge_prints_what_it_removed_per_table(app: TestApp) {
         .await
         .expect("create_reset_token");
     let reset = app.reset_token(&email).await;
+    // A PKCE flow state begun 40 days ago, and one begun now.
+    for begun in [long_ago, SystemClock.now()] {
+        store
+            .create_flow_state(NewFlowState {
+                id: FlowStateId(Uuid::now_v7()),
+                user_id,
+                method: FlowMethod::Recovery,
+                challenge: CodeChallenge::parse(
+                    Some("ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc"),
+                    Some("s256"),
+                )
+                .expect("a well-formed challenge")
+                .expect("a PKCE flow"),
+                now: begun,
+            })
+            .await
+            .expect("create_flow_state");
+    }
 
     let output = purge_command(&app).await;
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
@@ -121,7 +139,8 @@ async fn velro_purge_prints_what_it_removed_per_table(app: TestApp) {
     assert_eq!(removed(&stdout, "refresh_tokens"), 3, "{stdout}");
     assert_eq!(removed(&stdout, "sessions"), 2, "{stdout}");
     assert_eq!(removed(&stdout, "password_reset_tokens"), 1, "{stdout}");
-    assert!(stdout.contains("removed 6 rows"), "{stdout}");
+    assert_eq!(removed(&stdout, "flow_states"), 1, "{stdout}");
+    assert!(stdout.contains("removed 7 rows"), "{stdout}");
 
     // What the client holds still works: its session, its refresh token, its reset token.
     assert_eq!(app.me(&live.access).await.status(), StatusCode::OK);
@@ -138,7 +157,12 @@ async fn velro_purge_prints_what_it_removed_per_table(app: TestApp) {
     let again = purge_command(&app).await;
     let stdout = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(again.status.success(), "{stdout}");
-    for table in ["refresh_tokens", "sessions", "password_reset_tokens"] {
+    for table in [
+        "refresh_tokens",
+        "sessions",
+        "password_reset_tokens",
+        "flow_states",
+    ] {
         assert_eq!(removed(&stdout, table), 0, "{stdout}");
     }
 }

@@ -258,6 +258,27 @@ impl From<SupabaseError> for GotrueError {
                     "For security purposes, you can only request this after {retry_after_secs} seconds."
                 ),
             ),
+            SupabaseError::FlowStateNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "flow_state_not_found",
+                "invalid flow state, no valid flow state found",
+            ),
+            SupabaseError::FlowStateExpired => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "flow_state_expired",
+                "invalid flow state, flow state has expired",
+            ),
+            SupabaseError::BadCodeVerifier => Self::new(
+                StatusCode::BAD_REQUEST,
+                "bad_code_verifier",
+                "code challenge does not match previously saved code verifier",
+            ),
+            // GoTrue wraps its 422 in a 400 here, message and all.
+            SupabaseError::LinkFlowStateMissing => Self::new(
+                StatusCode::BAD_REQUEST,
+                "flow_state_not_found",
+                "No associated flow state found. 422: No valid flow state found for user.",
+            ),
             SupabaseError::OtpInvalid { link } => Self::new(
                 StatusCode::FORBIDDEN,
                 "otp_expired",

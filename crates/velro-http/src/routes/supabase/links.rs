@@ -13,8 +13,8 @@ use velro_core::service::{take_profile, LinkRequest, LinkType, PendingProfile, R
 use super::error::{ErrorBody, GotrueError};
 use super::wire::{Empty, SupabaseUser};
 use super::{
-    audience, checked_password, mail_address, query_value, user_data, GotrueJson, RedirectQuery,
-    SupabaseAdmin,
+    audience, checked_password, mail_address, query_value, user_data, GotrueJson, PkceFields,
+    RedirectQuery, SupabaseAdmin,
 };
 use crate::extract::Client;
 use crate::AppState;
@@ -40,6 +40,8 @@ pub(super) struct ResendBody {
     /// Phone logins are off: any non-empty value is 400 `phone_provider_disabled`.
     #[serde(default)]
     phone: Option<String>,
+    #[serde(flatten)]
+    pkce: PkceFields,
 }
 
 /// GoTrue's checks in its order; `{}` whether or not anything was pending.
@@ -97,6 +99,7 @@ pub(super) async fn resend(
         ));
     }
     let email = mail_address(email)?;
+    let pkce = body.pkce.parse()?;
     // `phone_change` by email: no account here has a pending phone change.
     let Some(kind) = kind else {
         return Ok(Json(Empty {}));
@@ -104,7 +107,7 @@ pub(super) async fn resend(
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     state
         .supabase
-        .resend(kind, email, redirect_to.as_deref(), client)
+        .resend(kind, email, redirect_to.as_deref(), pkce.as_ref(), client)
         .await?;
     Ok(Json(Empty {}))
 }

@@ -23,10 +23,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
-use velro_core::domain::{Email, Metadata, NewPassword};
+use velro_core::domain::{CodeChallenge, Email, Metadata, NewPassword};
 use velro_core::service::{
-    parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind,
-    PendingProfile, Registration, SignUp, SupabaseError, SupabaseUserChange,
+    parse_metadata, take_profile, Authenticated, LinkLanding, LogoutScope, OtpKind, PendingProfile,
+    Registration, SignUp, SupabaseError, SupabaseUserChange, PKCE_PREFIX,
 };
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
@@ -133,6 +133,29 @@ fn query_value(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
+}
+
+/// GoTrue's PKCE pair on the mail flows (`/signup`, `/otp`, `/recover`, `/resend`, `PUT
+/// /user`): with it, the mailed link is a `pkce_` one and lands with `?code=`.
+#[derive(Deserialize, ToSchema, Default)]
+struct PkceFields {
+    /// RFC 7636: 43 to 128 characters of `[A-Za-z0-9._~-]`; with `code_challenge_method`.
+    #[serde(default)]
+    code_challenge: Option<String>,
+    /// `s256` or `plain` (any case).
+    #[serde(default)]
+    code_challenge_method: Option<String>,
+}
+
+impl PkceFields {
+    /// Both or neither, well formed (400 `validation_failed` with GoTrue's messages).
+    fn parse(&self) -> Result<Option<CodeChallenge>, GotrueError> {
+        CodeChallenge::parse(
+            self.code_challenge.as_deref(),
+            self.code_challenge_method.as_deref(),
+        )
+        .map_err(|error| GotrueError::validation(error.to_string()))
+    }
 }
 
 /// A user behind a Supabase access token on a live session.
@@ -285,9 +308,11 @@ async fn settings(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// Unknown keys (`gotrue_meta_security`, `code_challenge`, …) are ignored, as GoTrue does.
+/// Unknown keys (`gotrue_meta_security`, …) are ignored, as GoTrue does.
 #[derive(Deserialize, ToSchema)]
 struct SignUpBody {
+    #[serde(flatten)]
+    pkce: PkceFields,
     #[serde(default)]
     #[schema(example = "ada@example.com")]
     email: Option<String>,
@@ -387,14 +412,16 @@ async fn sign_up(
     State(state): State<AppState>,
     Client(client): Client,
     RawQuery(query): RawQuery,
-    GotrueJson(body): GotrueJson<SignUpBody>,
+    GotrueJson(mut body): GotrueJson<SignUpBody>,
 ) -> Result<Response, GotrueError> {
     state.supabase.check_signup_allowed()?;
+    let pkce = std::mem::take(&mut body.pkce);
     let registration = registration(&state, body)?;
+    let pkce = pkce.parse()?;
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     let outcome = state
         .supabase
-        .sign_up(registration, redirect_to.as_deref(), client)
+        .sign_up(registration, redirect_to.as_deref(), pkce.as_ref(), client)
         .await?;
     Ok(match outcome {
         SignUp::Session(issued) => {
@@ -419,6 +446,12 @@ struct TokenBody {
     password: Option<String>,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// `grant_type=pkce`: the `code` a PKCE mail link landed with.
+    #[serde(default)]
+    auth_code: Option<String>,
+    /// `grant_type=pkce`: the verifier the `code_challenge` was made from.
+    #[serde(default)]
+    code_verifier: Option<String>,
 }
 
 /// `grant_type` is a query parameter, as GoTrue reads it.
@@ -435,6 +468,7 @@ struct TokenQuery {
 enum GrantType {
     Password,
     RefreshToken,
+    Pkce,
 }
 
 #[utoipa::path(
@@ -444,8 +478,10 @@ enum GrantType {
     params(TokenQuery),
     request_body = TokenBody,
     responses(
-        (status = 200, description = "Signed in, or the session's next pair (the refresh token rotates)", body = SupabaseSession),
-        (status = 400, description = "`invalid_credentials` (unknown email or wrong password alike; also an unsupported grant), `user_banned`, `refresh_token_not_found`, `refresh_token_already_used`, `validation_failed`, `phone_provider_disabled`", body = ErrorBody),
+        (status = 200, description = "Signed in, or the session's next pair (the refresh token rotates), or (`pkce`) the session an auth code and its verifier were exchanged for (the code is spent)", body = SupabaseSession),
+        (status = 400, description = "`invalid_credentials` (unknown email or wrong password alike; also an unsupported grant), `user_banned`, `refresh_token_not_found`, `refresh_token_already_used`, `validation_failed` (also `pkce` without `auth_code` or `code_verifier`), `bad_code_verifier` (`pkce`: the verifier does not match the challenge; the code stays usable), `phone_provider_disabled`", body = ErrorBody),
+        (status = 404, description = "`flow_state_not_found` (`pkce`: the auth code is unknown or spent)", body = ErrorBody),
+        (status = 422, description = "`flow_state_expired` (`pkce`: the code was issued more than 300 s ago)", body = ErrorBody),
     ),
 )]
 async fn token(
@@ -491,6 +527,19 @@ async fn token(
                 .refresh(Secret::new(presented), client)
                 .await?
         }
+        Some("pkce") => {
+            let auth_code = body.auth_code.unwrap_or_default();
+            let verifier = body.code_verifier.unwrap_or_default();
+            if auth_code.is_empty() || verifier.is_empty() {
+                return Err(GotrueError::validation(
+                    "invalid request: both auth code and code verifier should be non-empty",
+                ));
+            }
+            state
+                .supabase
+                .exchange_auth_code(&auth_code, &verifier, client)
+                .await?
+        }
         _ => {
             return Err(GotrueError::new(
                 StatusCode::BAD_REQUEST,
@@ -518,6 +567,9 @@ async fn get_user(
 
 #[derive(Deserialize, ToSchema)]
 struct UpdateUserBody {
+    /// With a new `email`: the change mail's link is a PKCE one.
+    #[serde(flatten)]
+    pkce: PkceFields,
     #[serde(default)]
     email: Option<String>,
     #[serde(default)]
@@ -580,6 +632,7 @@ async fn update_user(
             checked_password(&state, &password)
         })
         .transpose()?;
+    let pkce = body.pkce.parse()?;
     let change = SupabaseUserChange {
         password,
         email,
@@ -590,7 +643,13 @@ async fn update_user(
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     let user = state
         .supabase
-        .update_user(&caller, change, redirect_to.as_deref(), client)
+        .update_user(
+            &caller,
+            change,
+            redirect_to.as_deref(),
+            pkce.as_ref(),
+            client,
+        )
         .await?;
     Ok(Json(SupabaseUser::with_mail(&user, audience(&state))))
 }
@@ -655,6 +714,8 @@ struct RecoverBody {
     #[serde(default)]
     #[schema(example = "ada@example.com")]
     email: Option<String>,
+    #[serde(flatten)]
+    pkce: PkceFields,
 }
 
 /// `redirect_to` on the mail flows: where the link lands; a URL not allowed by the site URL
@@ -682,10 +743,11 @@ async fn recover(
     GotrueJson(body): GotrueJson<RecoverBody>,
 ) -> Result<Json<Empty>, GotrueError> {
     let email = mail_address(body.email)?;
+    let pkce = body.pkce.parse()?;
     let redirect_to = query_value(query.as_deref(), "redirect_to");
     state
         .supabase
-        .recover(email, redirect_to.as_deref(), client)
+        .recover(email, redirect_to.as_deref(), pkce.as_ref(), client)
         .await?;
     Ok(Json(Empty {}))
 }
@@ -775,9 +837,31 @@ async fn verify(
     Ok(Json(SupabaseSession::new(issued, audience(&state))))
 }
 
+/// `landing` with `pairs` set in its query as GoTrue sets them (`url.Values.Set`, then
+/// `Encode`: keys already there replaced, keys sorted), the rest of the URL as it was.
+fn with_query_pairs(landing: &str, pairs: &[(&str, String)]) -> String {
+    let (base, query) = landing.split_once('?').unwrap_or((landing, ""));
+    let mut all: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| !pairs.iter().any(|(name, _)| name == key))
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .chain(
+            pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_string(), value.clone())),
+        )
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in &all {
+        encoded.append_pair(key, value);
+    }
+    format!("{base}?{}", encoded.finish())
+}
+
 /// `GET /verify`, the mail link: 303 to `redirect_to` (if the redirect policy allows it, else
 /// the site URL) with the session, or the error, in the fragment, where it never reaches a
-/// server log.
+/// server log. A PKCE link (`pkce_…` token) lands with `?code=<auth code>` instead, which is
+/// worth nothing without the verifier.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[expect(dead_code, reason = "the schema of the query `verify_redirect` reads")]
@@ -797,7 +881,7 @@ struct VerifyLinkQuery {
     tag = "supabase",
     params(VerifyLinkQuery),
     responses(
-        (status = 303, description = "To `redirect_to` (when allowed) or the site URL, with the session or `error`, `error_code`, `error_description` in the fragment",
+        (status = 303, description = "To `redirect_to` (when allowed) or the site URL, with the session or `error`, `error_code`, `error_description` in the fragment; a PKCE link (`pkce_…` token) with `?code=<auth code>` in the query instead of a session (errors then also in the query)",
             headers(("location" = String, description = "The landing URL with the fragment"))),
     ),
 )]
@@ -814,18 +898,19 @@ async fn verify_redirect(
         .redirects
         .resolve(redirect_to.as_deref());
     let kind = query_value(query, "type");
+    let token = query_value(query, "token").unwrap_or_default();
     let outcome = async {
         let kind = verification_type(kind.as_deref())?;
-        let token = query_value(query, "token").unwrap_or_default();
         let Some(kind) = kind else {
             return Err(SupabaseError::OtpInvalid { link: true }.into());
         };
-        Ok::<IssuedSession, GotrueError>(state.supabase.verify_link(&token, kind, client).await?)
+        Ok::<LinkLanding, GotrueError>(state.supabase.follow_link(&token, kind, client).await?)
     }
     .await;
+    let mut landing = target.split('#').next().unwrap_or_default().to_string();
     let mut fragment = url::form_urlencoded::Serializer::new(String::new());
     match outcome {
-        Ok(issued) => {
+        Ok(LinkLanding::Session(issued)) => {
             // GoTrue's key order (sorted), with its `sb` marker.
             fragment
                 .append_pair("access_token", issued.access_token.expose())
@@ -836,15 +921,28 @@ async fn verify_redirect(
                 .append_pair("token_type", "bearer")
                 .append_pair("type", kind.as_deref().unwrap_or_default());
         }
+        // GoTrue's PKCE landing: the code in the query, no fragment.
+        Ok(LinkLanding::AuthCode(code)) => {
+            landing = with_query_pairs(&landing, &[("code", code.expose().to_string())]);
+        }
         Err(error) => {
-            for (key, value) in error.redirect_parameters() {
+            let parameters = error.redirect_parameters();
+            // A PKCE client reads the error from the query (GoTrue puts it in both).
+            if token.starts_with(PKCE_PREFIX) {
+                landing = with_query_pairs(&landing, &parameters);
+            }
+            for (key, value) in parameters {
                 fragment.append_pair(key, &value);
             }
             fragment.append_pair("sb", "");
         }
     }
-    let base = target.split('#').next().unwrap_or_default();
-    let location = format!("{base}#{}", fragment.finish());
+    let fragment = fragment.finish();
+    let mut location = landing;
+    if !fragment.is_empty() {
+        location.push('#');
+        location.push_str(&fragment);
+    }
     match axum::http::HeaderValue::from_str(&location) {
         Ok(location) => {
             let mut response = StatusCode::SEE_OTHER.into_response();
@@ -876,6 +974,8 @@ struct OtpBody {
     /// Default `true`: an unknown address gets an account.
     #[serde(default)]
     create_user: Option<bool>,
+    #[serde(flatten)]
+    pkce: PkceFields,
 }
 
 /// Email only: a magic link and a code in one mail, `{}` as GoTrue answers.
@@ -904,6 +1004,7 @@ async fn otp(
         ));
     }
     let email = mail_address(body.email)?;
+    let pkce = body.pkce.parse()?;
     // A sign-up's `data`, kept under GoTrue's identity data as `/signup` keeps it.
     let profile = PendingProfile {
         identity_data: true,
@@ -917,6 +1018,7 @@ async fn otp(
             body.create_user.unwrap_or(true),
             profile,
             redirect_to.as_deref(),
+            pkce.as_ref(),
             client,
         )
         .await?;

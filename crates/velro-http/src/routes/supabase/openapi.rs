@@ -299,4 +299,30 @@ mod tests {
         let paths = v1["paths"].as_object().expect("paths");
         assert!(paths.keys().all(|path| !path.starts_with("/auth/v1")));
     }
+
+    #[test]
+    fn the_pkce_grant_and_the_challenge_fields_are_described() {
+        let doc = parsed();
+        let token = &doc["paths"]["/auth/v1/token"]["post"];
+        let grant = token["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "grant_type")
+            .expect("grant_type")
+            .to_string();
+        assert!(grant.contains("\"pkce\""), "{grant}");
+        let text = doc.to_string();
+        for status in ["404", "422"] {
+            assert!(token["responses"][status].is_object(), "{status}");
+        }
+        for key in [
+            "auth_code",
+            "code_verifier",
+            "code_challenge",
+            "code_challenge_method",
+        ] {
+            assert!(text.contains(&format!("\"{key}\"")), "{key}");
+        }
+    }
 }
