@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    AccountChange, AdminUserChange, Credentials, Email, Incident, IncidentId, MailPurpose,
-    MailState, MailTokenIssued, NewIncident, NewIncidentUpdate, NewMailToken, NewUser,
-    PasswordHash, ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
-    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+    AccountChange, AdminUserChange, Credentials, Email, EmailChangeRedeemed, Incident, IncidentId,
+    MailPurpose, MailState, MailTokenIssued, NewEmailChange, NewIncident, NewIncidentUpdate,
+    NewMailToken, NewUser, PasswordHash, ProfileChange, RedeemedMailToken, Role, SessionId,
+    SessionRecord, StateMinutes, StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
 
@@ -381,6 +381,26 @@ pub trait Store: Send + Sync + 'static {
         purposes: [MailPurpose; 2],
         now: OffsetDateTime,
     ) -> Result<Option<RedeemedMailToken>, StoreError>;
+
+    /// Stores an email change's tokens (one or both halves), records the pending address, when
+    /// it was mailed and how many confirmations complete it, and spends earlier unredeemed
+    /// email-change tokens (`replace_all`), unless the previous email-change mail is younger
+    /// than `min_interval`.
+    async fn issue_email_change(
+        &self,
+        change: NewEmailChange,
+    ) -> Result<MailTokenIssued, StoreError>;
+
+    /// Spends a live email-change token of either half (and the other unredeemed tokens of
+    /// that half) and counts the confirmation, all at once: the last one awaited moves the user
+    /// to the pending address (confirmed) and spends every email-change token, or is
+    /// `Conflict("email")` when that address was taken meanwhile (nothing spent). `None` when
+    /// the token is unknown, spent, expired, of another purpose, or nothing is pending.
+    async fn redeem_email_change(
+        &self,
+        token: TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<EmailChangeRedeemed>, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -423,7 +443,7 @@ pub mod __private {
 ///         create_console_session, touch_console_session, find_console_session,
 ///         delete_console_session, record_flag_change, latest_flag_change, server_connections,
 ///         recent_flag_changes, purge, create_pending_user, mail_state, issue_mail_token,
-///         redeem_mail_token;
+///         redeem_mail_token, issue_email_change, redeem_email_change;
 /// }
 /// ```
 #[macro_export]
@@ -707,6 +727,17 @@ macro_rules! __store_signature {
             [token: $crate::store::TokenHash] [purposes: [$crate::domain::MailPurpose; 2]]
             [now: $crate::store::__private::OffsetDateTime]
         ) (Option<$crate::domain::RedeemedMailToken>) } $($k)*);
+    };
+    (issue_email_change, $($k:tt)*) => {
+        $crate::impl_store!(@push { issue_email_change (
+            [change: $crate::domain::NewEmailChange]
+        ) ($crate::domain::MailTokenIssued) } $($k)*);
+    };
+    (redeem_email_change, $($k:tt)*) => {
+        $crate::impl_store!(@push { redeem_email_change (
+            [token: $crate::store::TokenHash]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::EmailChangeRedeemed>) } $($k)*);
     };
 }
 

@@ -8,7 +8,10 @@ mod profile;
 mod status;
 mod user;
 
-pub use confirmation::{MailPurpose, MailState, MailTokenIssued, NewMailToken, RedeemedMailToken};
+pub use confirmation::{
+    EmailChangeRedeemed, MailPurpose, MailState, MailTokenIssued, MailTokenPair, NewEmailChange,
+    NewMailToken, RedeemedMailToken,
+};
 pub use email::Email;
 pub use metadata::{BanDuration, Metadata, MetadataError, MAX_METADATA_BYTES};
 pub use password::{

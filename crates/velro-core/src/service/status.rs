@@ -903,7 +903,7 @@ mod tests {
             create_console_session, touch_console_session, find_console_session, delete_console_session,
             record_flag_change, latest_flag_change, server_connections, recent_flag_changes, purge,
             insert_user, update_account, find_refresh_token_user, create_pending_user, mail_state,
-            issue_mail_token, redeem_mail_token;
+            issue_mail_token, redeem_mail_token, issue_email_change, redeem_email_change;
 
         async fn ping(&self) -> Result<(), StoreError> {
             self.0.up(|| ())

@@ -14,7 +14,9 @@ use super::supabase_mail::{MailUser, PendingProfile, SignUp};
 use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
-use crate::domain::{Email, MailPurpose, Metadata, NewPassword, SessionId, User};
+use crate::domain::{
+    Email, EmailChangeRedeemed, MailPurpose, Metadata, NewPassword, SessionId, User,
+};
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
 use crate::redirect::RedirectPolicy;
@@ -36,6 +38,19 @@ pub struct SupabaseSettings {
     /// `SITE_URL` and `URI_ALLOW_LIST`: where mail links may send the browser.
     pub redirects: RedirectPolicy,
     pub templates: MailTemplates,
+    /// GoTrue's `MAILER_SECURE_EMAIL_CHANGE_ENABLED`: an email change waits for a mail to the
+    /// current address as well as one to the new address.
+    pub secure_email_change: bool,
+}
+
+/// What a good `verify` ends with.
+#[derive(Debug)]
+pub enum Verified {
+    /// Signed in (a completed email change signs in too).
+    Session(IssuedSession),
+    /// One half of a secure email change confirmed: the other address's link or code is
+    /// still awaited, and nobody is signed in yet.
+    OtherAddressAwaited,
 }
 
 /// The `type` of a one-time token that Velro issues: recovery and magic-link mails carry the
@@ -147,6 +162,10 @@ pub enum SupabaseError {
     /// An admin link that needs an account, for an address without one.
     #[error("no user has this email address")]
     LinkUserNotFound,
+    /// An admin link for the current address's half of an email change, with secure email
+    /// change off.
+    #[error("secure email change is disabled")]
+    SecureEmailChangeDisabled,
 }
 
 /// What `PUT /user` may change: the password, the address (confirmed by a mail to the new
@@ -526,7 +545,7 @@ impl SupabaseAuth {
         token: &str,
         kind: OtpKind,
         client: ClientInfo,
-    ) -> Result<IssuedSession, SupabaseError> {
+    ) -> Result<Verified, SupabaseError> {
         let limits = &self.auth.deps().limits;
         limits
             .check_ip(Policy::PasswordResetIp, client.ip())
@@ -548,7 +567,7 @@ impl SupabaseAuth {
         code: &str,
         kind: OtpKind,
         client: ClientInfo,
-    ) -> Result<IssuedSession, SupabaseError> {
+    ) -> Result<Verified, SupabaseError> {
         let limits = &self.auth.deps().limits;
         limits
             .check_ip(Policy::PasswordResetIp, client.ip())
@@ -564,29 +583,39 @@ impl SupabaseAuth {
     }
 
     /// Spends the token (only of the purposes `kind` names) and applies it (a confirmation,
-    /// an email change), then signs its holder in.
+    /// an email change, or one half of a secure one), then signs its holder in.
     async fn redeem(
         &self,
         key: TokenHash,
         kind: OtpKind,
         client: ClientInfo,
         link: bool,
-    ) -> Result<IssuedSession, SupabaseError> {
+    ) -> Result<Verified, SupabaseError> {
         let deps = self.auth.deps();
         let now = deps.clock.now();
         let invalid = || SupabaseError::OtpInvalid { link };
-        let redeemed = match deps
-            .store
-            .redeem_mail_token(key, kind.purposes(), now)
-            .await
-        {
-            Ok(redeemed) => redeemed,
+        let redeemed = if kind == OtpKind::EmailChange {
+            match deps.store.redeem_email_change(key, now).await {
+                Ok(Some(EmailChangeRedeemed::AwaitingOther { user_id })) => {
+                    tracing::info!(%user_id, "email change: one address confirmed");
+                    return Ok(Verified::OtherAddressAwaited);
+                }
+                Ok(Some(EmailChangeRedeemed::Changed { user_id })) => Ok(Some(user_id)),
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
+            }
+        } else {
+            deps.store
+                .redeem_mail_token(key, kind.purposes(), now)
+                .await
+                .map(|redeemed| redeemed.map(|redeemed| redeemed.user_id))
+        };
+        let user_id = match redeemed {
+            Ok(Some(user_id)) => user_id,
+            Ok(None) => return Err(invalid()),
             // The pending address was taken after the change was asked for.
             Err(StoreError::Conflict("email")) => return Err(SupabaseError::EmailExists),
             Err(error) => return Err(AuthError::from(error).into()),
-        };
-        let Some(user_id) = redeemed.map(|redeemed| redeemed.user_id) else {
-            return Err(invalid());
         };
         let user = deps
             .store
@@ -608,7 +637,7 @@ impl SupabaseAuth {
             .map_err(AuthError::from)?;
         tracing::info!(user_id = %user.id, "signed in by a one-time token");
         let issued = self.auth.issue(user, session_id, refresh_token, now)?;
-        Ok(self.reissue_with(issued, "otp")?)
+        Ok(Verified::Session(self.reissue_with(issued, "otp")?))
     }
 
     /// The session the v1 use case issued, with a Supabase access token in place of the v1 one.

@@ -25,8 +25,8 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use velro_core::domain::{Email, Metadata, NewPassword};
 use velro_core::service::{
-    parse_metadata, take_profile, Authenticated, IssuedSession, LogoutScope, OtpKind,
-    PendingProfile, Registration, SignUp, SupabaseError, SupabaseUserChange,
+    parse_metadata, take_profile, Authenticated, LogoutScope, OtpKind, PendingProfile,
+    Registration, SignUp, SupabaseError, SupabaseUserChange, Verified,
 };
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
@@ -512,8 +512,9 @@ async fn token(
 async fn get_user(
     State(state): State<AppState>,
     SupabaseCaller(caller): SupabaseCaller,
-) -> Json<SupabaseUser> {
-    Json(SupabaseUser::new(&caller.user, audience(&state)))
+) -> Result<Json<SupabaseUser>, GotrueError> {
+    let user = state.supabase.with_mail_state(caller.user).await?;
+    Ok(Json(SupabaseUser::with_mail(&user, audience(&state))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -729,7 +730,7 @@ struct VerifyBody {
     tag = "supabase",
     request_body = VerifyBody,
     responses(
-        (status = 200, description = "The code or token hash was good: a session (the token is spent)", body = SupabaseSession),
+        (status = 200, description = "The code or token hash was good: a session (the token is spent); for the first half of a secure email change, `{\"msg\": …, \"code\": \"200\"}` and no session", body = SupabaseSession),
         (status = 403, description = "`otp_expired`: unknown, spent, expired or of another type", body = ErrorBody),
         (status = 422, description = "`email_exists`: an email change whose new address was taken meanwhile", body = ErrorBody),
     ),
@@ -738,7 +739,7 @@ async fn verify(
     State(state): State<AppState>,
     Client(client): Client,
     GotrueJson(body): GotrueJson<VerifyBody>,
-) -> Result<Json<SupabaseSession>, GotrueError> {
+) -> Result<Response, GotrueError> {
     let kind = verification_type(body.kind.as_deref())?;
     let token_hash = body.token_hash.filter(|t| !t.is_empty());
     let issued = if let Some(token_hash) = token_hash {
@@ -772,7 +773,32 @@ async fn verify(
             .verify_code(email, &token, kind, client)
             .await?
     };
-    Ok(Json(SupabaseSession::new(issued, audience(&state))))
+    Ok(match issued {
+        Verified::Session(issued) => {
+            Json(SupabaseSession::new(issued, audience(&state))).into_response()
+        }
+        Verified::OtherAddressAwaited => Json(OtherAddressAwaited {
+            msg: OTHER_ADDRESS_AWAITED,
+            code: "200",
+        })
+        .into_response(),
+    })
+}
+
+/// GoTrue's words for the first half of a secure email change (`singleConfirmationAccepted`).
+const OTHER_ADDRESS_AWAITED: &str =
+    "Confirmation link accepted. Please proceed to confirm link sent to the other email";
+
+/// `verify`'s answer to the first half of a secure email change: GoTrue's body, whose `code`
+/// is the status as text.
+#[derive(Serialize, ToSchema)]
+struct OtherAddressAwaited {
+    #[schema(
+        example = "Confirmation link accepted. Please proceed to confirm link sent to the other email"
+    )]
+    msg: &'static str,
+    #[schema(example = "200")]
+    code: &'static str,
 }
 
 /// `GET /verify`, the mail link: 303 to `redirect_to` (if the redirect policy allows it, else
@@ -820,12 +846,18 @@ async fn verify_redirect(
         let Some(kind) = kind else {
             return Err(SupabaseError::OtpInvalid { link: true }.into());
         };
-        Ok::<IssuedSession, GotrueError>(state.supabase.verify_link(&token, kind, client).await?)
+        Ok::<Verified, GotrueError>(state.supabase.verify_link(&token, kind, client).await?)
     }
     .await;
     let mut fragment = url::form_urlencoded::Serializer::new(String::new());
     match outcome {
-        Ok(issued) => {
+        // GoTrue's `prepRedirectURL`: the message, no session.
+        Ok(Verified::OtherAddressAwaited) => {
+            fragment
+                .append_pair("message", OTHER_ADDRESS_AWAITED)
+                .append_pair("sb", "");
+        }
+        Ok(Verified::Session(issued)) => {
             // GoTrue's key order (sorted), with its `sb` marker.
             fragment
                 .append_pair("access_token", issued.access_token.expose())
