@@ -47,7 +47,7 @@ pub struct SupabaseSettings {
 #[derive(Debug)]
 pub enum Verified {
     /// Signed in (a completed email change signs in too).
-    Session(IssuedSession),
+    Session(Box<IssuedSession>),
     /// One half of a secure email change confirmed: the other address's link or code is
     /// still awaited, and nobody is signed in yet.
     OtherAddressAwaited,
@@ -637,7 +637,9 @@ impl SupabaseAuth {
             .map_err(AuthError::from)?;
         tracing::info!(user_id = %user.id, "signed in by a one-time token");
         let issued = self.auth.issue(user, session_id, refresh_token, now)?;
-        Ok(Verified::Session(self.reissue_with(issued, "otp")?))
+        Ok(Verified::Session(Box::new(
+            self.reissue_with(issued, "otp")?,
+        )))
     }
 
     /// The session the v1 use case issued, with a Supabase access token in place of the v1 one.

@@ -544,7 +544,7 @@ struct UpdateUserBody {
     params(RedirectQuery),
     request_body = UpdateUserBody,
     responses(
-        (status = 200, description = "The updated user. A new `email` is not applied yet: a mail goes to the new address (`type=email_change` link and code) and the answer shows `new_email` and `email_change_sent_at` until `verify` `type: email_change` completes the change", body = SupabaseUser),
+        (status = 200, description = "The updated user. A new `email` is not applied yet: a mail goes to the new address and, with secure email change (the default), one to the current address (each a `type=email_change` link and code); the answer shows `new_email` and `email_change_sent_at` until `verify` `type: email_change` has confirmed both (or the new one, with the setting off)", body = SupabaseUser),
         (status = 403, description = "`not_admin` (`app_metadata` given), `bad_jwt`, `session_not_found`, `user_not_found`, `user_banned`", body = ErrorBody),
         (status = 422, description = "`email_exists` (the new address belongs to another account), `weak_password`, `same_password`, `phone_provider_disabled`", body = ErrorBody),
         (status = 429, description = "`over_email_send_rate_limit` (an email change within 60 s of the last mail), `over_request_rate_limit`", body = ErrorBody),
@@ -775,7 +775,7 @@ async fn verify(
     };
     Ok(match issued {
         Verified::Session(issued) => {
-            Json(SupabaseSession::new(issued, audience(&state))).into_response()
+            Json(SupabaseSession::new(*issued, audience(&state))).into_response()
         }
         Verified::OtherAddressAwaited => Json(OtherAddressAwaited {
             msg: OTHER_ADDRESS_AWAITED,
