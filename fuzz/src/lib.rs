@@ -278,6 +278,7 @@ impl App {
                 redirects: velro_core::redirect::RedirectPolicy::new(SITE_URL, &[])
                     .expect("a valid site URL"),
                 templates: Default::default(),
+                secure_email_change: true,
             },
         );
         let supabase_admin = SupabaseAdmin::new(supabase.clone(), admin.clone());
