@@ -12,8 +12,8 @@ use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use velro_core::domain::{
-    AccountChange, AdminUserChange, MailPurpose, PasswordHash, ProfileChange, RedeemedMailToken,
-    SessionId, User, UserId,
+    AccountChange, AdminUserChange, EmailChangeRedeemed, MailPurpose, PasswordHash, ProfileChange,
+    RedeemedMailToken, SessionId, User, UserId,
 };
 use velro_core::store::{RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
 use velro_core::StoreError;
@@ -319,7 +319,7 @@ velro_core::impl_store! {
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
         server_connections, recent_flag_changes, purge, insert_user, find_refresh_token_user,
         create_pending_user, mail_state, issue_mail_token, create_flow_state, issue_auth_code,
-        find_flow_state, delete_flow_state;
+        find_flow_state, delete_flow_state, issue_email_change;
 
     async fn replace_password_hash(
         &self,
@@ -449,6 +449,20 @@ velro_core::impl_store! {
         let result = self.inner.redeem_mail_token(token, purposes, now).await?;
         if let Some(redeemed) = &result {
             self.invalidate_user(redeemed.user_id).await;
+        }
+        Ok(result)
+    }
+
+    /// A completed change moves the user that cached sessions carry; a half changes nothing
+    /// they show.
+    async fn redeem_email_change(
+        &self,
+        token: TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<EmailChangeRedeemed>, StoreError> {
+        let result = self.inner.redeem_email_change(token, now).await?;
+        if let Some(EmailChangeRedeemed::Changed { user_id }) = result {
+            self.invalidate_user(user_id).await;
         }
         Ok(result)
     }

@@ -1,5 +1,5 @@
 //! The messages of the Supabase surface (recovery, magic link, sign-up confirmation, invite,
-//! email change) as templates an operator can
+//! email change, to the new and to the current address) as templates an operator can
 //! replace, with GoTrue's variable names (`{{ .ConfirmationURL }}`, `{{ .Token }}`,
 //! `{{ .TokenHash }}`, `{{ .SiteURL }}`, `{{ .RedirectTo }}`, `{{ .Email }}`) so that a
 //! Supabase project's templates carry over. Reading files is the binary's job.
@@ -94,6 +94,8 @@ pub struct MailTemplates {
     pub confirmation: MailTemplate,
     pub invite: MailTemplate,
     pub email_change: MailTemplate,
+    /// The secure email change's mail to the current address.
+    pub email_change_current: MailTemplate,
 }
 
 impl Default for MailTemplates {
@@ -106,6 +108,7 @@ impl Default for MailTemplates {
             confirmation: compiled(include_str!("../templates/confirmation.txt")),
             invite: compiled(include_str!("../templates/invite.txt")),
             email_change: compiled(include_str!("../templates/email_change.txt")),
+            email_change_current: compiled(include_str!("../templates/email_change_current.txt")),
         }
     }
 }
@@ -153,6 +156,7 @@ mod tests {
             &defaults.confirmation,
             &defaults.invite,
             &defaults.email_change,
+            &defaults.email_change_current,
         ] {
             assert!(template.body.contains("{{ .ConfirmationURL }}"));
             assert!(template.body.contains("code: {{ .Token }}"));

@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
 use crate::domain::{
-    AccountChange, AdminUserChange, Credentials, Email, FlowState, FlowStateId, Incident,
-    IncidentId, IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, NewFlowState, NewIncident,
-    NewIncidentUpdate, NewMailToken, NewUser, PasswordHash, ProfileChange, RedeemedMailToken, Role,
-    SessionId, SessionRecord, StateMinutes, StatusSample, UnixMinute, User, UserId, UserPage,
-    UserQuery,
+    AccountChange, AdminUserChange, Credentials, Email, EmailChangeRedeemed, FlowState,
+    FlowStateId, Incident, IncidentId, IssuedAuthCode, MailPurpose, MailState, MailTokenIssued,
+    NewEmailChange, NewFlowState, NewIncident, NewIncidentUpdate, NewMailToken, NewUser,
+    PasswordHash, ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
+    StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
 };
 use crate::StoreError;
 
@@ -409,6 +409,26 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the flow state; true for the one call that removed it (an auth code is spent
     /// once, whatever the concurrency).
     async fn delete_flow_state(&self, id: FlowStateId) -> Result<bool, StoreError>;
+
+    /// Stores an email change's tokens (one or both halves), records the pending address, when
+    /// it was mailed and how many confirmations complete it, and spends earlier unredeemed
+    /// email-change tokens (`replace_all`), unless the previous email-change mail is younger
+    /// than `min_interval`.
+    async fn issue_email_change(
+        &self,
+        change: NewEmailChange,
+    ) -> Result<MailTokenIssued, StoreError>;
+
+    /// Spends a live email-change token of either half (and the other unredeemed tokens of
+    /// that half) and counts the confirmation, all at once: the last one awaited moves the user
+    /// to the pending address (confirmed) and spends every email-change token, or is
+    /// `Conflict("email")` when that address was taken meanwhile (nothing spent). `None` when
+    /// the token is unknown, spent, expired, of another purpose, or nothing is pending.
+    async fn redeem_email_change(
+        &self,
+        token: TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<EmailChangeRedeemed>, StoreError>;
 }
 
 /// What `impl_store!` expands to needs, whatever the using crate depends on.
@@ -452,7 +472,7 @@ pub mod __private {
 ///         delete_console_session, record_flag_change, latest_flag_change, server_connections,
 ///         recent_flag_changes, purge, create_pending_user, mail_state, issue_mail_token,
 ///         redeem_mail_token, create_flow_state, issue_auth_code, find_flow_state,
-///         delete_flow_state;
+///         delete_flow_state, issue_email_change, redeem_email_change;
 /// }
 /// ```
 #[macro_export]
@@ -756,6 +776,17 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { delete_flow_state (
             [id: $crate::domain::FlowStateId]
         ) (bool) } $($k)*);
+    };
+    (issue_email_change, $($k:tt)*) => {
+        $crate::impl_store!(@push { issue_email_change (
+            [change: $crate::domain::NewEmailChange]
+        ) ($crate::domain::MailTokenIssued) } $($k)*);
+    };
+    (redeem_email_change, $($k:tt)*) => {
+        $crate::impl_store!(@push { redeem_email_change (
+            [token: $crate::store::TokenHash]
+            [now: $crate::store::__private::OffsetDateTime]
+        ) (Option<$crate::domain::EmailChangeRedeemed>) } $($k)*);
     };
 }
 

@@ -372,6 +372,7 @@ pub(crate) struct MailStateRow {
     confirmation_sent_at: Option<StoredTime>,
     new_email: Option<String>,
     email_change_sent_at: Option<StoredTime>,
+    recovery_sent_at: Option<StoredTime>,
 }
 
 impl MailStateRow {
@@ -383,6 +384,7 @@ impl MailStateRow {
             confirmation_sent_at: self.confirmation_sent_at.map(|t| t.0),
             new_email: self.new_email.map(Email::from_trusted),
             email_change_sent_at: self.email_change_sent_at.map(|t| t.0),
+            recovery_sent_at: self.recovery_sent_at.map(|t| t.0),
         }
     }
 }

@@ -252,8 +252,11 @@ pub(crate) const SPEND_USER_RESET_TOKENS: &str = "UPDATE password_reset_tokens S
 pub(crate) const INSERT_MAIL_STATE: &str = "INSERT INTO user_mail_state \
      (user_id, awaiting_confirmation, invited_at) VALUES ($1, TRUE, $2)";
 
+/// `recovery_sent_at` comes from the recovery tokens still kept (by the user index).
 pub(crate) const FIND_MAIL_STATE: &str = "SELECT u.email_confirmed_at, m.awaiting_confirmation, \
-     m.invited_at, m.confirmation_sent_at, m.new_email, m.email_change_sent_at \
+     m.invited_at, m.confirmation_sent_at, m.new_email, m.email_change_sent_at, \
+     (SELECT MAX(r.created_at) FROM password_reset_tokens r \
+      WHERE r.user_id = u.user_id AND r.purpose = 'recovery') AS recovery_sent_at \
      FROM users u LEFT JOIN user_mail_state m ON m.user_id = u.user_id WHERE u.user_id = $1";
 
 pub(crate) const FIND_MAIL_SENT: &str = "SELECT confirmation_sent_at, email_change_sent_at \
@@ -297,6 +300,25 @@ pub(crate) const FIND_PENDING_EMAIL: &str =
 /// `$1`: new address, `$2`: now, `$3`: user.
 pub(crate) const CHANGE_EMAIL: &str = "UPDATE users SET email = $1, email_confirmed = TRUE, \
      email_confirmed_at = $2, updated_at = $2 WHERE user_id = $3";
+
+/// `$1`: now, `$2`: user. Both halves of an email change.
+pub(crate) const SPEND_EMAIL_CHANGE_TOKENS: &str = "UPDATE password_reset_tokens SET used_at = $1 \
+     WHERE user_id = $2 AND used_at IS NULL \
+     AND (purpose = 'email_change' OR purpose = 'email_change_current')";
+
+/// `$1`: user, `$2`: new address, `$3`: now, `$4`: confirmations awaited.
+pub(crate) const RECORD_EMAIL_CHANGE_ISSUED: &str = "INSERT INTO user_mail_state \
+     (user_id, new_email, email_change_sent_at, email_change_confirmations_left) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) \
+     DO UPDATE SET new_email = excluded.new_email, \
+     email_change_sent_at = excluded.email_change_sent_at, \
+     email_change_confirmations_left = excluded.email_change_confirmations_left";
+
+/// One confirmation of the pending change counted; the row lock orders concurrent halves.
+pub(crate) const COUNT_EMAIL_CHANGE_CONFIRMATION: &str = "UPDATE user_mail_state \
+     SET email_change_confirmations_left = email_change_confirmations_left - 1 \
+     WHERE user_id = $1 AND new_email IS NOT NULL \
+     RETURNING new_email, email_change_confirmations_left";
 
 pub(crate) const END_EMAIL_CHANGE: &str = "UPDATE user_mail_state SET new_email = NULL, \
      email_change_sent_at = NULL, awaiting_confirmation = FALSE WHERE user_id = $1";

@@ -129,11 +129,11 @@ macro_rules! sql_store {
             use uuid::Uuid;
             use velro_core::domain::{
                 AccountChange, AdminUserChange, AvatarUrl, Credentials, DisplayName, Email,
-                FlowState, FlowStateId, Incident, IncidentId, IncidentStatus, IssuedAuthCode,
-                MailPurpose, MailState, MailTokenIssued, Metadata, NewFlowState, NewIncident,
-                NewIncidentUpdate, NewMailToken, NewUser, PasswordHash, ProfileChange,
-                RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes, StatusSample,
-                UnixMinute, User, UserId, UserPage, UserQuery,
+                EmailChangeRedeemed, FlowState, FlowStateId, Incident, IncidentId, IncidentStatus,
+                IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, Metadata, NewEmailChange,
+                NewFlowState, NewIncident, NewIncidentUpdate, NewMailToken, NewUser, PasswordHash,
+                ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
+                StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
                 ConsoleSessionRecord, FlagChange, NewSession, PurgeBatch, Purged, RefreshPolicy,
@@ -1076,18 +1076,11 @@ macro_rules! sql_store {
                             .db()?;
                     let (confirmation, email_change) = sent.unwrap_or_default();
                     let last = match token.purpose {
-                        MailPurpose::EmailChange => email_change,
+                        MailPurpose::EmailChange | MailPurpose::EmailChangeCurrent => email_change,
                         MailPurpose::Confirmation | MailPurpose::Recovery => confirmation,
                     };
-                    if let Some(last) = last {
-                        let wait = last.0 + token.min_interval - token.now;
-                        if wait.is_positive() {
-                            let seconds =
-                                wait.whole_seconds() + i64::from(wait.subsec_nanoseconds() > 0);
-                            return Ok(MailTokenIssued::TooSoon {
-                                retry_after_secs: u64::try_from(seconds).unwrap_or(1),
-                            });
-                        }
+                    if let Some(issued) = too_soon(last, token.min_interval, token.now) {
+                        return Ok(issued);
                     }
                     sqlx::query(sql::SPEND_USER_MAIL_TOKENS)
                         .bind(StoredTime(token.now))
@@ -1108,7 +1101,7 @@ macro_rules! sql_store {
                             .db()?;
                     }
                     match token.purpose {
-                        MailPurpose::EmailChange => {
+                        MailPurpose::EmailChange | MailPurpose::EmailChangeCurrent => {
                             sqlx::query(sql::RECORD_EMAIL_CHANGE_SENT)
                                 .bind(token.user_id.0)
                                 .bind(token.new_email.as_ref().map(Email::as_str))
@@ -1172,7 +1165,7 @@ macro_rules! sql_store {
                                 .await
                                 .db()?;
                         }
-                        MailPurpose::EmailChange => {
+                        MailPurpose::EmailChange | MailPurpose::EmailChangeCurrent => {
                             let pending: Option<Option<String>> =
                                 sqlx::query_scalar(sql::FIND_PENDING_EMAIL)
                                     .bind(owner)
@@ -1249,6 +1242,145 @@ macro_rules! sql_store {
                         .db()?;
                     Ok(done.rows_affected() > 0)
                 }
+
+                async fn issue_email_change(
+                    &self,
+                    change: NewEmailChange,
+                ) -> Result<MailTokenIssued, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
+                        sqlx::query_as(sql::FIND_MAIL_SENT)
+                            .bind(change.user_id.0)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .db()?;
+                    let (_, last) = sent.unwrap_or_default();
+                    if let Some(issued) = too_soon(last, change.min_interval, change.now) {
+                        return Ok(issued);
+                    }
+                    if change.replace_all {
+                        sqlx::query(sql::SPEND_EMAIL_CHANGE_TOKENS)
+                            .bind(StoredTime(change.now))
+                            .bind(change.user_id.0)
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                    }
+                    let halves = [
+                        (MailPurpose::EmailChange, change.new_address),
+                        (MailPurpose::EmailChangeCurrent, change.current_address),
+                    ];
+                    for (purpose, pair) in halves {
+                        let Some(pair) = pair else { continue };
+                        if !change.replace_all {
+                            sqlx::query(sql::SPEND_USER_MAIL_TOKENS)
+                                .bind(StoredTime(change.now))
+                                .bind(change.user_id.0)
+                                .bind(purpose.as_str())
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                        }
+                        for hash in [pair.link, pair.code] {
+                            sqlx::query(sql::INSERT_MAIL_TOKEN)
+                                .bind(hash.0.as_slice())
+                                .bind(change.user_id.0)
+                                .bind(StoredTime(change.now))
+                                .bind(StoredTime(change.expires_at))
+                                .bind(purpose.as_str())
+                                .execute(&mut *tx)
+                                .await
+                                .db()?;
+                        }
+                    }
+                    sqlx::query(sql::RECORD_EMAIL_CHANGE_ISSUED)
+                        .bind(change.user_id.0)
+                        .bind(change.new_email.as_str())
+                        .bind(StoredTime(change.now))
+                        .bind(i32::from(change.confirmations))
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    tx.commit().await.db()?;
+                    Ok(MailTokenIssued::Issued)
+                }
+
+                async fn redeem_email_change(
+                    &self,
+                    token: TokenHash,
+                    now: OffsetDateTime,
+                ) -> Result<Option<EmailChangeRedeemed>, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let spent: Option<(Uuid, String)> = sqlx::query_as(sql::SPEND_MAIL_TOKEN)
+                        .bind(StoredTime(now))
+                        .bind(token.0.as_slice())
+                        .bind(MailPurpose::EmailChange.as_str())
+                        .bind(MailPurpose::EmailChangeCurrent.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                    let Some((owner, purpose)) = spent else {
+                        return Ok(None);
+                    };
+                    sqlx::query(sql::SPEND_USER_MAIL_TOKENS)
+                        .bind(StoredTime(now))
+                        .bind(owner)
+                        .bind(purpose)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    let counted: Option<(Option<String>, i32)> =
+                        sqlx::query_as(sql::COUNT_EMAIL_CHANGE_CONFIRMATION)
+                            .bind(owner)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .db()?;
+                    let Some((Some(new_email), left)) = counted else {
+                        return Ok(None);
+                    };
+                    let user_id = UserId(owner);
+                    if left > 0 {
+                        tx.commit().await.db()?;
+                        return Ok(Some(EmailChangeRedeemed::AwaitingOther { user_id }));
+                    }
+                    sqlx::query(sql::CHANGE_EMAIL)
+                        .bind(new_email)
+                        .bind(StoredTime(now))
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    sqlx::query(sql::END_EMAIL_CHANGE)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    sqlx::query(sql::SPEND_EMAIL_CHANGE_TOKENS)
+                        .bind(StoredTime(now))
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    tx.commit().await.db()?;
+                    Ok(Some(EmailChangeRedeemed::Changed { user_id }))
+                }
+            }
+
+            /// `TooSoon` when the previous mail of the kind went out less than `min_interval`
+            /// before `now` (GoTrue's `SMTP_MAX_FREQUENCY`), with the whole seconds to wait.
+            fn too_soon(
+                last: Option<StoredTime>,
+                min_interval: time::Duration,
+                now: OffsetDateTime,
+            ) -> Option<MailTokenIssued> {
+                let wait = last?.0 + min_interval - now;
+                if !wait.is_positive() {
+                    return None;
+                }
+                let seconds = wait.whole_seconds() + i64::from(wait.subsec_nanoseconds() > 0);
+                Some(MailTokenIssued::TooSoon {
+                    retry_after_secs: u64::try_from(seconds).unwrap_or(1),
+                })
             }
 
             async fn insert_incident_update(

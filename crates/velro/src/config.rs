@@ -134,13 +134,17 @@ pub struct Config {
     /// GoTrue's `URI_ALLOW_LIST`: globs of other `redirect_to` targets mail links may carry.
     #[serde(deserialize_with = "string_list")]
     pub uri_allow_list: Vec<String>,
-    /// A directory whose `recovery.txt`, `magic_link.txt`, `confirmation.txt`, `invite.txt`
-    /// and `email_change.txt` replace the compiled-in mail templates of the Supabase surface
+    /// A directory whose `recovery.txt`, `magic_link.txt`, `confirmation.txt`, `invite.txt`,
+    /// `email_change.txt` and `email_change_current.txt` replace the compiled-in mail templates of the Supabase surface
     /// (those absent keep the default).
     pub mailer_templates_dir: Option<PathBuf>,
     /// `/auth/v1/signup` confirms the address at once; `false`: it mails a confirmation and the
     /// account cannot sign in through /auth/v1 until it is confirmed (GoTrue's semantics).
     pub mailer_autoconfirm: bool,
+    /// GoTrue's secure email change: `PUT /auth/v1/user` with a new address mails the current
+    /// address too, and the change waits for both confirmations; `false`: only the new address
+    /// confirms.
+    pub mailer_secure_email_change_enabled: bool,
     /// `/auth/v1/signup` refuses everyone.
     pub disable_signup: bool,
     /// Also serve the Supabase surface at `/`, as a bare GoTrue does.
@@ -259,6 +263,7 @@ impl Default for Config {
             uri_allow_list: Vec::new(),
             mailer_templates_dir: None,
             mailer_autoconfirm: true,
+            mailer_secure_email_change_enabled: true,
             disable_signup: false,
             supabase_at_root: false,
             supabase_api_keys: ApiKeysSetting::Off,
@@ -308,10 +313,14 @@ const UNPREFIXED: [&str; 2] = ["database_url", "redis_url"];
 
 /// GoTrue's variables, each read when its setting's own `VELRO_*` variable is unset, so that a
 /// self-hosted Supabase `.env` works as it is.
-const GOTRUE_FALLBACKS: [(&str, &str); 12] = [
+const GOTRUE_FALLBACKS: [(&str, &str); 13] = [
     ("GOTRUE_SITE_URL", "site_url"),
     ("GOTRUE_URI_ALLOW_LIST", "uri_allow_list"),
     ("GOTRUE_MAILER_AUTOCONFIRM", "mailer_autoconfirm"),
+    (
+        "GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED",
+        "mailer_secure_email_change_enabled",
+    ),
     ("GOTRUE_DISABLE_SIGNUP", "disable_signup"),
     ("GOTRUE_PASSWORD_MIN_LENGTH", "password_min_length"),
     (
@@ -756,6 +765,7 @@ mod tests {
             ("GOTRUE_SITE_URL", "https://app.example.com"),
             ("GOTRUE_JWT_EXP", "600"),
             ("GOTRUE_MAILER_AUTOCONFIRM", "true"),
+            ("GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED", "false"),
             (
                 "GOTRUE_URI_ALLOW_LIST",
                 "https://a.example.com/**,https://b.example.com",
@@ -776,6 +786,8 @@ mod tests {
             ["https://a.example.com/**", "https://b.example.com"]
         );
         assert_eq!(config.password_min_length, 6);
+        assert!(!config.mailer_secure_email_change_enabled);
+        assert!(Config::default().mailer_secure_email_change_enabled);
         // VELRO_DISABLE_SIGNUP is set: its GoTrue twin is not read (the VELRO_ value itself
         // comes from figment's environment provider, not from these layers).
         assert!(!config.disable_signup);
@@ -795,6 +807,7 @@ mod tests {
                 "GOTRUE_SITE_URL",
                 "GOTRUE_URI_ALLOW_LIST",
                 "GOTRUE_MAILER_AUTOCONFIRM",
+                "GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED",
                 "GOTRUE_PASSWORD_MIN_LENGTH",
                 "GOTRUE_JWT_KEYS",
                 "GOTRUE_JWT_SECRET",

@@ -1,6 +1,6 @@
 //! The Supabase Auth compatibility settings (`VELRO_API_EXTERNAL_URL`, `VELRO_JWT_AUD`,
 //! `VELRO_JWT_ADMIN_ROLES`, `VELRO_SITE_URL`, `VELRO_URI_ALLOW_LIST`, `VELRO_MAILER_TEMPLATES_DIR`,
-//! `VELRO_MAILER_AUTOCONFIRM`,
+//! `VELRO_MAILER_AUTOCONFIRM`, `VELRO_MAILER_SECURE_EMAIL_CHANGE_ENABLED`,
 //! `VELRO_DISABLE_SIGNUP`, `VELRO_SUPABASE_AT_ROOT`): their checks and the services' settings made from them.
 
 use anyhow::bail;
@@ -77,6 +77,7 @@ impl Config {
             mailer_autoconfirm: self.mailer_autoconfirm,
             redirects: self.redirect_policy()?,
             templates: self.mail_templates()?,
+            secure_email_change: self.mailer_secure_email_change_enabled,
         })
     }
 
@@ -93,6 +94,10 @@ impl Config {
             ("confirmation.txt", &mut templates.confirmation),
             ("invite.txt", &mut templates.invite),
             ("email_change.txt", &mut templates.email_change),
+            (
+                "email_change_current.txt",
+                &mut templates.email_change_current,
+            ),
         ] {
             let path = dir.join(name);
             let text = match std::fs::read_to_string(&path) {

@@ -339,7 +339,7 @@ test('sign-up without auto-confirm: the bare user, email_not_confirmed, resend, 
   assert.notEqual(again.data.user.id, data.user.id)
 })
 
-test('updateUser email change is confirmed with verifyOtp email_change', async () => {
+test('updateUser email change waits for both addresses: verifyOtp email_change with each link', async () => {
   const [old, next] = [email(), email()]
   const auth = client()
   await auth.signUp({ email: old, password: PASSWORD })
@@ -349,13 +349,30 @@ test('updateUser email change is confirmed with verifyOtp email_change', async (
   assert.equal(pending.error, null)
   assert.equal(pending.data.user.email, old)
   assert.equal(pending.data.user.new_email, next)
-  const { link, code } = await mailed(server, next)
-  assert.equal(link.searchParams.get('type'), 'email_change')
-  const changed = await client().verifyOtp({ email: next, token: code, type: 'email_change' })
+  assert.ok(pending.data.user.email_change_sent_at)
+  const shown = await client().getUser(token)
+  assert.equal(shown.data.user.new_email, next)
+
+  // GoTrue's secure email change: one mail to each address, each with its own link.
+  const toNext = await mailed(server, next)
+  const toOld = await mailed(server, old)
+  assert.equal(toNext.link.searchParams.get('type'), 'email_change')
+  assert.equal(toOld.link.searchParams.get('type'), 'email_change')
+  const first = await client().verifyOtp({ token_hash: toOld.link.searchParams.get('token'), type: 'email_change' })
+  assert.equal(first.error, null)
+  assert.equal(first.data.session, null)
+  assert.equal(first.data.user, null)
+  assert.equal((await client().getUser(token)).data.user.email, old)
+  const again = await client().verifyOtp({ token_hash: toOld.link.searchParams.get('token'), type: 'email_change' })
+  assert.equal(again.error.code, 'otp_expired')
+
+  const changed = await client().verifyOtp({ token_hash: toNext.link.searchParams.get('token'), type: 'email_change' })
   assert.equal(changed.error, null)
+  assert.ok(changed.data.session.access_token)
   assert.equal(changed.data.user.email, next)
   const current = await client().getUser(token)
   assert.equal(current.data.user.email, next)
+  assert.equal(current.data.user.new_email, undefined)
 })
 
 test('inviteUserByEmail then verifyOtp invite; generateLink for each type', async () => {
@@ -393,9 +410,19 @@ test('inviteUserByEmail then verifyOtp invite; generateLink for each type', asyn
   const change = await admin.generateLink({ type: 'email_change_new', email: other, newEmail: moved })
   assert.equal(change.error, null)
   assert.equal(change.data.user.new_email, moved)
-  const done = await client().verifyOtp({
+  const current = await admin.generateLink({ type: 'email_change_current', email: other, newEmail: moved })
+  assert.equal(current.error, null)
+  assert.equal(current.data.properties.verification_type, 'email_change_current')
+  const half = await client().verifyOtp({
     email: moved,
     token: change.data.properties.email_otp,
+    type: 'email_change',
+  })
+  assert.equal(half.error, null)
+  assert.equal(half.data.session, null)
+  const done = await client().verifyOtp({
+    email: other,
+    token: current.data.properties.email_otp,
     type: 'email_change',
   })
   assert.equal(done.error, null)

@@ -96,3 +96,13 @@ def unconfirmed_server():
     started = Server({"VELRO_RATE_LIMITS": "off", "VELRO_MAILER_AUTOCONFIRM": "false"})
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="session")
+def single_change_server():
+    # GoTrue's variable, read as the fallback of VELRO_MAILER_SECURE_EMAIL_CHANGE_ENABLED.
+    started = Server(
+        {"VELRO_RATE_LIMITS": "off", "GOTRUE_MAILER_SECURE_EMAIL_CHANGE_ENABLED": "false"}
+    )
+    yield started
+    started.stop()

@@ -487,7 +487,7 @@ def test_resend_answers_unknown_and_settled_addresses_alike(unconfirmed_server):
     assert (raised.value.status, raised.value.code) == (400, "validation_failed")
 
 
-def test_update_user_email_change_is_confirmed_by_the_new_address(server):
+def test_update_user_email_change_waits_for_both_addresses(server):
     old, new = email(), email()
     auth = client(server)
     auth.sign_up({"email": old, "password": PASSWORD})
@@ -495,11 +495,26 @@ def test_update_user_email_change_is_confirmed_by_the_new_address(server):
     assert pending.email == old
     assert pending.new_email == new
     assert pending.email_change_sent_at is not None
-    link, code = mailed(server, new)
-    assert parse_qs(urlparse(link).query)["type"] == ["email_change"]
-    changed = auth.verify_otp({"email": new, "token": code, "type": "email_change"})
+    assert auth.get_user().user.new_email == new
+
+    # GoTrue's secure email change: a link and code to each address; both must confirm.
+    to_new, _ = mailed(server, new)
+    to_old, old_code = mailed(server, old)
+    assert parse_qs(urlparse(to_new).query)["type"] == ["email_change"]
+    assert parse_qs(urlparse(to_old).query)["type"] == ["email_change"]
+    new_hash = parse_qs(urlparse(to_new).query)["token"][0]
+    first = auth.verify_otp({"token_hash": new_hash, "type": "email_change"})
+    assert first.session is None and first.user is None
+    assert auth.get_user().user.email == old
+    with pytest.raises(AuthApiError) as raised:
+        client(server).verify_otp({"token_hash": new_hash, "type": "email_change"})
+    assert raised.value.code == "otp_expired"
+
+    changed = auth.verify_otp({"email": old, "token": old_code, "type": "email_change"})
+    assert changed.session is not None
     assert changed.user.email == new
     assert auth.get_user().user.email == new
+    assert auth.get_user().user.new_email is None
     assert client(server).sign_in_with_password({"email": new, "password": PASSWORD}).session
 
     taken = email()
@@ -507,6 +522,19 @@ def test_update_user_email_change_is_confirmed_by_the_new_address(server):
     with pytest.raises(AuthApiError) as raised:
         auth.update_user({"email": taken})
     assert (raised.value.status, raised.value.code) == (422, "email_exists")
+
+
+def test_with_secure_email_change_off_the_new_address_alone_confirms(single_change_server):
+    old, new = email(), email()
+    auth = client(single_change_server)
+    auth.sign_up({"email": old, "password": PASSWORD})
+    auth.update_user({"email": new})
+    link, _ = mailed(single_change_server, new)
+    token_hash = parse_qs(urlparse(link).query)["token"][0]
+    changed = auth.verify_otp({"token_hash": token_hash, "type": "email_change"})
+    assert changed.user.email == new
+    folder = Path(single_change_server.data_dir.name) / "mail"
+    assert not [p for p in folder.glob("*.eml") if p.read_text().startswith(f"To: {old}\n")]
 
 
 def test_invite_user_by_email_then_verify_otp_invite(server):
@@ -557,8 +585,16 @@ def test_generate_link_for_each_type_then_verify_otp(server):
     moved = email()
     link = admin.generate_link({"type": "email_change_new", "email": address, "new_email": moved})
     assert link.user.new_email == moved
-    changed = client(server).verify_otp(
+    current = admin.generate_link(
+        {"type": "email_change_current", "email": address, "new_email": moved}
+    )
+    assert current.properties.verification_type == "email_change_current"
+    half = client(server).verify_otp(
         {"email": moved, "token": link.properties.email_otp, "type": "email_change"}
+    )
+    assert half.session is None
+    changed = client(server).verify_otp(
+        {"email": address, "token": current.properties.email_otp, "type": "email_change"}
     )
     assert changed.user.email == moved
 

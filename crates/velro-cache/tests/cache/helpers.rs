@@ -247,7 +247,8 @@ velro_core::impl_store! {
         find_console_session, delete_console_session, record_flag_change, latest_flag_change,
         server_connections, recent_flag_changes, purge, insert_user, update_account,
         find_refresh_token_user, create_pending_user, mail_state, issue_mail_token,
-        redeem_mail_token, create_flow_state, issue_auth_code, find_flow_state, delete_flow_state;
+        redeem_mail_token, create_flow_state, issue_auth_code, find_flow_state, delete_flow_state,
+        issue_email_change, redeem_email_change;
 
     async fn find_live_session(
         &self,

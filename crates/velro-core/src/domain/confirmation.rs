@@ -14,8 +14,11 @@ pub enum MailPurpose {
     Recovery,
     /// Sign-up and invite confirmation.
     Confirmation,
-    /// The holder reads the pending new address: the change completes.
+    /// The holder reads the pending new address: the change completes (with secure email
+    /// change, once the current address has confirmed too).
     EmailChange,
+    /// The holder reads the account's current address: one half of a secure email change.
+    EmailChangeCurrent,
 }
 
 impl MailPurpose {
@@ -25,6 +28,7 @@ impl MailPurpose {
             Self::Recovery => "recovery",
             Self::Confirmation => "confirmation",
             Self::EmailChange => "email_change",
+            Self::EmailChangeCurrent => "email_change_current",
         }
     }
 
@@ -33,6 +37,7 @@ impl MailPurpose {
             "recovery" => Some(Self::Recovery),
             "confirmation" => Some(Self::Confirmation),
             "email_change" => Some(Self::EmailChange),
+            "email_change_current" => Some(Self::EmailChangeCurrent),
             _ => None,
         }
     }
@@ -48,6 +53,9 @@ pub struct MailState {
     pub confirmation_sent_at: Option<OffsetDateTime>,
     pub new_email: Option<Email>,
     pub email_change_sent_at: Option<OffsetDateTime>,
+    /// When the last recovery or magic-link mail (or v1 reset) went out, while its token is
+    /// kept (the purge removes old ones).
+    pub recovery_sent_at: Option<OffsetDateTime>,
 }
 
 /// One mail's two ways in (a link token and a code), both stored hashed, and what the mail is for.
@@ -81,4 +89,42 @@ pub enum MailTokenIssued {
 pub struct RedeemedMailToken {
     pub user_id: UserId,
     pub purpose: MailPurpose,
+}
+
+/// A mail's link token and code, both hashed.
+#[derive(Debug, Clone, Copy)]
+pub struct MailTokenPair {
+    pub link: TokenHash,
+    pub code: TokenHash,
+}
+
+/// An email change's tokens: GoTrue's `email_change_token_new` (mailed to the new address) and,
+/// for a secure change, `email_change_token_current` (mailed to the current one).
+#[derive(Debug, Clone)]
+pub struct NewEmailChange {
+    pub user_id: UserId,
+    pub new_email: Email,
+    /// Tokens of purpose `EmailChange`.
+    pub new_address: Option<MailTokenPair>,
+    /// Tokens of purpose `EmailChangeCurrent`.
+    pub current_address: Option<MailTokenPair>,
+    /// How many redeemed tokens complete the change: 2 for a secure change, else 1.
+    pub confirmations: u8,
+    /// A request (`PUT /user`, `/resend`) spends every earlier unredeemed email-change token of
+    /// both halves; an admin's link of one half spends only that half's (GoTrue keeps the other
+    /// token).
+    pub replace_all: bool,
+    pub expires_at: OffsetDateTime,
+    /// As `NewMailToken::min_interval`, against the last email-change mail.
+    pub min_interval: Duration,
+    pub now: OffsetDateTime,
+}
+
+/// The outcome of `Store::redeem_email_change`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChangeRedeemed {
+    /// One half of a secure change confirmed; the other is still awaited.
+    AwaitingOther { user_id: UserId },
+    /// The user moved to the pending address (confirmed).
+    Changed { user_id: UserId },
 }

@@ -9,7 +9,10 @@ mod profile;
 mod status;
 mod user;
 
-pub use confirmation::{MailPurpose, MailState, MailTokenIssued, NewMailToken, RedeemedMailToken};
+pub use confirmation::{
+    EmailChangeRedeemed, MailPurpose, MailState, MailTokenIssued, MailTokenPair, NewEmailChange,
+    NewMailToken, RedeemedMailToken,
+};
 pub use email::Email;
 pub use flow_state::{
     ChallengeError, ChallengeMethod, CodeChallenge, FlowMethod, FlowState, FlowStateId,

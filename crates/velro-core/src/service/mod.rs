@@ -26,7 +26,9 @@ pub use session::{Authenticated, LogoutScope};
 pub use status::{
     ComponentHistory, DayUptime, StatusReport, StatusService, StatusSettings, Surface,
 };
-pub use supabase::{OtpKind, SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange};
+pub use supabase::{
+    OtpKind, SupabaseAuth, SupabaseError, SupabaseSettings, SupabaseUserChange, Verified,
+};
 pub use supabase_admin::{
     parse_metadata, take_profile, AdminCreate, AdminPassword, AdminUpdate, SupabaseAdmin,
 };

@@ -904,7 +904,7 @@ mod tests {
             record_flag_change, latest_flag_change, server_connections, recent_flag_changes, purge,
             insert_user, update_account, find_refresh_token_user, create_pending_user, mail_state,
             issue_mail_token, redeem_mail_token, create_flow_state, issue_auth_code,
-            find_flow_state, delete_flow_state;
+            find_flow_state, delete_flow_state, issue_email_change, redeem_email_change;
 
         async fn ping(&self) -> Result<(), StoreError> {
             self.0.up(|| ())

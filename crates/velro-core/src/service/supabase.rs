@@ -16,7 +16,8 @@ use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
 use crate::domain::{
-    CodeChallenge, Email, FlowMethod, MailPurpose, Metadata, NewPassword, SessionId, User,
+    CodeChallenge, Email, EmailChangeRedeemed, FlowMethod, MailPurpose, Metadata, NewPassword,
+    SessionId, User,
 };
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
@@ -39,6 +40,27 @@ pub struct SupabaseSettings {
     /// `SITE_URL` and `URI_ALLOW_LIST`: where mail links may send the browser.
     pub redirects: RedirectPolicy,
     pub templates: MailTemplates,
+    /// GoTrue's `MAILER_SECURE_EMAIL_CHANGE_ENABLED`: an email change waits for a mail to the
+    /// current address as well as one to the new address.
+    pub secure_email_change: bool,
+}
+
+/// What a good `verify` ends with.
+#[derive(Debug)]
+pub enum Verified {
+    /// Signed in (a completed email change signs in too).
+    Session(Box<IssuedSession>),
+    /// One half of a secure email change confirmed: the other address's link or code is
+    /// still awaited, and nobody is signed in yet.
+    OtherAddressAwaited,
+}
+
+/// What spending a mail token did.
+enum Spent {
+    /// The token's holder, who may sign in, and what the token was for.
+    Holder(User, MailPurpose),
+    /// One half of a secure email change: the other is awaited.
+    AwaitingOther,
 }
 
 /// The `type` of a one-time token that Velro issues: recovery and magic-link mails carry the
@@ -162,6 +184,10 @@ pub enum SupabaseError {
     /// A PKCE link followed for an account with no flow state of the link's kind.
     #[error("no flow state for the link's user and kind")]
     LinkFlowStateMissing,
+    /// An admin link for the current address's half of an email change, with secure email
+    /// change off.
+    #[error("secure email change is disabled")]
+    SecureEmailChangeDisabled,
 }
 
 /// What `PUT /user` may change: the password, the address (confirmed by a mail to the new
@@ -563,7 +589,7 @@ impl SupabaseAuth {
         token: &str,
         kind: OtpKind,
         client: ClientInfo,
-    ) -> Result<IssuedSession, SupabaseError> {
+    ) -> Result<Verified, SupabaseError> {
         let limits = &self.auth.deps().limits;
         limits
             .check_ip(Policy::PasswordResetIp, client.ip())
@@ -591,10 +617,17 @@ impl SupabaseAuth {
             return Err(SupabaseError::OtpInvalid { link: true });
         };
         if !pkce {
-            let issued = self.redeem(hash_token(token), kind, client, true).await?;
-            return Ok(LinkLanding::Session(Box::new(issued)));
+            return Ok(
+                match self.redeem(hash_token(token), kind, client, true).await? {
+                    Verified::Session(issued) => LinkLanding::Session(issued),
+                    Verified::OtherAddressAwaited => LinkLanding::OtherAddressAwaited,
+                },
+            );
         }
-        let (user, purpose) = self.spend(hash_token(token), kind, true).await?;
+        let (user, purpose) = match self.spend(hash_token(token), kind, true).await? {
+            Spent::Holder(user, purpose) => (user, purpose),
+            Spent::AwaitingOther => return Ok(LinkLanding::OtherAddressAwaited),
+        };
         let code = self
             .issue_auth_code(user.id, link_method(kind, purpose))
             .await?;
@@ -609,7 +642,7 @@ impl SupabaseAuth {
         code: &str,
         kind: OtpKind,
         client: ClientInfo,
-    ) -> Result<IssuedSession, SupabaseError> {
+    ) -> Result<Verified, SupabaseError> {
         let limits = &self.auth.deps().limits;
         limits
             .check_ip(Policy::PasswordResetIp, client.ip())
@@ -625,51 +658,68 @@ impl SupabaseAuth {
     }
 
     /// Spends the token (only of the purposes `kind` names) and applies it (a confirmation,
-    /// an email change), then signs its holder in.
+    /// an email change, or one half of a secure one), then signs its holder in.
     async fn redeem(
         &self,
         key: TokenHash,
         kind: OtpKind,
         client: ClientInfo,
         link: bool,
-    ) -> Result<IssuedSession, SupabaseError> {
-        let (user, _) = self.spend(key, kind, link).await?;
-        Ok(self.sign_in_holder(user, client, "otp").await?)
+    ) -> Result<Verified, SupabaseError> {
+        Ok(match self.spend(key, kind, link).await? {
+            Spent::AwaitingOther => Verified::OtherAddressAwaited,
+            Spent::Holder(user, _) => {
+                Verified::Session(Box::new(self.sign_in_holder(user, client, "otp").await?))
+            }
+        })
     }
 
-    /// Spends the token and applies it; its holder, who may sign in, and what it was.
+    /// Spends the token and applies it: its holder, who may sign in, and what it was; or, for
+    /// one half of a secure email change, that the other half is awaited.
     async fn spend(
         &self,
         key: TokenHash,
         kind: OtpKind,
         link: bool,
-    ) -> Result<(User, MailPurpose), SupabaseError> {
+    ) -> Result<Spent, SupabaseError> {
         let deps = self.auth.deps();
         let now = deps.clock.now();
         let invalid = || SupabaseError::OtpInvalid { link };
-        let redeemed = match deps
-            .store
-            .redeem_mail_token(key, kind.purposes(), now)
-            .await
-        {
-            Ok(redeemed) => redeemed,
+        let redeemed = if kind == OtpKind::EmailChange {
+            match deps.store.redeem_email_change(key, now).await {
+                Ok(Some(EmailChangeRedeemed::AwaitingOther { user_id })) => {
+                    tracing::info!(%user_id, "email change: one address confirmed");
+                    return Ok(Spent::AwaitingOther);
+                }
+                Ok(Some(EmailChangeRedeemed::Changed { user_id })) => {
+                    Ok(Some((user_id, MailPurpose::EmailChange)))
+                }
+                Ok(None) => Ok(None),
+                Err(error) => Err(error),
+            }
+        } else {
+            deps.store
+                .redeem_mail_token(key, kind.purposes(), now)
+                .await
+                .map(|redeemed| redeemed.map(|redeemed| (redeemed.user_id, redeemed.purpose)))
+        };
+        let (user_id, purpose) = match redeemed {
+            Ok(Some(redeemed)) => redeemed,
+            Ok(None) => return Err(invalid()),
             // The pending address was taken after the change was asked for.
             Err(StoreError::Conflict("email")) => return Err(SupabaseError::EmailExists),
             Err(error) => return Err(AuthError::from(error).into()),
         };
-        let Some(redeemed) = redeemed else {
-            return Err(invalid());
-        };
         let user = deps
             .store
-            .find_user(redeemed.user_id)
+            .find_user(user_id)
             .await
             .map_err(AuthError::from)?
             .ok_or_else(invalid)?;
         if user.is_refused(now) {
             return Err(AuthError::AccountDisabled.into());
         }
-        Ok((user, redeemed.purpose))
+        Ok(Spent::Holder(user, purpose))
     }
 
     /// A new session for the holder of a spent token or auth code, `method` its `amr`.

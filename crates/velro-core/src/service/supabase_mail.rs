@@ -15,8 +15,8 @@ use super::SupabaseError;
 use super::{Authenticated, ClientInfo, IssuedSession, OtpKind, Registration, SupabaseAuth};
 use crate::domain::{
     AvatarUrl, CodeChallenge, DisplayName, Email, FlowMethod, MailPurpose, MailState,
-    MailTokenIssued, Metadata, NewMailToken, NewPassword, NewUser, PasswordHash, Role, User,
-    UserId,
+    MailTokenIssued, MailTokenPair, Metadata, NewEmailChange, NewMailToken, NewPassword, NewUser,
+    PasswordHash, Role, User, UserId,
 };
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, TemplateValues};
@@ -457,18 +457,26 @@ impl SupabaseAuth {
                 )
             }
         };
-        let link = self
-            .issue_link(
-                user.id,
-                purpose,
-                kind,
-                &code_email,
-                new_email.as_ref(),
-                &redirect,
-                Duration::ZERO,
-                None,
-            )
-            .await?;
+        let link = match (&named, &new_email) {
+            (Some(name), Some(new_email)) => {
+                let current = *name == "email_change_current";
+                self.issue_email_change_half(&user, new_email, current, &redirect)
+                    .await?
+            }
+            _ => {
+                self.issue_link(
+                    user.id,
+                    purpose,
+                    kind,
+                    &code_email,
+                    new_email.as_ref(),
+                    &redirect,
+                    Duration::ZERO,
+                    None,
+                )
+                .await?
+            }
+        };
         tracing::info!(user_id = %user.id, kind = kind.as_str(), "admin link generated");
         Ok(GeneratedLink {
             user: self.with_mail_state(user).await?,
@@ -605,7 +613,9 @@ impl SupabaseAuth {
         Ok(())
     }
 
-    /// The email-change mail, to the new address; a PKCE link with `pkce`.
+    /// The email-change mails: to the new address and, for a secure change, to the current
+    /// one, each with its own link and code (GoTrue's `sendEmailChange`); PKCE links with
+    /// `pkce`.
     async fn send_email_change(
         &self,
         user: &User,
@@ -613,22 +623,144 @@ impl SupabaseAuth {
         redirect: &str,
         pkce: Option<&CodeChallenge>,
     ) -> Result<(), SupabaseError> {
-        let link = self
-            .issue_link(
-                user.id,
-                MailPurpose::EmailChange,
-                OtpKind::EmailChange,
-                new_email,
+        let (to_new, to_current) = self
+            .issue_email_change_links(user, new_email, redirect, pkce)
+            .await?;
+        let templates = &self.settings().templates;
+        self.send_link_mail(&templates.email_change, &to_new, new_email, Some(new_email))
+            .await?;
+        if let Some(to_current) = to_current {
+            self.send_link_mail(
+                &templates.email_change_current,
+                &to_current,
+                &user.email,
                 Some(new_email),
-                redirect,
-                MAIL_FREQUENCY,
-                pkce.map(|challenge| (FlowMethod::EmailChange, challenge)),
             )
             .await?;
-        let template = &self.settings().templates.email_change;
-        self.send_link_mail(template, &link, new_email, Some(new_email))
-            .await?;
+        }
         Ok(())
+    }
+
+    /// Both halves of an email change asked for by the user, stored at once: the new
+    /// address's link and code and, when secure email change is on, the current address's;
+    /// every earlier email-change token is spent.
+    async fn issue_email_change_links(
+        &self,
+        user: &User,
+        new_email: &Email,
+        redirect: &str,
+        pkce: Option<&CodeChallenge>,
+    ) -> Result<(IssuedLink, Option<IssuedLink>), SupabaseError> {
+        let secure = self.settings().secure_email_change;
+        let (to_new, new_pair) = self.email_change_link(new_email, redirect, pkce.is_some())?;
+        let (to_current, current_pair) = if secure {
+            let (link, pair) = self.email_change_link(&user.email, redirect, pkce.is_some())?;
+            (Some(link), Some(pair))
+        } else {
+            (None, None)
+        };
+        self.store_email_change(NewEmailChange {
+            user_id: user.id,
+            new_email: new_email.clone(),
+            new_address: Some(new_pair),
+            current_address: current_pair,
+            confirmations: if secure { 2 } else { 1 },
+            replace_all: true,
+            expires_at: self.mail_token_expiry(),
+            min_interval: MAIL_FREQUENCY,
+            now: self.auth().deps().clock.now(),
+        })
+        .await?;
+        if let Some(challenge) = pkce {
+            self.start_flow(user.id, FlowMethod::EmailChange, challenge)
+                .await?;
+        }
+        Ok((to_new, to_current))
+    }
+
+    /// An admin's link for one half of an email change (`email_change_current` or
+    /// `email_change_new`): it replaces that half's earlier tokens and keeps the other's, as
+    /// GoTrue's `generate_link` does; with secure email change the change still waits for
+    /// both halves.
+    async fn issue_email_change_half(
+        &self,
+        user: &User,
+        new_email: &Email,
+        current: bool,
+        redirect: &str,
+    ) -> Result<IssuedLink, SupabaseError> {
+        let secure = self.settings().secure_email_change;
+        if current && !secure {
+            return Err(SupabaseError::SecureEmailChangeDisabled);
+        }
+        let code_email = if current { &user.email } else { new_email };
+        let (link, pair) = self.email_change_link(code_email, redirect, false)?;
+        let (new_address, current_address) = if current {
+            (None, Some(pair))
+        } else {
+            (Some(pair), None)
+        };
+        self.store_email_change(NewEmailChange {
+            user_id: user.id,
+            new_email: new_email.clone(),
+            new_address,
+            current_address,
+            confirmations: if secure { 2 } else { 1 },
+            replace_all: false,
+            expires_at: self.mail_token_expiry(),
+            min_interval: Duration::ZERO,
+            now: self.auth().deps().clock.now(),
+        })
+        .await?;
+        Ok(link)
+    }
+
+    fn mail_token_expiry(&self) -> OffsetDateTime {
+        let deps = self.auth().deps();
+        deps.clock.now() + deps.settings.reset_token_lifetime
+    }
+
+    async fn store_email_change(&self, change: NewEmailChange) -> Result<(), SupabaseError> {
+        let issued = self
+            .auth()
+            .deps()
+            .store
+            .issue_email_change(change)
+            .await
+            .map_err(AuthError::from)?;
+        if let MailTokenIssued::TooSoon { retry_after_secs } = issued {
+            return Err(SupabaseError::MailTooSoon { retry_after_secs });
+        }
+        Ok(())
+    }
+
+    /// One email-change mail's link (`type=email_change`; a `pkce_` token with `pkce`) and code
+    /// (keyed to `code_email`, the address it goes to), and their hashes.
+    fn email_change_link(
+        &self,
+        code_email: &Email,
+        redirect: &str,
+        pkce: bool,
+    ) -> Result<(IssuedLink, MailTokenPair), SupabaseError> {
+        let token = new_link_token(pkce);
+        let code = six_digit_code();
+        let pair = MailTokenPair {
+            link: hash_token(token.expose()),
+            code: code_key(code_email, &code),
+        };
+        let mut url = url::Url::parse(&format!("{}/verify", self.settings().tokens.issuer))
+            .map_err(AuthError::internal)?;
+        url.query_pairs_mut()
+            .append_pair("token", token.expose())
+            .append_pair("type", OtpKind::EmailChange.as_str())
+            .append_pair("redirect_to", redirect);
+        let link = IssuedLink {
+            token,
+            code,
+            url: url.into(),
+            redirect: redirect.to_string(),
+        };
+        Ok((link, pair))
     }
 
     /// Stores a link token and a code for `purpose` (the code keyed to `code_email`, the
@@ -663,7 +795,9 @@ impl SupabaseAuth {
                         .map_err(AuthError::from)?;
                 }
             }
-            MailPurpose::Confirmation | MailPurpose::EmailChange => {
+            MailPurpose::Confirmation
+            | MailPurpose::EmailChange
+            | MailPurpose::EmailChangeCurrent => {
                 let issued = deps
                     .store
                     .issue_mail_token(NewMailToken {

@@ -42,12 +42,14 @@ pub(super) fn link_token_shape(token: &str) -> Option<bool> {
     shaped.then_some(pkce)
 }
 
-/// Where a followed mail link lands: with a session (the implicit flow) or an auth code.
+/// Where a followed mail link lands: with a session (the implicit flow) or an auth code, or,
+/// for one half of a secure email change, on the message that the other half is awaited.
 #[derive(Debug)]
 pub enum LinkLanding {
     // Boxed: a session is ten times the size of a code.
     Session(Box<IssuedSession>),
     AuthCode(Secret<String>),
+    OtherAddressAwaited,
 }
 
 impl SupabaseAuth {
@@ -161,7 +163,7 @@ pub(super) fn link_method(kind: super::OtpKind, redeemed: MailPurpose) -> FlowMe
         K::Email => match redeemed {
             MailPurpose::Recovery => FlowMethod::MagicLink,
             MailPurpose::Confirmation => FlowMethod::Signup,
-            MailPurpose::EmailChange => FlowMethod::EmailChange,
+            MailPurpose::EmailChange | MailPurpose::EmailChangeCurrent => FlowMethod::EmailChange,
         },
     }
 }

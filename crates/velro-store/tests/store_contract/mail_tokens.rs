@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use tokio::sync::Barrier;
-use velro_core::domain::{MailPurpose, MailTokenIssued, NewMailToken, RedeemedMailToken, UserId};
+use velro_core::domain::{
+    EmailChangeRedeemed, MailPurpose, MailTokenIssued, MailTokenPair, NewEmailChange, NewMailToken,
+    RedeemedMailToken, UserId,
+};
 use velro_core::store::{Store, TokenHash};
 use velro_core::StoreError;
 
@@ -16,6 +19,8 @@ store_contract!(
     tokens_of_one_purpose_do_not_redeem_as_another,
     an_email_change_moves_the_user_or_reports_the_taken_address,
     a_confirmation_token_is_redeemed_once_under_concurrency,
+    a_secure_email_change_moves_the_user_when_both_halves_are_redeemed,
+    an_email_change_half_replaces_only_its_own_tokens,
 );
 
 fn mail_token(
@@ -255,4 +260,184 @@ async fn a_confirmation_token_is_redeemed_once_under_concurrency(fx: &Fixture) {
         }
     }
     assert_eq!(redeemed, 1);
+}
+
+fn pair() -> MailTokenPair {
+    MailTokenPair {
+        link: token(),
+        code: token(),
+    }
+}
+
+fn email_change(
+    user_id: UserId,
+    new_address: Option<MailTokenPair>,
+    current_address: Option<MailTokenPair>,
+    at: time::OffsetDateTime,
+) -> NewEmailChange {
+    NewEmailChange {
+        user_id,
+        new_email: email("ada@new.example"),
+        new_address,
+        current_address,
+        confirmations: 2,
+        replace_all: true,
+        expires_at: at + secs(3600),
+        min_interval: secs(60),
+        now: at,
+    }
+}
+
+async fn a_secure_email_change_moves_the_user_when_both_halves_are_redeemed(fx: &Fixture) {
+    let store = fx.store();
+    let at = t0();
+    let ada = register(store, "ada@example.com", at).await;
+    let (to_new, to_current) = (pair(), pair());
+    let change = email_change(ada.user.id, Some(to_new), Some(to_current), at);
+    assert_eq!(
+        store.issue_email_change(change).await.expect("issue"),
+        MailTokenIssued::Issued
+    );
+    let state = store.mail_state(ada.user.id).await.expect("mail_state");
+    assert_eq!(state.new_email, Some(email("ada@new.example")));
+    assert_eq!(state.email_change_sent_at, Some(at));
+    // Within the minute: refused, nothing replaced.
+    let soon = email_change(ada.user.id, Some(pair()), Some(pair()), at + secs(30));
+    assert_eq!(
+        store.issue_email_change(soon).await.expect("issue"),
+        MailTokenIssued::TooSoon {
+            retry_after_secs: 30
+        }
+    );
+    // An email-change token is no confirmation token, nor the reverse.
+    assert_eq!(
+        store
+            .redeem_mail_token(to_current.link, CONFIRMATION, at + secs(1))
+            .await
+            .expect("redeem"),
+        None
+    );
+
+    let first = store
+        .redeem_email_change(to_current.code, at + secs(1))
+        .await
+        .expect("redeem");
+    assert_eq!(
+        first,
+        Some(EmailChangeRedeemed::AwaitingOther {
+            user_id: ada.user.id
+        })
+    );
+    // The half's link went with its code; the address has not moved.
+    for spent in [to_current.code, to_current.link] {
+        let again = store
+            .redeem_email_change(spent, at + secs(2))
+            .await
+            .expect("redeem");
+        assert_eq!(again, None);
+    }
+    let kept = store
+        .find_user(ada.user.id)
+        .await
+        .expect("find")
+        .expect("user");
+    assert_eq!(kept.email, email("ada@example.com"));
+
+    let second = store
+        .redeem_email_change(to_new.link, at + secs(3))
+        .await
+        .expect("redeem");
+    assert_eq!(
+        second,
+        Some(EmailChangeRedeemed::Changed {
+            user_id: ada.user.id
+        })
+    );
+    let moved = store
+        .find_user(ada.user.id)
+        .await
+        .expect("find")
+        .expect("user");
+    assert_eq!(moved.email, email("ada@new.example"));
+    assert!(moved.email_confirmed);
+    let state = store.mail_state(ada.user.id).await.expect("mail_state");
+    assert_eq!(state.new_email, None);
+    assert_eq!(state.email_change_sent_at, None);
+    let after = store
+        .redeem_email_change(to_new.code, at + secs(4))
+        .await
+        .expect("redeem");
+    assert_eq!(after, None);
+}
+
+async fn an_email_change_half_replaces_only_its_own_tokens(fx: &Fixture) {
+    let store = fx.store();
+    let at = t0();
+    let ada = register(store, "ada@example.com", at).await;
+    let (old_new, current) = (pair(), pair());
+    let mut first = email_change(ada.user.id, Some(old_new), None, at);
+    first.replace_all = false;
+    first.min_interval = secs(0);
+    store.issue_email_change(first).await.expect("issue");
+    let mut second = email_change(ada.user.id, None, Some(current), at);
+    second.replace_all = false;
+    second.min_interval = secs(0);
+    store.issue_email_change(second).await.expect("issue");
+    let fresh_new = pair();
+    let mut third = email_change(ada.user.id, Some(fresh_new), None, at);
+    third.replace_all = false;
+    third.min_interval = secs(0);
+    store.issue_email_change(third).await.expect("issue");
+
+    let replaced = store
+        .redeem_email_change(old_new.link, at + secs(1))
+        .await
+        .expect("redeem");
+    assert_eq!(replaced, None);
+    let user_id = ada.user.id;
+    assert_eq!(
+        store
+            .redeem_email_change(current.link, at + secs(1))
+            .await
+            .expect("redeem"),
+        Some(EmailChangeRedeemed::AwaitingOther { user_id })
+    );
+    assert_eq!(
+        store
+            .redeem_email_change(fresh_new.code, at + secs(2))
+            .await
+            .expect("redeem"),
+        Some(EmailChangeRedeemed::Changed { user_id })
+    );
+
+    // One confirmation (secure change off): the first token completes it, and an expired one
+    // does nothing.
+    let (single, late) = (pair(), pair());
+    let mut one = email_change(ada.user.id, Some(single), None, at + secs(100));
+    one.new_email = email("ada@third.example");
+    one.confirmations = 1;
+    store.issue_email_change(one).await.expect("issue");
+    assert_eq!(
+        store
+            .redeem_email_change(single.link, at + secs(101))
+            .await
+            .expect("redeem"),
+        Some(EmailChangeRedeemed::Changed { user_id })
+    );
+    let mut expiring = email_change(ada.user.id, Some(late), None, at + secs(200));
+    expiring.confirmations = 1;
+    store.issue_email_change(expiring).await.expect("issue");
+    assert_eq!(
+        store
+            .redeem_email_change(late.link, at + secs(200 + 3601))
+            .await
+            .expect("redeem"),
+        None
+    );
+    let user = store
+        .find_user(ada.user.id)
+        .await
+        .expect("find")
+        .expect("user");
+    assert_eq!(user.email, email("ada@third.example"));
 }

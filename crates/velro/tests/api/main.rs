@@ -26,6 +26,7 @@ mod status;
 mod supabase;
 mod supabase_attacks;
 mod supabase_confirm;
+mod supabase_email_change;
 mod supabase_keys;
 mod supabase_mail;
 mod supabase_pkce;

@@ -15,7 +15,7 @@ use crate::helpers::{
 
 const VERSION: &str = "2024-01-01";
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -33,11 +33,11 @@ async fn call(
     request.send().await.expect("request sent")
 }
 
-async fn post(app: &TestApp, path: &str, body: Value) -> Response {
+pub(crate) async fn post(app: &TestApp, path: &str, body: Value) -> Response {
     call(app, Method::POST, path, None, body).await
 }
 
-fn service_role() -> String {
+pub(crate) fn service_role() -> String {
     sign_jwt(
         &json!({"role": "service_role"}),
         JWT_SECRET,
@@ -45,7 +45,12 @@ fn service_role() -> String {
     )
 }
 
-async fn expect_error(response: Response, status: StatusCode, code: &str, message: &str) {
+pub(crate) async fn expect_error(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) {
     let got = response.status();
     let body: Value = response.json().await.expect("JSON body");
     assert_eq!(got, status, "{body}");
@@ -62,7 +67,7 @@ async fn unconfirmed_app(app: &TestApp) -> TestApp {
 }
 
 /// The newest message to `to` once more than `earlier` have arrived: its link and its code.
-async fn mailed(app: &TestApp, to: &str, earlier: usize) -> (url::Url, String) {
+pub(crate) async fn mailed(app: &TestApp, to: &str, earlier: usize) -> (url::Url, String) {
     for _ in 0..500 {
         let messages = app.mail_to(to);
         if messages.len() > earlier {
@@ -84,14 +89,14 @@ async fn mailed(app: &TestApp, to: &str, earlier: usize) -> (url::Url, String) {
     panic!("no message for {to} arrived");
 }
 
-fn query(link: &url::Url, name: &str) -> String {
+pub(crate) fn query(link: &url::Url, name: &str) -> String {
     link.query_pairs()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default()
 }
 
-fn fragment_value(location: &url::Url, key: &str) -> String {
+pub(crate) fn fragment_value(location: &url::Url, key: &str) -> String {
     url::form_urlencoded::parse(location.fragment().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
@@ -99,7 +104,7 @@ fn fragment_value(location: &url::Url, key: &str) -> String {
 }
 
 /// Follows a mail link as a browser would, stopping at the redirect.
-async fn open_link(app: &TestApp, link: &url::Url) -> (StatusCode, url::Url) {
+pub(crate) async fn open_link(app: &TestApp, link: &url::Url) -> (StatusCode, url::Url) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -120,7 +125,7 @@ async fn open_link(app: &TestApp, link: &url::Url) -> (StatusCode, url::Url) {
     )
 }
 
-async fn password_grant(app: &TestApp, email: &str, password: &str) -> Response {
+pub(crate) async fn password_grant(app: &TestApp, email: &str, password: &str) -> Response {
     post(
         app,
         "/token?grant_type=password",
@@ -408,6 +413,11 @@ async fn an_expired_confirmation_is_refused(app: TestApp) {
 }
 
 async fn an_email_change_waits_for_the_new_address_and_ends_stale_caches(app: TestApp) {
+    // One confirmation (GoTrue's MAILER_SECURE_EMAIL_CHANGE_ENABLED=false); the secure change
+    // is supabase_email_change's.
+    let app = app
+        .with_config(|config| config.mailer_secure_email_change_enabled = false)
+        .await;
     let old = unique_email("change-old");
     let new = unique_email("change-new");
     let session = expect_json(
@@ -691,12 +701,22 @@ async fn generate_link_answers_each_type_and_mails_nothing(app: TestApp) {
         assert_eq!(link["new_email"], moved);
         assert_eq!(link["email"], email);
     }
-    let link = expect_json(
+    // Secure email change (the default): the change waits for both halves' links.
+    let new_half = expect_json(
         generate(json!({"type": "email_change_new", "email": email, "new_email": moved})).await,
         StatusCode::OK,
     )
     .await;
-    let verify = json!({"type": "email_change", "email": moved, "token": link["email_otp"]});
+    let current_half = expect_json(
+        generate(json!({"type": "email_change_current", "email": email, "new_email": moved})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let verify = json!({"type": "email_change", "email": moved, "token": new_half["email_otp"]});
+    let half = expect_json(post(&app, "/verify", verify).await, StatusCode::OK).await;
+    assert!(half.get("access_token").is_none(), "{half}");
+    let verify =
+        json!({"type": "email_change", "email": email, "token": current_half["email_otp"]});
     let session = expect_json(post(&app, "/verify", verify).await, StatusCode::OK).await;
     assert_eq!(session["user"]["email"], moved);
 
@@ -720,6 +740,7 @@ async fn operator_templates_replace_every_confirmation_mail(app: TestApp) {
         ("confirmation.txt", "Bienvenue"),
         ("invite.txt", "Invitation"),
         ("email_change.txt", "Nouvelle adresse"),
+        ("email_change_current.txt", "Ancienne adresse"),
     ] {
         let text = format!(
             "Subject: {subject} {{{{ .Email }}}}\n\nLien :\n{{{{ .ConfirmationURL }}}}\nOr enter this code: {{{{ .Token }}}}\nNew: {{{{ .NewEmail }}}}\n"
@@ -777,6 +798,14 @@ async fn operator_templates_replace_every_confirmation_mail(app: TestApp) {
     mailed(&app, &moved, 0).await;
     let message = app.mail_to(&moved).pop().expect("a message");
     assert!(message.contains("Subject: Nouvelle adresse"), "{message}");
+    assert!(message.contains(&format!("New: {moved}")), "{message}");
+    // The secure change's mail to the current address has its own template.
+    mailed(&app, &invited, 1).await;
+    let message = app.mail_to(&invited).pop().expect("a message");
+    assert!(
+        message.contains(&format!("Subject: Ancienne adresse {invited}")),
+        "{message}"
+    );
     assert!(message.contains(&format!("New: {moved}")), "{message}");
 }
 

@@ -241,6 +241,9 @@ impl From<SupabaseError> for GotrueError {
                 "user_not_found",
                 "User with this email not found",
             ),
+            SupabaseError::SecureEmailChangeDisabled => {
+                Self::validation("Enable secure email change to generate link for current email")
+            }
             SupabaseError::EmailExists => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "email_exists",

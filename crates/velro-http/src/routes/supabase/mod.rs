@@ -26,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use velro_core::domain::{CodeChallenge, Email, Metadata, NewPassword};
 use velro_core::service::{
     parse_metadata, take_profile, Authenticated, LinkLanding, LogoutScope, OtpKind, PendingProfile,
-    Registration, SignUp, SupabaseError, SupabaseUserChange, PKCE_PREFIX,
+    Registration, SignUp, SupabaseError, SupabaseUserChange, Verified, PKCE_PREFIX,
 };
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
@@ -561,8 +561,9 @@ async fn token(
 async fn get_user(
     State(state): State<AppState>,
     SupabaseCaller(caller): SupabaseCaller,
-) -> Json<SupabaseUser> {
-    Json(SupabaseUser::new(&caller.user, audience(&state)))
+) -> Result<Json<SupabaseUser>, GotrueError> {
+    let user = state.supabase.with_mail_state(caller.user).await?;
+    Ok(Json(SupabaseUser::with_mail(&user, audience(&state))))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -595,7 +596,7 @@ struct UpdateUserBody {
     params(RedirectQuery),
     request_body = UpdateUserBody,
     responses(
-        (status = 200, description = "The updated user. A new `email` is not applied yet: a mail goes to the new address (`type=email_change` link and code) and the answer shows `new_email` and `email_change_sent_at` until `verify` `type: email_change` completes the change", body = SupabaseUser),
+        (status = 200, description = "The updated user. A new `email` is not applied yet: a mail goes to the new address and, with secure email change (the default), one to the current address (each a `type=email_change` link and code); the answer shows `new_email` and `email_change_sent_at` until `verify` `type: email_change` has confirmed both (or the new one, with the setting off)", body = SupabaseUser),
         (status = 403, description = "`not_admin` (`app_metadata` given), `bad_jwt`, `session_not_found`, `user_not_found`, `user_banned`", body = ErrorBody),
         (status = 422, description = "`email_exists` (the new address belongs to another account), `weak_password`, `same_password`, `phone_provider_disabled`", body = ErrorBody),
         (status = 429, description = "`over_email_send_rate_limit` (an email change within 60 s of the last mail), `over_request_rate_limit`", body = ErrorBody),
@@ -791,7 +792,7 @@ struct VerifyBody {
     tag = "supabase",
     request_body = VerifyBody,
     responses(
-        (status = 200, description = "The code or token hash was good: a session (the token is spent)", body = SupabaseSession),
+        (status = 200, description = "The code or token hash was good: a session (the token is spent); for the first half of a secure email change, `{\"msg\": …, \"code\": \"200\"}` and no session", body = SupabaseSession),
         (status = 403, description = "`otp_expired`: unknown, spent, expired or of another type", body = ErrorBody),
         (status = 422, description = "`email_exists`: an email change whose new address was taken meanwhile", body = ErrorBody),
     ),
@@ -800,7 +801,7 @@ async fn verify(
     State(state): State<AppState>,
     Client(client): Client,
     GotrueJson(body): GotrueJson<VerifyBody>,
-) -> Result<Json<SupabaseSession>, GotrueError> {
+) -> Result<Response, GotrueError> {
     let kind = verification_type(body.kind.as_deref())?;
     let token_hash = body.token_hash.filter(|t| !t.is_empty());
     let issued = if let Some(token_hash) = token_hash {
@@ -834,7 +835,32 @@ async fn verify(
             .verify_code(email, &token, kind, client)
             .await?
     };
-    Ok(Json(SupabaseSession::new(issued, audience(&state))))
+    Ok(match issued {
+        Verified::Session(issued) => {
+            Json(SupabaseSession::new(*issued, audience(&state))).into_response()
+        }
+        Verified::OtherAddressAwaited => Json(OtherAddressAwaited {
+            msg: OTHER_ADDRESS_AWAITED,
+            code: "200",
+        })
+        .into_response(),
+    })
+}
+
+/// GoTrue's words for the first half of a secure email change (`singleConfirmationAccepted`).
+const OTHER_ADDRESS_AWAITED: &str =
+    "Confirmation link accepted. Please proceed to confirm link sent to the other email";
+
+/// `verify`'s answer to the first half of a secure email change: GoTrue's body, whose `code`
+/// is the status as text.
+#[derive(Serialize, ToSchema)]
+struct OtherAddressAwaited {
+    #[schema(
+        example = "Confirmation link accepted. Please proceed to confirm link sent to the other email"
+    )]
+    msg: &'static str,
+    #[schema(example = "200")]
+    code: &'static str,
 }
 
 /// `landing` with `pairs` set in its query as GoTrue sets them (`url.Values.Set`, then
@@ -910,6 +936,16 @@ async fn verify_redirect(
     let mut landing = target.split('#').next().unwrap_or_default().to_string();
     let mut fragment = url::form_urlencoded::Serializer::new(String::new());
     match outcome {
+        // GoTrue's `prepRedirectURL`: the message, no session (in the query too for PKCE).
+        Ok(LinkLanding::OtherAddressAwaited) => {
+            if token.starts_with(PKCE_PREFIX) {
+                landing =
+                    with_query_pairs(&landing, &[("message", OTHER_ADDRESS_AWAITED.to_string())]);
+            }
+            fragment
+                .append_pair("message", OTHER_ADDRESS_AWAITED)
+                .append_pair("sb", "");
+        }
         Ok(LinkLanding::Session(issued)) => {
             // GoTrue's key order (sorted), with its `sb` marker.
             fragment

@@ -60,6 +60,8 @@ pub(crate) struct SupabaseUser {
     #[serde(skip_serializing_if = "Option::is_none")]
     confirmation_sent_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     new_email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email_change_sent_at: Option<String>,
@@ -103,6 +105,7 @@ impl SupabaseUser {
             phone: "",
             confirmed_at,
             confirmation_sent_at: None,
+            recovery_sent_at: None,
             new_email: None,
             email_change_sent_at: None,
             invited_at: None,
@@ -137,6 +140,7 @@ impl SupabaseUser {
             }
         }
         user.confirmation_sent_at = mail.confirmation_sent_at.map(timestamp);
+        user.recovery_sent_at = mail.recovery_sent_at.map(timestamp);
         user.new_email = mail.new_email.as_ref().map(|e| e.as_str().to_string());
         user.email_change_sent_at = mail.email_change_sent_at.map(timestamp);
         user.invited_at = mail.invited_at.map(timestamp);
