@@ -10,7 +10,7 @@ mod user;
 
 pub use confirmation::{MailPurpose, MailState, MailTokenIssued, NewMailToken, RedeemedMailToken};
 pub use email::Email;
-pub use metadata::{BanDuration, Metadata, MetadataError, MAX_METADATA_BYTES};
+pub use metadata::{BanDuration, Metadata, MetadataError, MetadataWrite, MAX_METADATA_BYTES};
 pub use password::{
     NewPassword, PasswordPolicy, PasswordRules, PasswordViolation, DEFAULT_MIN_CHARS,
     LOWEST_MIN_CHARS,
