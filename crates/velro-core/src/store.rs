@@ -83,6 +83,8 @@ impl MetadataField {
 }
 
 /// The outcome of [`Store::update_account`].
+// One value per call, taken apart at once: boxing the user would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum AccountUpdate {
     /// Applied: the user as changed and the sessions revoked.

@@ -140,7 +140,10 @@ async fn a_replace_writes_the_whole_object(fx: &Fixture) {
         ..AccountChange::default()
     };
     let changed = updated(update(fx, user.id, &change).await);
-    assert_eq!(object(changed.user_metadata.as_ref()), json!({"only": true}));
+    assert_eq!(
+        object(changed.user_metadata.as_ref()),
+        json!({"only": true})
+    );
     assert_eq!(object(changed.app_metadata.as_ref()), json!({}));
     let again = stored(fx, user.id).await;
     assert_eq!(object(again.user_metadata.as_ref()), json!({"only": true}));
@@ -163,7 +166,11 @@ async fn a_too_large_merge_is_refused_and_nothing_of_the_change_is_written(fx: &
             json!({"two": half}),
             json!({"small": 1}),
         ),
-        (MetadataField::App, json!({"small": 1}), json!({"more": half})),
+        (
+            MetadataField::App,
+            json!({"small": 1}),
+            json!({"more": half}),
+        ),
     ] {
         let change = AccountChange {
             email: Some(email("moved@example.com")),
@@ -173,7 +180,10 @@ async fn a_too_large_merge_is_refused_and_nothing_of_the_change_is_written(fx: &
                 meta(user_metadata),
                 Metadata::default(),
             )),
-            app_metadata: Some(MetadataWrite::merge(meta(app_metadata), Metadata::default())),
+            app_metadata: Some(MetadataWrite::merge(
+                meta(app_metadata),
+                Metadata::default(),
+            )),
             role: Some(Role::Admin),
             banned_until: Some(Some(t0() + secs(3600))),
             disabled: Some(true),
@@ -258,7 +268,11 @@ async fn concurrent_merges_into_one_user_all_land(fx: &Fixture) {
     let app_metadata = object(after.app_metadata.as_ref());
     assert_eq!(user_metadata["kept"], true);
     for i in 0..MERGES {
-        assert_eq!(user_metadata[format!("user{i}")], json!(i), "{user_metadata}");
+        assert_eq!(
+            user_metadata[format!("user{i}")],
+            json!(i),
+            "{user_metadata}"
+        );
         assert_eq!(app_metadata[format!("app{i}")], json!(i), "{app_metadata}");
     }
 }
