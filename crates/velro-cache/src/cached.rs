@@ -15,7 +15,9 @@ use velro_core::domain::{
     AccountChange, AdminUserChange, EmailChangeRedeemed, MailPurpose, PasswordHash, ProfileChange,
     RedeemedMailToken, SessionId, User, UserId,
 };
-use velro_core::store::{RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash};
+use velro_core::store::{
+    AccountUpdate, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
+};
 use velro_core::StoreError;
 
 use crate::l2::{stopped_during, Lookup};
@@ -485,17 +487,17 @@ velro_core::impl_store! {
         user_id: UserId,
         change: &AccountChange,
         now: OffsetDateTime,
-    ) -> Result<Option<(User, Vec<SessionId>)>, StoreError> {
+    ) -> Result<AccountUpdate, StoreError> {
         let result = self.inner.update_account(user_id, change, now).await;
         // Every cached session of the user holds the old user: drop them all, and the revoked
-        // ones by id too. Also on error: the change may have committed before the error.
+        // ones by id too. Also on error: the change may have committed before the error. A
+        // refused change wrote nothing, so nothing cached went stale.
         let revoked = match &result {
-            Ok(Some((_, revoked))) => revoked.as_slice(),
-            _ => &[],
+            Ok(AccountUpdate::Updated { revoked, .. }) => revoked.as_slice(),
+            Ok(AccountUpdate::NoUser | AccountUpdate::TooLarge(_)) => return result,
+            Err(_) => &[],
         };
-        if !matches!(result, Ok(None)) {
-            self.invalidate(revoked, &[user_id]).await;
-        }
+        self.invalidate(revoked, &[user_id]).await;
         result
     }
 

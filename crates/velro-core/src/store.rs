@@ -66,6 +66,39 @@ pub enum Rotation {
     Invalid,
 }
 
+/// Which of a user's metadata objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataField {
+    User,
+    App,
+}
+
+impl MetadataField {
+    /// The object's name in GoTrue's user JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user_metadata",
+            Self::App => "app_metadata",
+        }
+    }
+}
+
+/// The outcome of [`Store::update_account`].
+// One value per call, taken apart at once: boxing the user would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum AccountUpdate {
+    /// Applied: the user as changed and the sessions revoked.
+    Updated {
+        user: User,
+        revoked: Vec<SessionId>,
+    },
+    NoUser,
+    /// The object would pass [`crate::domain::MAX_METADATA_BYTES`] after the write; nothing
+    /// was written.
+    TooLarge(MetadataField),
+}
+
 /// Rows one purge removed, per table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -142,9 +175,14 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the user and its first session together. `Conflict("email")` when taken.
     async fn create_user(&self, user: NewUser, session: NewSession) -> Result<User, StoreError>;
 
-    /// Creates a user without a session (the Supabase admin API's create).
-    /// `Conflict("email")` or `Conflict("user_id")` when taken.
-    async fn insert_user(&self, user: NewUser) -> Result<User, StoreError>;
+    /// Creates a user without a session, with its role and ban, in one statement (the Supabase
+    /// admin API's create). `Conflict("email")` or `Conflict("user_id")` when taken.
+    async fn insert_user(
+        &self,
+        user: NewUser,
+        role: Role,
+        banned_until: Option<OffsetDateTime>,
+    ) -> Result<User, StoreError>;
 
     async fn find_credentials_by_email(
         &self,
@@ -275,15 +313,16 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<Option<User>, StoreError>;
 
-    /// Applies a Supabase account change at once, with the revocations and token spending it
-    /// asks for; returns the user as changed and the sessions revoked. `None` when there is no
-    /// such user; `Conflict("email")` when the new address is taken.
+    /// Applies a Supabase account change in one transaction that locks the user's row first:
+    /// metadata merges apply to the value as locked, so concurrent changes of one user all land,
+    /// with the revocations and token spending the change asks for. Nothing is written when the
+    /// outcome is not `Updated`, nor on `Conflict("email")` (the new address is taken).
     async fn update_account(
         &self,
         user_id: UserId,
         change: &AccountChange,
         now: OffsetDateTime,
-    ) -> Result<Option<(User, Vec<SessionId>)>, StoreError>;
+    ) -> Result<AccountUpdate, StoreError>;
 
     /// The user a refresh token (live, spent or revoked) was issued to.
     async fn find_refresh_token_user(&self, token: TokenHash) -> Result<Option<User>, StoreError>;
@@ -538,7 +577,8 @@ macro_rules! __store_signature {
     };
     (insert_user, $($k:tt)*) => {
         $crate::impl_store!(@push { insert_user (
-            [user: $crate::domain::NewUser]
+            [user: $crate::domain::NewUser] [role: $crate::domain::Role]
+            [banned_until: Option<$crate::store::__private::OffsetDateTime>]
         ) ($crate::domain::User) } $($k)*);
     };
     (find_credentials_by_email, $($k:tt)*) => {
@@ -649,7 +689,7 @@ macro_rules! __store_signature {
         $crate::impl_store!(@push { update_account (
             [user_id: $crate::domain::UserId] [change: &$crate::domain::AccountChange]
             [now: $crate::store::__private::OffsetDateTime]
-        ) (Option<($crate::domain::User, Vec<$crate::domain::SessionId>)>) } $($k)*);
+        ) ($crate::store::AccountUpdate) } $($k)*);
     };
     (find_refresh_token_user, $($k:tt)*) => {
         $crate::impl_store!(@push { find_refresh_token_user (

@@ -38,13 +38,21 @@ pub(crate) const PING: &str = "SELECT 1";
 pub(crate) const INSERT_USER: &str = concat!(
     "INSERT INTO users (user_id, email, password_hash, display_name, avatar_url, \
      credits_balance, role, email_confirmed, disabled, created_at, updated_at, \
-     user_metadata, app_metadata) \
-     VALUES ($1, $2, $3, $4, $9, $5, $6, $8, FALSE, $7, $7, $10, $11) RETURNING ",
+     user_metadata, app_metadata, banned_until) \
+     VALUES ($1, $2, $3, $4, $9, $5, $6, $8, FALSE, $7, $7, $10, $11, $12) RETURNING ",
     user_columns!()
 );
 
 pub(crate) const FIND_USER: &str =
     concat!("SELECT ", user_columns!(), " FROM users WHERE user_id = $1");
+
+/// [`FIND_USER`] holding the row until the transaction ends (PostgreSQL), so that a change
+/// computed from it cannot be overwritten by one computed from the same old value.
+pub(crate) const FIND_USER_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE user_id = $1 FOR UPDATE"
+);
 
 pub(crate) const FIND_CREDENTIALS: &str = concat!(
     "SELECT ",
@@ -102,7 +110,8 @@ pub(crate) const UPDATE_ACCOUNT: &str = concat!(
      banned_until = CASE WHEN $15 THEN $16 ELSE banned_until END, \
      disabled = CASE WHEN $17 THEN $18 ELSE disabled END, \
      deleted_at = COALESCE($19, deleted_at), \
-     updated_at = $20 \
+     updated_at = $20, \
+     role = COALESCE($22, role) \
      WHERE user_id = $21 RETURNING ",
     user_columns!()
 );

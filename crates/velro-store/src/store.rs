@@ -30,6 +30,10 @@ pub(crate) trait Dialect {
     /// rotations of one session.
     const FIND_PRESENTED_TOKEN: &'static str;
 
+    /// `sql::FIND_USER`, with whatever row lock the dialect needs to serialise account changes
+    /// of one user inside a [`Dialect::BEGIN`] transaction.
+    const FIND_USER_FOR_UPDATE: &'static str;
+
     /// The admin listing's email-prefix filter, in pieces with the prefix bound between each
     /// two. It compares characters literally, unlike LIKE with its `%` and `_`.
     const EMAIL_PREFIX_FILTER: &'static [&'static str];
@@ -130,14 +134,14 @@ macro_rules! sql_store {
             use velro_core::domain::{
                 AccountChange, AdminUserChange, AvatarUrl, Credentials, DisplayName, Email,
                 EmailChangeRedeemed, FlowState, FlowStateId, Incident, IncidentId, IncidentStatus,
-                IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, Metadata, NewEmailChange,
+                IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, Metadata, MetadataWrite, NewEmailChange,
                 NewFlowState, NewIncident, NewIncidentUpdate, NewMailToken, NewUser, PasswordHash,
                 ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
                 StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
             };
             use velro_core::store::{
-                ConsoleSessionRecord, FlagChange, NewSession, PurgeBatch, Purged, RefreshPolicy,
-                Rotation, SessionWithUser, Store, TokenHash,
+                AccountUpdate, ConsoleSessionRecord, FlagChange, MetadataField, NewSession,
+                PurgeBatch, Purged, RefreshPolicy, Rotation, SessionWithUser, Store, TokenHash,
             };
             use velro_core::StoreError;
 
@@ -171,14 +175,20 @@ macro_rules! sql_store {
                     session: NewSession,
                 ) -> Result<User, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    let created = insert_new_user(&mut tx, &user).await?;
+                    let created = insert_new_user(&mut tx, &user, Role::default(), None).await?;
                     insert_session(&mut tx, &session).await?;
                     tx.commit().await.db()?;
                     Ok(created)
                 }
 
-                async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
-                    insert_new_user(&mut *self.pools().write().await?, &user).await
+                async fn insert_user(
+                    &self,
+                    user: NewUser,
+                    role: Role,
+                    banned_until: Option<OffsetDateTime>,
+                ) -> Result<User, StoreError> {
+                    let mut conn = self.pools().write().await?;
+                    insert_new_user(&mut conn, &user, role, banned_until).await
                 }
 
                 async fn find_credentials_by_email(
@@ -635,12 +645,40 @@ macro_rules! sql_store {
                     user_id: UserId,
                     change: &AccountChange,
                     now: OffsetDateTime,
-                ) -> Result<Option<(User, Vec<SessionId>)>, StoreError> {
+                ) -> Result<AccountUpdate, StoreError> {
+                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    let locked: Option<UserRow> =
+                        sqlx::query_as(<$store as Dialect>::FIND_USER_FOR_UPDATE)
+                            .bind(user_id.0)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .db()?;
+                    let Some(locked) = locked else {
+                        return Ok(AccountUpdate::NoUser);
+                    };
+                    let locked = locked.into_user().db()?;
+                    // Returning before the commit drops `tx`, which rolls back: a refused
+                    // change writes nothing.
+                    let user_metadata = match metadata_after(
+                        change.user_metadata.as_ref(),
+                        locked.user_metadata.as_ref(),
+                        MetadataField::User,
+                    ) {
+                        Ok(written) => written,
+                        Err(field) => return Ok(AccountUpdate::TooLarge(field)),
+                    };
+                    let app_metadata = match metadata_after(
+                        change.app_metadata.as_ref(),
+                        locked.app_metadata.as_ref(),
+                        MetadataField::App,
+                    ) {
+                        Ok(written) => written,
+                        Err(field) => return Ok(AccountUpdate::TooLarge(field)),
+                    };
                     let name = change.display_name.as_ref();
                     let avatar = change.avatar_url.as_ref();
                     let ban = change.banned_until.as_ref();
-                    let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    let row: Option<UserRow> = sqlx::query_as(sql::UPDATE_ACCOUNT)
+                    let row: UserRow = sqlx::query_as(sql::UPDATE_ACCOUNT)
                         .bind(change.email.is_some())
                         .bind(change.email.as_ref().map(Email::as_str))
                         .bind(change.password_hash.is_some())
@@ -651,10 +689,10 @@ macro_rules! sql_store {
                         .bind(name.and_then(Option::as_ref).map(DisplayName::as_str))
                         .bind(avatar.is_some())
                         .bind(avatar.and_then(Option::as_ref).map(AvatarUrl::as_str))
-                        .bind(change.user_metadata.is_some())
-                        .bind(change.user_metadata.as_ref().map(Metadata::to_stored))
-                        .bind(change.app_metadata.is_some())
-                        .bind(change.app_metadata.as_ref().map(Metadata::to_stored))
+                        .bind(user_metadata.is_some())
+                        .bind(user_metadata.as_ref().map(Metadata::to_stored))
+                        .bind(app_metadata.is_some())
+                        .bind(app_metadata.as_ref().map(Metadata::to_stored))
                         .bind(ban.is_some())
                         .bind(ban.copied().flatten().map(StoredTime))
                         .bind(change.disabled.is_some())
@@ -662,12 +700,10 @@ macro_rules! sql_store {
                         .bind(change.deleted_at.map(StoredTime))
                         .bind(StoredTime(now))
                         .bind(user_id.0)
-                        .fetch_optional(&mut *tx)
+                        .bind(change.role.map(Role::as_str))
+                        .fetch_one(&mut *tx)
                         .await
                         .db()?;
-                    let Some(row) = row else {
-                        return Ok(None);
-                    };
                     let user = row.into_user().db()?;
                     if change.spend_reset_tokens {
                         sqlx::query(sql::SPEND_USER_RESET_TOKENS)
@@ -678,12 +714,12 @@ macro_rules! sql_store {
                             .db()?;
                     }
                     let revoked = if change.revoke_sessions {
-                        revoke_sessions(&mut tx, user_id, None, now).await?
+                        revoke_sessions(&mut tx, user_id, change.keep_session, now).await?
                     } else {
                         Vec::new()
                     };
                     tx.commit().await.db()?;
-                    Ok(Some((user, revoked)))
+                    Ok(AccountUpdate::Updated { user, revoked })
                 }
 
                 async fn find_refresh_token_user(
@@ -1043,7 +1079,7 @@ macro_rules! sql_store {
                         email_confirmed: false,
                         ..user
                     };
-                    let created = insert_new_user(&mut tx, &user).await?;
+                    let created = insert_new_user(&mut tx, &user, Role::default(), None).await?;
                     sqlx::query(sql::INSERT_MAIL_STATE)
                         .bind(user.id.0)
                         .bind(invited.then_some(StoredTime(user.now)))
@@ -1436,9 +1472,25 @@ macro_rules! sql_store {
 
             /// The session and its first refresh token (generation 0).
             /// The one `INSERT INTO users`: registration, the admin's create, a pending account.
+            /// The object a metadata write leaves, from the one the locked row holds; `None`
+            /// when the change leaves it alone, `Err(field)` when it would be too large (the
+            /// only refusal of an apply).
+            fn metadata_after(
+                write: Option<&MetadataWrite>,
+                stored: Option<&Metadata>,
+                field: MetadataField,
+            ) -> Result<Option<Metadata>, MetadataField> {
+                write
+                    .map(|write| write.apply(stored))
+                    .transpose()
+                    .map_err(|_too_large| field)
+            }
+
             async fn insert_new_user(
                 conn: &mut <Db as sqlx::Database>::Connection,
                 user: &NewUser,
+                role: Role,
+                banned_until: Option<OffsetDateTime>,
             ) -> Result<User, StoreError> {
                 let row: UserRow = sqlx::query_as(sql::INSERT_USER)
                     .bind(user.id.0)
@@ -1446,12 +1498,13 @@ macro_rules! sql_store {
                     .bind(user.password_hash.as_str())
                     .bind(user.display_name.as_ref().map(DisplayName::as_str))
                     .bind(user.credits_balance)
-                    .bind(Role::default().as_str())
+                    .bind(role.as_str())
                     .bind(StoredTime(user.now))
                     .bind(user.email_confirmed)
                     .bind(user.avatar_url.as_ref().map(AvatarUrl::as_str))
                     .bind(user.user_metadata.as_ref().map(Metadata::to_stored))
                     .bind(user.app_metadata.as_ref().map(Metadata::to_stored))
+                    .bind(banned_until.map(StoredTime))
                     .fetch_one(conn)
                     .await
                     .db()?;

@@ -94,6 +94,68 @@ impl Metadata {
     }
 }
 
+/// How an account change writes one metadata object. The store applies it to the value it holds
+/// under the user's row lock, so concurrent merges of one user all land.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataWrite {
+    /// The whole new object.
+    Replace(Metadata),
+    /// GoTrue's `UpdateUserMetaData` / `UpdateAppMetaData`: the keys of `set` replace the stored
+    /// ones (nested objects whole), the keys in `unset` go. An account that has no object yet
+    /// starts from `absent` (GoTrue starts from the updates alone; Velro's accounts made through
+    /// the v1 API show their identity data until their first write, and keep it then).
+    Merge {
+        set: Metadata,
+        unset: Vec<String>,
+        absent: Metadata,
+    },
+}
+
+impl MetadataWrite {
+    /// A merge of request `updates`, where a `null` removes its key.
+    pub fn merge(updates: Metadata, absent: Metadata) -> Self {
+        let mut set = Metadata::default();
+        let mut unset = Vec::new();
+        for (key, value) in updates.0 {
+            if value.is_null() {
+                unset.push(key);
+            } else {
+                set.0.insert(key, value);
+            }
+        }
+        Self::Merge { set, unset, absent }
+    }
+
+    /// Sets one key as well, whatever the write said of it before.
+    pub fn set(&mut self, key: &str, value: Value) {
+        match self {
+            Self::Replace(whole) => whole.insert(key, value),
+            Self::Merge { set, unset, .. } => {
+                unset.retain(|unset| unset != key);
+                set.insert(key, value);
+            }
+        }
+    }
+
+    /// The object after this write, given the one stored (`None` when the account has none);
+    /// bounded again, so a merge that grows past [`MAX_METADATA_BYTES`] is refused.
+    pub fn apply(&self, stored: Option<&Metadata>) -> Result<Metadata, MetadataError> {
+        match self {
+            Self::Replace(whole) => Metadata::bounded(whole.0.clone()),
+            Self::Merge { set, unset, absent } => {
+                let mut map = stored.unwrap_or(absent).0.clone();
+                for key in unset {
+                    map.remove(key);
+                }
+                for (key, value) in &set.0 {
+                    map.insert(key.clone(), value.clone());
+                }
+                Metadata::bounded(map)
+            }
+        }
+    }
+}
+
 impl From<Map<String, Value>> for Metadata {
     fn from(map: Map<String, Value>) -> Self {
         Self(map)
@@ -200,6 +262,35 @@ mod tests {
         );
         let fresh = Metadata::merged(None, &meta(json!({"a": null, "b": 1}))).expect("small");
         assert_eq!(Value::Object(fresh.into_map()), json!({"b": 1}));
+    }
+
+    #[test]
+    fn a_merge_write_sets_and_unsets_on_the_stored_object_or_the_absent_one() {
+        let write = MetadataWrite::merge(
+            meta(json!({"a": 2, "b": {"y": 2}, "c": null, "d": [1]})),
+            meta(json!({"sub": "x", "c": 1})),
+        );
+        let stored = meta(json!({"a": 1, "b": {"x": 1}, "c": "keep", "e": true}));
+        assert_eq!(
+            Value::Object(write.apply(Some(&stored)).expect("small").into_map()),
+            json!({"a": 2, "b": {"y": 2}, "d": [1], "e": true})
+        );
+        assert_eq!(
+            Value::Object(write.apply(None).expect("small").into_map()),
+            json!({"sub": "x", "a": 2, "b": {"y": 2}, "d": [1]})
+        );
+        let mut confirm = MetadataWrite::merge(meta(json!({"v": null})), Metadata::default());
+        confirm.set("v", Value::Bool(true));
+        assert_eq!(
+            Value::Object(confirm.apply(Some(&stored)).expect("small").into_map())["v"],
+            json!(true)
+        );
+        let replace = MetadataWrite::Replace(meta(json!({"only": 1})));
+        assert_eq!(replace.apply(Some(&stored)), Ok(meta(json!({"only": 1}))));
+        let grows =
+            MetadataWrite::merge(meta(json!({"other": "y".repeat(100)})), Metadata::default());
+        let full = meta(json!({"k": "x".repeat(MAX_METADATA_BYTES - 20)}));
+        assert_eq!(grows.apply(Some(&full)), Err(MetadataError::TooLarge));
     }
 
     #[test]

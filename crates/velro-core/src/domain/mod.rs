@@ -18,7 +18,7 @@ pub use flow_state::{
     ChallengeError, ChallengeMethod, CodeChallenge, FlowMethod, FlowState, FlowStateId,
     IssuedAuthCode, NewFlowState, FLOW_STATE_LIFETIME,
 };
-pub use metadata::{BanDuration, Metadata, MetadataError, MAX_METADATA_BYTES};
+pub use metadata::{BanDuration, Metadata, MetadataError, MetadataWrite, MAX_METADATA_BYTES};
 pub use password::{
     NewPassword, PasswordPolicy, PasswordRules, PasswordViolation, DEFAULT_MIN_CHARS,
     LOWEST_MIN_CHARS,

@@ -9,7 +9,7 @@ use base64::Engine;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AvatarUrl, DisplayName, Email, Metadata};
+use super::{AvatarUrl, DisplayName, Email, Metadata, MetadataWrite};
 use crate::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,8 +153,8 @@ pub struct ProfileChange {
     pub avatar_url: Option<Option<AvatarUrl>>,
 }
 
-/// What the Supabase surface changes on an account, at once. `None` leaves a field alone;
-/// metadata objects are the whole new values (the service merges).
+/// What the Supabase surface changes on an account, in one write: all of it or, when a part is
+/// refused, none of it. `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct AccountChange {
     pub email: Option<Email>,
@@ -162,14 +162,16 @@ pub struct AccountChange {
     pub email_confirmed: Option<bool>,
     pub display_name: Option<Option<DisplayName>>,
     pub avatar_url: Option<Option<AvatarUrl>>,
-    pub user_metadata: Option<Metadata>,
-    pub app_metadata: Option<Metadata>,
+    pub user_metadata: Option<MetadataWrite>,
+    pub app_metadata: Option<MetadataWrite>,
+    pub role: Option<Role>,
     /// `Some(None)` lifts a ban.
     pub banned_until: Option<Option<OffsetDateTime>>,
     pub disabled: Option<bool>,
     pub deleted_at: Option<OffsetDateTime>,
-    /// Revoke every session of the user in the same transaction.
+    /// Revoke every session of the user in the same transaction (but `keep_session`).
     pub revoke_sessions: bool,
+    pub keep_session: Option<SessionId>,
     /// Spend every outstanding reset token of the user in the same transaction.
     pub spend_reset_tokens: bool,
 }

@@ -369,6 +369,7 @@ impl SupabaseAuth {
             self.request_email_change(caller, email, redirect_to, pkce, &client)
                 .await?;
         }
+        let mut password_hash = None;
         if let Some(password) = change.password {
             super::account::not_the_email("password", &password, &caller.user.email)?;
             let credentials = self.auth.before_password_change(caller, &client).await?;
@@ -383,16 +384,18 @@ impl SupabaseAuth {
             if same {
                 return Err(SupabaseError::SamePassword);
             }
-            self.auth.set_password(caller, password).await?;
+            password_hash = Some(deps.hasher.hash(password.into_secret()).await?);
         }
-        let user = match change.data {
-            Some(data) => self.merge_user_data(&caller.user, data).await?,
-            None => deps
-                .store
+        // The password and the data are one write, as in GoTrue's one transaction.
+        let user = if change.data.is_some() || password_hash.is_some() {
+            self.update_own_account(caller, change.data, password_hash)
+                .await?
+        } else {
+            deps.store
                 .find_user(caller.user.id)
                 .await
                 .map_err(AuthError::from)?
-                .ok_or(AuthError::SessionRevoked)?,
+                .ok_or(AuthError::SessionRevoked)?
         };
         Ok(self.with_mail_state(user).await?)
     }

@@ -10,12 +10,14 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AdminService, SupabaseAuth, SupabaseError};
+use super::{AdminService, Authenticated, SupabaseAuth, SupabaseError};
 use crate::domain::{
-    AccountChange, AdminUserChange, AvatarUrl, BanDuration, DisplayName, Email, Metadata,
-    NewPassword, NewUser, PasswordHash, ProfileChange, Role, User, UserId,
+    AccountChange, AvatarUrl, BanDuration, DisplayName, Email, Metadata, MetadataError,
+    MetadataWrite, NewPassword, NewUser, PasswordHash, ProfileChange, Role, SessionId, User,
+    UserId,
 };
 use crate::error::FieldError;
+use crate::store::AccountUpdate;
 use crate::tokens::{default_app_metadata, AdminToken, UserMetadata};
 use crate::{AuthError, StoreError};
 
@@ -82,33 +84,34 @@ fn take_role(updates: &mut Metadata) -> Result<Option<Role>, SupabaseError> {
     }
 }
 
-/// A user's stored `user_metadata` with updates merged in; an account without one starts from
-/// the identity data it shows.
-fn merged_user_metadata(user: &User, updates: &Metadata) -> Result<Metadata, SupabaseError> {
-    let base = match &user.user_metadata {
-        Some(stored) => stored.clone(),
-        None => {
-            let mut identity = Metadata::from(UserMetadata::identity(user).0);
-            identity.remove(FULL_NAME);
-            identity.remove(AVATAR_URL);
-            identity
-        }
-    };
-    Metadata::merged(Some(&base), updates).map_err(|error| SupabaseError::Metadata {
-        field: "user_metadata",
-        error,
-    })
+/// A merge of updates into a user's `user_metadata`; an account without one starts from the
+/// identity data it shows.
+fn user_metadata_merge(user: &User, updates: Metadata) -> MetadataWrite {
+    let mut identity = Metadata::from(UserMetadata::identity(user).0);
+    identity.remove(FULL_NAME);
+    identity.remove(AVATAR_URL);
+    MetadataWrite::merge(updates, identity)
 }
 
-fn merged_app_metadata(user: &User, updates: &Metadata) -> Result<Metadata, SupabaseError> {
-    let base = user
-        .app_metadata
-        .clone()
-        .unwrap_or_else(default_app_metadata);
-    Metadata::merged(Some(&base), updates).map_err(|error| SupabaseError::Metadata {
-        field: "app_metadata",
-        error,
-    })
+fn app_metadata_merge(updates: Metadata) -> MetadataWrite {
+    MetadataWrite::merge(updates, default_app_metadata())
+}
+
+/// The store's answer to an account change, as the Supabase surface's outcome.
+fn account_updated(
+    outcome: Result<AccountUpdate, StoreError>,
+    no_user: AuthError,
+) -> Result<(User, Vec<SessionId>), SupabaseError> {
+    match outcome {
+        Ok(AccountUpdate::Updated { user, revoked }) => Ok((user, revoked)),
+        Ok(AccountUpdate::NoUser) => Err(no_user.into()),
+        Ok(AccountUpdate::TooLarge(field)) => Err(SupabaseError::Metadata {
+            field: field.as_str(),
+            error: MetadataError::TooLarge,
+        }),
+        Err(StoreError::Conflict("email")) => Err(SupabaseError::EmailExists),
+        Err(other) => Err(AuthError::from(other).into()),
+    }
 }
 
 /// GoTrue's obfuscation of a soft-deleted account's address: unique per account, and not an
@@ -254,7 +257,10 @@ impl SupabaseAdmin {
             app_metadata: Some(app_metadata),
             now,
         };
-        let mut user = match deps.store.insert_user(new_user).await {
+        // One statement with the role and the ban: a refused create leaves no account behind.
+        let banned_until = create.ban.and_then(|ban| ban_end(ban, now));
+        let role = role.unwrap_or_default();
+        let user = match deps.store.insert_user(new_user, role, banned_until).await {
             Ok(user) => user,
             Err(StoreError::Conflict("email")) => return Err(SupabaseError::EmailExists),
             Err(StoreError::Conflict("user_id")) => {
@@ -262,19 +268,15 @@ impl SupabaseAdmin {
             }
             Err(other) => return Err(AuthError::from(other).into()),
         };
-        tracing::info!(user_id = %user.id, "user created through the Supabase admin API");
-        if let Some(role) = role {
-            user = self.set_role(user.id, role).await?;
-        }
-        if let Some(ban) = create.ban {
-            user = self.apply(user.id, ban_change(ban, now)).await?;
-        }
+        tracing::info!(user_id = %user.id, role = role.as_str(),
+            "user created through the Supabase admin API");
         Ok(user)
     }
 
     /// `PUT /admin/users/{id}`. The email changes at once; a new password ends every session;
     /// metadata merges (a `null` deletes a key); a ban ends every session and is refused at
-    /// sign-in until it ends; `"none"` lifts it.
+    /// sign-in until it ends; `"none"` lifts it. All of it is one write: when a part is refused
+    /// (a merged object too large, a taken address), nothing changes.
     pub async fn update_user(
         &self,
         _admin: &AdminToken,
@@ -288,12 +290,11 @@ impl SupabaseAdmin {
             let profile = take_profile(&mut updates)?;
             change.display_name = profile.display_name;
             change.avatar_url = profile.avatar_url;
-            change.user_metadata = Some(merged_user_metadata(&user, &updates)?);
+            change.user_metadata = Some(user_metadata_merge(&user, updates));
         }
-        let mut role = None;
         if let Some(mut updates) = update.app_metadata {
-            role = take_role(&mut updates)?;
-            change.app_metadata = Some(merged_app_metadata(&user, &updates)?);
+            change.role = take_role(&mut updates)?;
+            change.app_metadata = Some(app_metadata_merge(updates));
         }
         if let Some(email) = update.email {
             if email != user.email {
@@ -310,23 +311,21 @@ impl SupabaseAdmin {
         }
         if update.email_confirm {
             change.email_confirmed = Some(true);
-            let mut metadata = change
+            // GoTrue's confirmation marks the metadata too.
+            change
                 .user_metadata
-                .take()
-                .map_or_else(|| merged_user_metadata(&user, &Metadata::default()), Ok)?;
-            metadata.insert("email_verified", Value::Bool(true));
-            change.user_metadata = Some(metadata);
+                .get_or_insert_with(|| user_metadata_merge(&user, Metadata::default()))
+                .set("email_verified", Value::Bool(true));
         }
         if let Some(ban) = update.ban {
             let ban = ban_change(ban, deps.clock.now());
             change.banned_until = ban.banned_until;
             change.revoke_sessions |= ban.revoke_sessions;
         }
-        let mut changed = self.apply(user_id, change).await?;
+        let role = change.role;
+        let changed = self.apply(user_id, change).await?;
         if let Some(role) = role {
-            if role != changed.role {
-                changed = self.set_role(user_id, role).await?;
-            }
+            tracing::info!(%user_id, role = role.as_str(), "role set through the Supabase admin API");
         }
         Ok(changed)
     }
@@ -354,8 +353,8 @@ impl SupabaseAdmin {
             password_hash: Some(PasswordHash::new(NO_PASSWORD.to_owned())),
             display_name: Some(None),
             avatar_url: Some(None),
-            user_metadata: Some(Metadata::default()),
-            app_metadata: Some(Metadata::default()),
+            user_metadata: Some(MetadataWrite::Replace(Metadata::default())),
+            app_metadata: Some(MetadataWrite::Replace(Metadata::default())),
             disabled: Some(true),
             deleted_at: Some(self.now()),
             revoke_sessions: true,
@@ -367,41 +366,32 @@ impl SupabaseAdmin {
         Ok(())
     }
 
-    async fn set_role(&self, user_id: UserId, role: Role) -> Result<User, AuthError> {
-        let change = AdminUserChange {
-            role: Some(role),
-            ..AdminUserChange::default()
-        };
-        self.admin.update_user(user_id, &change).await
-    }
-
     async fn apply(&self, user_id: UserId, change: AccountChange) -> Result<User, SupabaseError> {
         let deps = self.supabase.auth().deps();
-        match deps
+        let outcome = deps
             .store
             .update_account(user_id, &change, deps.clock.now())
-            .await
-        {
-            Ok(Some((user, revoked))) => {
-                if !revoked.is_empty() {
-                    tracing::info!(%user_id, sessions_revoked = revoked.len(),
-                        "sessions ended by a Supabase admin change");
-                }
-                Ok(user)
-            }
-            Ok(None) => Err(AuthError::NotFound.into()),
-            Err(StoreError::Conflict("email")) => Err(SupabaseError::EmailExists),
-            Err(other) => Err(AuthError::from(other).into()),
+            .await;
+        let (user, revoked) = account_updated(outcome, AuthError::NotFound)?;
+        if !revoked.is_empty() {
+            tracing::info!(%user_id, sessions_revoked = revoked.len(),
+                "sessions ended by a Supabase admin change");
         }
+        Ok(user)
+    }
+}
+
+/// When a ban ends; `None` when it lifts one.
+fn ban_end(ban: BanDuration, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    match ban {
+        BanDuration::Lift => None,
+        BanDuration::For(duration) => now.checked_add(duration),
     }
 }
 
 /// A ban as a change: a future end revokes every session; a lift (or a past end) only records.
 fn ban_change(ban: BanDuration, now: OffsetDateTime) -> AccountChange {
-    let banned_until = match ban {
-        BanDuration::Lift => None,
-        BanDuration::For(duration) => now.checked_add(duration),
-    };
+    let banned_until = ban_end(ban, now);
     AccountChange {
         revoke_sessions: banned_until.is_some_and(|until| until > now),
         banned_until: Some(banned_until),
@@ -410,27 +400,39 @@ fn ban_change(ban: BanDuration, now: OffsetDateTime) -> AccountChange {
 }
 
 impl SupabaseAuth {
-    /// `PUT /user`'s `data`, merged into the caller's `user_metadata` (`full_name` and
-    /// `avatar_url` are the profile). Users never write `app_metadata`.
-    pub(super) async fn merge_user_data(
+    /// `PUT /user`'s account part in one write: `data` merged into the caller's
+    /// `user_metadata` (`full_name` and `avatar_url` are the profile) and, when `password_hash`
+    /// is given, the new password with every other session ended. Users never write
+    /// `app_metadata`. Refused data (too large once merged) changes nothing.
+    pub(super) async fn update_own_account(
         &self,
-        user: &User,
-        mut updates: Metadata,
+        caller: &Authenticated,
+        data: Option<Metadata>,
+        password_hash: Option<PasswordHash>,
     ) -> Result<User, SupabaseError> {
-        let profile = take_profile(&mut updates)?;
-        let change = AccountChange {
-            display_name: profile.display_name,
-            avatar_url: profile.avatar_url,
-            user_metadata: Some(merged_user_metadata(user, &updates)?),
-            ..AccountChange::default()
-        };
+        let mut change = AccountChange::default();
+        if let Some(mut updates) = data {
+            let profile = take_profile(&mut updates)?;
+            change.display_name = profile.display_name;
+            change.avatar_url = profile.avatar_url;
+            change.user_metadata = Some(user_metadata_merge(&caller.user, updates));
+        }
+        let password_changed = password_hash.is_some();
+        if password_changed {
+            change.password_hash = password_hash;
+            change.revoke_sessions = true;
+            change.keep_session = Some(caller.session.id);
+        }
         let deps = self.auth().deps();
-        deps.store
-            .update_account(user.id, &change, deps.clock.now())
-            .await
-            .map_err(AuthError::from)?
-            .map(|(user, _)| user)
-            .ok_or(SupabaseError::Auth(AuthError::SessionRevoked))
+        let outcome = deps
+            .store
+            .update_account(caller.user.id, &change, deps.clock.now())
+            .await;
+        let (user, revoked) = account_updated(outcome, AuthError::SessionRevoked)?;
+        if password_changed {
+            tracing::info!(user_id = %user.id, sessions_revoked = revoked.len(), "password changed");
+        }
+        Ok(user)
     }
 }
 

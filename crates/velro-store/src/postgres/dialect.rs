@@ -27,6 +27,9 @@ impl Dialect for PgStore {
     /// Locks the session first, in the order deletes and revocations take their locks.
     const FIND_PRESENTED_TOKEN: &'static str = sql::FIND_PRESENTED_TOKEN_FOR_UPDATE;
 
+    /// Concurrent changes of one user wait here for the row, then read it as committed.
+    const FIND_USER_FOR_UPDATE: &'static str = sql::FIND_USER_FOR_UPDATE;
+
     const EMAIL_PREFIX_FILTER: &'static [&'static str] = &[" AND starts_with(email, ", ")"];
 
     const CONNECTIONS_BY_STATE: Option<&'static str> = Some(

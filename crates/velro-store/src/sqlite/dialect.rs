@@ -26,6 +26,9 @@ impl Dialect for SqliteStore {
     /// SQLite's write lock already serialises rotations.
     const FIND_PRESENTED_TOKEN: &'static str = sql::FIND_PRESENTED_TOKEN;
 
+    /// The IMMEDIATE transaction already holds the write lock.
+    const FIND_USER_FOR_UPDATE: &'static str = sql::FIND_USER;
+
     const EMAIL_PREFIX_FILTER: &'static [&'static str] =
         &[" AND substr(email, 1, length(", ")) = ", ""];
 

@@ -32,6 +32,7 @@ macro_rules! store_contract {
     };
 }
 
+mod accounts;
 mod admin;
 mod console;
 mod fixture;

@@ -4,6 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use tokio::task::JoinSet;
 
 use crate::both_stores;
 use crate::helpers::{
@@ -547,6 +548,150 @@ async fn admin_changes_need_an_admin_and_a_user_id(app: TestApp) {
     }
 }
 
+/// Every merge reads and writes the user under its row lock, so concurrent merges of distinct
+/// keys all land (a read-modify-write outside the lock loses all but the last).
+async fn concurrent_data_merges_into_one_user_all_land(app: TestApp) {
+    const MERGES: usize = 20;
+    let session = sign_up(&app, &unique_email("supa-race")).await;
+    let token = access(&session).to_owned();
+    let mut set = JoinSet::new();
+    for i in 0..MERGES {
+        let request = app
+            .client
+            .put(app.url("/auth/v1/user"))
+            .bearer_auth(&token)
+            .json(&json!({"data": {format!("key{i}"): i}}));
+        set.spawn(async move { request.send().await.expect("sent").status() });
+    }
+    while let Some(status) = set.join_next().await {
+        assert_eq!(status.expect("request task"), StatusCode::OK);
+    }
+    let user = expect_json(get_user(&app, &token).await, StatusCode::OK).await;
+    let metadata = &user["user_metadata"];
+    let missing: Vec<usize> = (0..MERGES)
+        .filter(|i| metadata[format!("key{i}")] != json!(i))
+        .collect();
+    assert!(missing.is_empty(), "lost merges {missing:?} in {metadata}");
+    assert_eq!(metadata["full_name"], "Ada");
+}
+
+/// An admin change is one write: when its merged metadata is refused, the password, the email,
+/// the role and the ban it carried are not applied either.
+async fn an_admin_change_refused_in_part_changes_nothing(app: TestApp) {
+    let email = unique_email("supa-partial");
+    let session = sign_up(&app, &email).await;
+    let user_id = id(&session["user"]).to_owned();
+    let half = "y".repeat(2500);
+    expect_json(
+        put_user(&app, access(&session), json!({"data": {"one": half}})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let before = expect_json(get_user(&app, access(&session)).await, StatusCode::OK).await;
+    let new_email = unique_email("supa-partial-new");
+    let refused = admin_update(
+        &app,
+        &user_id,
+        json!({"email": new_email, "password": NEW_PASSWORD, "email_confirm": true,
+            "user_metadata": {"two": half, "full_name": "Grace"},
+            "app_metadata": {"role": "admin", "team": "b"}, "ban_duration": "24h"}),
+    )
+    .await;
+    let message = expect_gotrue(refused, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(message, "user_metadata is larger than 4096 bytes as JSON");
+    // The session was not ended, and its user is the one from before.
+    let after = expect_json(get_user(&app, access(&session)).await, StatusCode::OK).await;
+    assert_eq!(after, before);
+    let old = expect_json(password_grant(&app, &email, PASSWORD).await, StatusCode::OK).await;
+    assert_eq!(old["user"]["app_metadata"]["role"], "viewer");
+    let new = password_grant(&app, &new_email, NEW_PASSWORD).await;
+    expect_gotrue(new, StatusCode::BAD_REQUEST, "invalid_credentials").await;
+    let v1 = app.admin_user(&user_id).await;
+    assert_eq!(
+        (&v1["role"], &v1["email"], &v1["display_name"]),
+        (&json!("viewer"), &json!(email), &json!("Ada"))
+    );
+
+    // Too large app_metadata, with a user_metadata that fits: neither is written.
+    let big = "z".repeat(4000);
+    expect_json(
+        admin_update(&app, &user_id, json!({"app_metadata": {"big": big}})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let refused = admin_update(
+        &app,
+        &user_id,
+        json!({"user_metadata": {"plan": "pro"}, "app_metadata": {"more": big}}),
+    )
+    .await;
+    let message = expect_gotrue(refused, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(message, "app_metadata is larger than 4096 bytes as JSON");
+    let user = expect_json(get_user(&app, access(&session)).await, StatusCode::OK).await;
+    assert!(user["user_metadata"].get("plan").is_none(), "{user}");
+    assert!(user["app_metadata"].get("more").is_none(), "{user}");
+
+    // A taken address refuses the whole change too.
+    let other = sign_up(&app, &unique_email("supa-partial-other")).await;
+    let taken = admin_update(
+        &app,
+        &user_id,
+        json!({"email": other["user"]["email"], "password": NEW_PASSWORD,
+            "user_metadata": {"plan": "pro"}, "app_metadata": {"role": "creator"}}),
+    )
+    .await;
+    expect_gotrue(taken, StatusCode::UNPROCESSABLE_ENTITY, "email_exists").await;
+    let user = expect_json(get_user(&app, access(&session)).await, StatusCode::OK).await;
+    assert!(user["user_metadata"].get("plan").is_none(), "{user}");
+    assert_eq!(user["app_metadata"]["role"], "viewer");
+    expect_json(password_grant(&app, &email, PASSWORD).await, StatusCode::OK).await;
+}
+
+/// `PUT /user` with a new password and `data` is one write too: refused data keeps the old
+/// password and every session.
+async fn a_put_user_refused_in_part_changes_nothing(app: TestApp) {
+    let email = unique_email("supa-partial-put");
+    let session = sign_up(&app, &email).await;
+    let other = sign_in(&app, &email).await;
+    let half = "y".repeat(2500);
+    expect_json(
+        put_user(&app, access(&session), json!({"data": {"one": half}})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let refused = put_user(
+        &app,
+        access(&session),
+        json!({"password": NEW_PASSWORD, "data": {"two": half}}),
+    )
+    .await;
+    let message = expect_gotrue(refused, StatusCode::BAD_REQUEST, "validation_failed").await;
+    assert_eq!(message, "user_metadata is larger than 4096 bytes as JSON");
+    expect_json(get_user(&app, access(&other)).await, StatusCode::OK).await;
+    expect_json(password_grant(&app, &email, PASSWORD).await, StatusCode::OK).await;
+    // Both together, when they fit: the password changes, the data lands, the other session ends.
+    let user = expect_json(
+        put_user(
+            &app,
+            access(&session),
+            json!({"password": NEW_PASSWORD, "data": {"one": null, "two": "small"}}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(user["user_metadata"].get("one").is_none(), "{user}");
+    assert_eq!(user["user_metadata"]["two"], "small");
+    let dead = get_user(&app, access(&other)).await;
+    expect_gotrue(dead, StatusCode::FORBIDDEN, "session_not_found").await;
+    expect_json(get_user(&app, access(&session)).await, StatusCode::OK).await;
+    expect_json(
+        password_grant(&app, &email, NEW_PASSWORD).await,
+        StatusCode::OK,
+    )
+    .await;
+}
+
 both_stores!(
     sign_up_stores_free_data_in_user_metadata_and_the_token,
     put_user_merges_data_and_the_next_token_carries_it,
@@ -559,4 +704,7 @@ both_stores!(
     a_hard_delete_removes_the_user_everywhere,
     a_soft_delete_scrubs_the_user_and_ends_its_sessions,
     admin_changes_need_an_admin_and_a_user_id,
+    concurrent_data_merges_into_one_user_all_land,
+    an_admin_change_refused_in_part_changes_nothing,
+    a_put_user_refused_in_part_changes_nothing,
 );
