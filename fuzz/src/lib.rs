@@ -278,6 +278,7 @@ impl App {
                 redirects: velro_core::redirect::RedirectPolicy::new(SITE_URL, &[])
                     .expect("a valid site URL"),
                 templates: Default::default(),
+                smtp_max_frequency: velro_core::service::DEFAULT_SMTP_MAX_FREQUENCY,
             },
         );
         let supabase_admin = SupabaseAdmin::new(supabase.clone(), admin.clone());

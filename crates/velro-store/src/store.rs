@@ -44,6 +44,11 @@ pub(crate) trait Dialect {
     /// instead of waiting for them (empty where a single writer makes waiting impossible).
     const BATCH_LOCK: &'static str;
 
+    /// Taken first by `issue_mail_token` (`$1`: a key made from the user id) so that of two
+    /// concurrent issuers for one user the second reads the first's mail as sent; `None` where
+    /// the transaction's write lock already serialises them.
+    const LOCK_USER_MAIL: Option<&'static str>;
+
     fn pools(&self) -> &Pools<Self::Db>;
 }
 
@@ -1033,16 +1038,35 @@ macro_rules! sql_store {
                     token: NewMailToken,
                 ) -> Result<MailTokenIssued, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
-                        sqlx::query_as(sql::FIND_MAIL_SENT)
+                    if let Some(lock) = <$store as Dialect>::LOCK_USER_MAIL {
+                        let (high, _) = token.user_id.0.as_u64_pair();
+                        sqlx::query(lock)
+                            .bind(i64::from_ne_bytes(high.to_ne_bytes()))
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                    }
+                    let last = if token.purpose == MailPurpose::Recovery {
+                        // GoTrue's `recovery_sent_at`: the newest recovery token's issue time
+                        // (v1 resets, /recover and magic links all mail one).
+                        let newest: Option<(StoredTime,)> = sqlx::query_as(sql::FIND_RECOVERY_SENT)
                             .bind(token.user_id.0)
                             .fetch_optional(&mut *tx)
                             .await
                             .db()?;
-                    let (confirmation, email_change) = sent.unwrap_or_default();
-                    let last = match token.purpose {
-                        MailPurpose::EmailChange => email_change,
-                        MailPurpose::Confirmation | MailPurpose::Recovery => confirmation,
+                        newest.map(|(sent,)| sent)
+                    } else {
+                        let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
+                            sqlx::query_as(sql::FIND_MAIL_SENT)
+                                .bind(token.user_id.0)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .db()?;
+                        let (confirmation, email_change) = sent.unwrap_or_default();
+                        match token.purpose {
+                            MailPurpose::EmailChange => email_change,
+                            MailPurpose::Confirmation | MailPurpose::Recovery => confirmation,
+                        }
                     };
                     if let Some(last) = last {
                         let wait = last.0 + token.min_interval - token.now;
@@ -1082,7 +1106,9 @@ macro_rules! sql_store {
                                 .await
                                 .db()?;
                         }
-                        MailPurpose::Confirmation | MailPurpose::Recovery => {
+                        // Its tokens are the record.
+                        MailPurpose::Recovery => {}
+                        MailPurpose::Confirmation => {
                             sqlx::query(sql::RECORD_CONFIRMATION_SENT)
                                 .bind(token.user_id.0)
                                 .bind(StoredTime(token.now))

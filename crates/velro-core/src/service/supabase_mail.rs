@@ -23,9 +23,6 @@ use crate::tokens::{
 };
 use crate::{AuthError, Secret, StoreError};
 
-/// GoTrue's `SMTP_MAX_FREQUENCY`: one mail of a kind per user per minute.
-const MAIL_FREQUENCY: Duration = Duration::seconds(60);
-
 /// A user with GoTrue's mail-flow fields, as the Supabase answers show it.
 #[derive(Debug, Clone)]
 pub struct MailUser {
@@ -187,7 +184,7 @@ impl SupabaseAuth {
         if !state.awaiting_confirmation {
             return Ok(self.stand_in(registration.email, registration.display_name));
         }
-        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY)
+        self.send_confirmation(&user, OtpKind::Signup, &redirect, self.mail_frequency())
             .await?;
         tracing::info!(user_id = %user.id, "sign-up awaiting confirmation");
         Ok(self.with_mail_state(user).await?)
@@ -247,7 +244,7 @@ impl SupabaseAuth {
             Err(error) => return Err(error),
         };
         let redirect = self.settings().redirects.resolve(redirect_to);
-        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY)
+        self.send_confirmation(&user, OtpKind::Signup, &redirect, self.mail_frequency())
             .await
     }
 
@@ -291,7 +288,7 @@ impl SupabaseAuth {
                 if !state.awaiting_confirmation || user.email_confirmed {
                     return Ok(());
                 }
-                self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY)
+                self.send_confirmation(&user, OtpKind::Signup, &redirect, self.mail_frequency())
                     .await
             }
             ResendKind::EmailChange => {
@@ -571,6 +568,7 @@ impl SupabaseAuth {
         redirect: &str,
         min_interval: Duration,
     ) -> Result<(), SupabaseError> {
+        self.spend_mail_budget().await?;
         let link = self
             .issue_link(
                 user.id,
@@ -599,6 +597,7 @@ impl SupabaseAuth {
         new_email: &Email,
         redirect: &str,
     ) -> Result<(), SupabaseError> {
+        self.spend_mail_budget().await?;
         let link = self
             .issue_link(
                 user.id,
@@ -607,7 +606,7 @@ impl SupabaseAuth {
                 new_email,
                 Some(new_email),
                 redirect,
-                MAIL_FREQUENCY,
+                self.mail_frequency(),
             )
             .await?;
         let template = &self.settings().templates.email_change;
