@@ -686,7 +686,10 @@ impl Config {
     /// The rate limits as the services apply them.
     pub fn limit_settings(&self) -> LimitSettings {
         if self.rate_limits == Switch::Off {
-            return LimitSettings::off();
+            // `RATE_LIMIT_EMAIL_SENT=0` still stops every mail.
+            let mut off = LimitSettings::off();
+            off.set_email_rate(self.rate_limit_email_sent);
+            return off;
         }
         let mut settings = LimitSettings::default();
         let quotas = [

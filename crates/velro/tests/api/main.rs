@@ -27,6 +27,7 @@ mod supabase;
 mod supabase_attacks;
 mod supabase_confirm;
 mod supabase_keys;
+mod supabase_limits;
 mod supabase_mail;
 mod supabase_users;
 mod two_instances;
