@@ -662,6 +662,92 @@ mod tests {
         }
     }
 
+    #[test]
+    fn email_rates_parse_as_gotrue_reads_them() {
+        let hour = Duration::from_secs(3_600);
+        let every = |max, secs| {
+            EmailRate::Every(Quota {
+                max,
+                period: Duration::from_secs(secs),
+            })
+        };
+        let cases = [
+            ("30", Ok(every(30, 3_600))),
+            ("30.9", Ok(every(30, 3_600))),
+            (" 5 ", Ok(every(5, 3_600))),
+            ("0", Ok(EmailRate::Never)),
+            ("0/1m", Ok(EmailRate::Never)),
+            ("10/1m", Ok(every(10, 600))),
+            ("1/10s", Ok(every(1, 10))),
+            ("2/1h30m", Ok(every(2, 3 * 3_600))),
+            ("3/0s", Ok(every(3, 3 * 3_600))),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(raw.parse::<EmailRate>(), expected, "{raw}");
+        }
+        for bad in [
+            "", "-1", "inf", "NaN", "1/", "/1m", "1/1d", "1/m", "x", "-1/1m", "1.5/1m",
+        ] {
+            assert!(bad.parse::<EmailRate>().is_err(), "{bad}");
+        }
+        assert_eq!(EmailRate::default(), every(30, 3_600));
+        assert_eq!(hour, Duration::from_secs(3_600));
+    }
+
+    #[test]
+    fn go_durations_parse_as_go_reads_them() {
+        let cases = [
+            ("0", 0),
+            ("60s", 60_000),
+            ("1m30s", 90_000),
+            ("1.5h", 5_400_000),
+            ("500ms", 500),
+            ("+2m", 120_000),
+        ];
+        for (raw, millis) in cases {
+            assert_eq!(
+                parse_go_duration(raw),
+                Ok(Duration::from_millis(millis)),
+                "{raw}"
+            );
+        }
+        for bad in ["", "60", "1d", "-1s", "s", ".s", "1m-1s", "1e3s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            "60".parse::<GoDuration>(),
+            Ok(GoDuration(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            "2m".parse::<GoDuration>(),
+            Ok(GoDuration(Duration::from_secs(120)))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_mail_budget_is_one_key_and_zero_refuses_even_with_limits_off() {
+        let mut settings = LimitSettings::default();
+        settings.set_email_rate("2/1h".parse().expect("valid"));
+        let limiter = Arc::new(Scripted {
+            history: LoginHistory::default(),
+            checked: std::sync::Mutex::new(Vec::new()),
+        });
+        let limits = Limits::new(limiter.clone(), settings);
+        assert_eq!(limits.spend_mail_budget().await, Ok(()));
+        let checked = limiter
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(checked, [Policy::MailSent]);
+
+        let mut off = LimitSettings::off();
+        off.set_email_rate(EmailRate::Never);
+        let closed = Limits::new(Arc::new(Unlimited), off);
+        assert_eq!(closed.spend_mail_budget().await, Err(MailBudgetSpent));
+        assert_eq!(Limits::off().spend_mail_budget().await, Ok(()));
+    }
+
     proptest! {
         #[test]
         fn a_quota_survives_display_and_parse(max in 1u32..1_000_000, secs in 1u64..10_000_000) {

@@ -826,6 +826,61 @@ mod tests {
     }
 
     #[test]
+    fn gotrues_mail_limits_are_read_in_gotrues_formats() {
+        let hour = std::time::Duration::from_secs(3_600);
+        let (config, used) = layered(&[
+            ("GOTRUE_RATE_LIMIT_EMAIL_SENT", "10/1m"),
+            ("GOTRUE_SMTP_MAX_FREQUENCY", "1m30s"),
+        ]);
+        assert_eq!(
+            used,
+            ["GOTRUE_RATE_LIMIT_EMAIL_SENT", "GOTRUE_SMTP_MAX_FREQUENCY"]
+        );
+        let burst = Quota {
+            max: 10,
+            period: std::time::Duration::from_secs(600),
+        };
+        assert_eq!(config.rate_limit_email_sent, EmailRate::Every(burst));
+        assert_eq!(config.limit_settings().quota(Policy::MailSent), burst);
+        assert_eq!(
+            config
+                .supabase_settings()
+                .expect("valid")
+                .smtp_max_frequency,
+            time::Duration::seconds(90)
+        );
+        // A bare number, as figment reads it from the environment: mails an hour; seconds.
+        let (config, _) = layered(&[
+            ("GOTRUE_RATE_LIMIT_EMAIL_SENT", "30"),
+            ("GOTRUE_SMTP_MAX_FREQUENCY", "0"),
+        ]);
+        assert_eq!(
+            config.rate_limit_email_sent,
+            EmailRate::Every(Quota {
+                max: 30,
+                period: hour
+            })
+        );
+        assert_eq!(
+            config
+                .supabase_settings()
+                .expect("valid")
+                .smtp_max_frequency,
+            time::Duration::seconds(60),
+            "zero is GoTrue's default"
+        );
+        let (config, _) = layered(&[]);
+        assert_eq!(config.rate_limit_email_sent, EmailRate::default());
+        assert_eq!(
+            config.limit_settings().quota(Policy::MailSent),
+            Quota {
+                max: 30,
+                period: hour
+            }
+        );
+    }
+
+    #[test]
     fn the_readme_documents_every_setting() {
         let readme = include_str!("../../../README.md");
         for key in setting_keys() {
