@@ -280,6 +280,7 @@ impl App {
                     .expect("a valid site URL"),
                 templates: Default::default(),
                 secure_email_change: true,
+                smtp_max_frequency: velro_core::service::DEFAULT_SMTP_MAX_FREQUENCY,
             },
         );
         let supabase_admin = SupabaseAdmin::new(supabase.clone(), admin.clone());

@@ -26,10 +26,12 @@ pub enum Policy {
     PasswordResetAccount,
     ChangePasswordIp,
     ChangePasswordAccount,
+    /// The mails /auth/v1 sends, all of them under one key: GoTrue's `RATE_LIMIT_EMAIL_SENT`.
+    MailSent,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 11] = [
+    pub const ALL: [Policy; 12] = [
         Policy::LoginIp,
         Policy::LoginAccount,
         Policy::LoginAccountSlow,
@@ -41,6 +43,7 @@ impl Policy {
         Policy::PasswordResetAccount,
         Policy::ChangePasswordIp,
         Policy::ChangePasswordAccount,
+        Policy::MailSent,
     ];
 
     /// The metric label and the key prefix in the shared store.
@@ -57,6 +60,7 @@ impl Policy {
             Self::PasswordResetAccount => "password_reset_account",
             Self::ChangePasswordIp => "change_password_ip",
             Self::ChangePasswordAccount => "change_password_account",
+            Self::MailSent => "mail_sent",
         }
     }
 
@@ -74,6 +78,7 @@ impl Policy {
             Self::PasswordResetAccount => (5, 3_600),
             Self::ChangePasswordIp => (10, 900),
             Self::ChangePasswordAccount => (5, 900),
+            Self::MailSent => (30, 3_600),
         };
         Quota {
             max,
@@ -155,6 +160,163 @@ impl<'de> serde::Deserialize<'de> for Quota {
     }
 }
 
+/// GoTrue's `RATE_LIMIT_EMAIL_SENT`, in its two forms: a number is that many mails an hour
+/// (fractions dropped, as GoTrue does); `N/duration` (a Go duration: `10/1m`, `5/1h30m`) is a
+/// burst of N, then one more every `duration`. Zero, in either form, refuses every mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailRate {
+    Never,
+    Every(Quota),
+}
+
+impl Default for EmailRate {
+    fn default() -> Self {
+        Self::Every(Policy::MailSent.default_quota())
+    }
+}
+
+impl FromStr for EmailRate {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        const FORM: &str = "must be a number of mails per hour (30) or a burst and the time \
+                            to earn one more back (10/1m), as GoTrue's RATE_LIMIT_EMAIL_SENT";
+        let raw = raw.trim();
+        if let Ok(per_hour) = raw.parse::<f64>() {
+            if !per_hour.is_finite() || per_hour < 0.0 || per_hour >= f64::from(u32::MAX) {
+                return Err(FORM);
+            }
+            // GoTrue converts with int(): the fraction is dropped.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let max = per_hour as u32;
+            return Ok(Self::per(max, Duration::from_secs(3_600)));
+        }
+        let (events, every) = raw.split_once('/').ok_or(FORM)?;
+        let events: u32 = events.trim().parse().map_err(|_| FORM)?;
+        let mut every = parse_go_duration(every.trim()).map_err(|_| FORM)?;
+        if every.is_zero() {
+            // GoTrue's burst limiter falls back to an hour.
+            every = Duration::from_secs(3_600);
+        }
+        let period = every.checked_mul(events.max(1)).ok_or(FORM)?;
+        Ok(Self::per(events, period))
+    }
+}
+
+impl EmailRate {
+    fn per(max: u32, period: Duration) -> Self {
+        if max == 0 {
+            Self::Never
+        } else {
+            Self::Every(Quota { max, period })
+        }
+    }
+}
+
+/// Settings give the rate as a number or as text.
+impl<'de> serde::Deserialize<'de> for EmailRate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        text_or_number(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A setting written as text or read as a number by the configuration layer (`30`, `1.5`).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a number or a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    deserializer.deserialize_any(Text)
+}
+
+/// A duration as GoTrue's settings write it (Go's `time.ParseDuration`: `60s`, `1m30s`,
+/// `1.5h`, `500ms`), or a bare number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoDuration(pub Duration);
+
+impl FromStr for GoDuration {
+    type Err = &'static str;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let raw = raw.trim();
+        if let Ok(secs) = raw.parse::<u64>() {
+            return Ok(Self(Duration::from_secs(secs)));
+        }
+        parse_go_duration(raw).map(Self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GoDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        text_or_number(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Go's duration syntax without a sign: numbers (with an optional fraction) each followed by
+/// a unit of `ns`, `us`, `µs`, `ms`, `s`, `m` or `h`; `0` alone is zero.
+pub fn parse_go_duration(raw: &str) -> Result<Duration, &'static str> {
+    const FORM: &str = "must be a duration like 60s, 1m30s or 1.5h";
+    let text = raw.strip_prefix('+').unwrap_or(raw);
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if text.is_empty() {
+        return Err(FORM);
+    }
+    let mut nanos = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or(FORM)?;
+        let (number, tail) = rest.split_at(number_len);
+        if number.is_empty() || number == "." {
+            return Err(FORM);
+        }
+        let value: f64 = number.parse().map_err(|_| FORM)?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3_600e9,
+            _ => return Err(FORM),
+        };
+        nanos += value * scale;
+        rest = tail;
+    }
+    // Go's own limit (about 292 years) keeps the conversion exact enough and in range.
+    if !nanos.is_finite() || nanos > 9.2e18 {
+        return Err(FORM);
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(Duration::from_nanos(nanos.round() as u64))
+}
+
 /// The failed-login rules (see the README's "Brute-force protection").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginProtection {
@@ -214,6 +376,8 @@ pub struct LimitSettings {
     pub enabled: bool,
     quotas: Vec<(Policy, Quota)>,
     pub login: LoginProtection,
+    /// `RATE_LIMIT_EMAIL_SENT=0`: no mail goes out, limits on or off.
+    mail_never: bool,
 }
 
 impl Default for LimitSettings {
@@ -225,6 +389,7 @@ impl Default for LimitSettings {
                 .map(|policy| (*policy, policy.default_quota()))
                 .collect(),
             login: LoginProtection::default(),
+            mail_never: false,
         }
     }
 }
@@ -241,6 +406,17 @@ impl LimitSettings {
         for (known, value) in &mut self.quotas {
             if *known == policy {
                 *value = quota;
+            }
+        }
+    }
+
+    /// GoTrue's `RATE_LIMIT_EMAIL_SENT`: the quota of [`Policy::MailSent`], or no mail at all.
+    pub fn set_email_rate(&mut self, rate: EmailRate) {
+        match rate {
+            EmailRate::Never => self.mail_never = true,
+            EmailRate::Every(quota) => {
+                self.mail_never = false;
+                self.set(Policy::MailSent, quota);
             }
         }
     }
@@ -297,6 +473,14 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Forgets the pair's failures and remembers the IP as known to the account.
     async fn login_succeeded(&self, account: &str, ip: &str);
 }
+
+/// The one key of [`Policy::MailSent`]: the budget is the deployment's, not a client's.
+const MAIL_BUDGET_KEY: &str = "deployment";
+
+/// Every mail of the budget's period has gone out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the deployment's mail budget is spent")]
+pub struct MailBudgetSpent;
 
 /// The key for a request whose client address is unknown (only outside a real server).
 const UNKNOWN_IP: &str = "unknown";
@@ -359,6 +543,20 @@ impl Limits {
                 );
                 Err(Self::refuse(policy.name(), secs))
             }
+        }
+    }
+
+    /// Spends one mail of the deployment's budget ([`Policy::MailSent`], one key for every
+    /// mail: shared through Redis when the limiter is, else per instance).
+    pub async fn spend_mail_budget(&self) -> Result<(), MailBudgetSpent> {
+        if self.settings.mail_never {
+            metrics::counter!("velro_rate_limit_refusals_total", "policy" => Policy::MailSent.name())
+                .increment(1);
+            return Err(MailBudgetSpent);
+        }
+        match self.check(Policy::MailSent, MAIL_BUDGET_KEY).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(MailBudgetSpent),
         }
     }
 
@@ -462,6 +660,92 @@ mod tests {
                 .map(|q| (q.max, q.period.as_secs()));
             assert_eq!(parsed, expected, "{raw}");
         }
+    }
+
+    #[test]
+    fn email_rates_parse_as_gotrue_reads_them() {
+        let hour = Duration::from_secs(3_600);
+        let every = |max, secs| {
+            EmailRate::Every(Quota {
+                max,
+                period: Duration::from_secs(secs),
+            })
+        };
+        let cases = [
+            ("30", Ok(every(30, 3_600))),
+            ("30.9", Ok(every(30, 3_600))),
+            (" 5 ", Ok(every(5, 3_600))),
+            ("0", Ok(EmailRate::Never)),
+            ("0/1m", Ok(EmailRate::Never)),
+            ("10/1m", Ok(every(10, 600))),
+            ("1/10s", Ok(every(1, 10))),
+            ("2/1h30m", Ok(every(2, 3 * 3_600))),
+            ("3/0s", Ok(every(3, 3 * 3_600))),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(raw.parse::<EmailRate>(), expected, "{raw}");
+        }
+        for bad in [
+            "", "-1", "inf", "NaN", "1/", "/1m", "1/1d", "1/m", "x", "-1/1m", "1.5/1m",
+        ] {
+            assert!(bad.parse::<EmailRate>().is_err(), "{bad}");
+        }
+        assert_eq!(EmailRate::default(), every(30, 3_600));
+        assert_eq!(hour, Duration::from_secs(3_600));
+    }
+
+    #[test]
+    fn go_durations_parse_as_go_reads_them() {
+        let cases = [
+            ("0", 0),
+            ("60s", 60_000),
+            ("1m30s", 90_000),
+            ("1.5h", 5_400_000),
+            ("500ms", 500),
+            ("+2m", 120_000),
+        ];
+        for (raw, millis) in cases {
+            assert_eq!(
+                parse_go_duration(raw),
+                Ok(Duration::from_millis(millis)),
+                "{raw}"
+            );
+        }
+        for bad in ["", "60", "1d", "-1s", "s", ".s", "1m-1s", "1e3s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            "60".parse::<GoDuration>(),
+            Ok(GoDuration(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            "2m".parse::<GoDuration>(),
+            Ok(GoDuration(Duration::from_secs(120)))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_mail_budget_is_one_key_and_zero_refuses_even_with_limits_off() {
+        let mut settings = LimitSettings::default();
+        settings.set_email_rate("2/1h".parse().expect("valid"));
+        let limiter = Arc::new(Scripted {
+            history: LoginHistory::default(),
+            checked: std::sync::Mutex::new(Vec::new()),
+        });
+        let limits = Limits::new(limiter.clone(), settings);
+        assert_eq!(limits.spend_mail_budget().await, Ok(()));
+        let checked = limiter
+            .checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(checked, [Policy::MailSent]);
+
+        let mut off = LimitSettings::off();
+        off.set_email_rate(EmailRate::Never);
+        let closed = Limits::new(Arc::new(Unlimited), off);
+        assert_eq!(closed.spend_mail_budget().await, Err(MailBudgetSpent));
+        assert_eq!(Limits::off().spend_mail_budget().await, Ok(()));
     }
 
     proptest! {

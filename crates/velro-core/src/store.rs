@@ -417,9 +417,11 @@ pub trait Store: Send + Sync + 'static {
     /// The user's mail-flow state; the default for a user without one (or no such user).
     async fn mail_state(&self, user_id: UserId) -> Result<MailState, StoreError>;
 
-    /// Stores a confirmation or email-change mail's two hashes, spends the user's earlier
-    /// unredeemed ones of that purpose and records the sending (and, for an email change, the
-    /// new address), unless the previous mail of that purpose is younger than `min_interval`.
+    /// Stores a mail's two hashes, spends the user's earlier unredeemed ones of that purpose
+    /// and records the sending (and, for an email change, the new address), unless the
+    /// previous mail of that purpose is younger than `min_interval` (for `Recovery`, the
+    /// newest recovery token is that mail). Of concurrent calls for one user, at most one
+    /// passes a non-zero `min_interval`.
     async fn issue_mail_token(&self, token: NewMailToken) -> Result<MailTokenIssued, StoreError>;
 
     /// Spends a live token of one of `purposes` and every other unredeemed token of its

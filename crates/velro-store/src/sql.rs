@@ -268,6 +268,10 @@ pub(crate) const FIND_MAIL_STATE: &str = "SELECT u.email_confirmed_at, m.awaitin
       WHERE r.user_id = u.user_id AND r.purpose = 'recovery') AS recovery_sent_at \
      FROM users u LEFT JOIN user_mail_state m ON m.user_id = u.user_id WHERE u.user_id = $1";
 
+/// `$1`: user. When the newest recovery token was issued.
+pub(crate) const FIND_RECOVERY_SENT: &str = "SELECT created_at FROM password_reset_tokens \
+     WHERE user_id = $1 AND purpose = 'recovery' ORDER BY created_at DESC LIMIT 1";
+
 pub(crate) const FIND_MAIL_SENT: &str = "SELECT confirmation_sent_at, email_change_sent_at \
      FROM user_mail_state WHERE user_id = $1";
 

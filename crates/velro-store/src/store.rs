@@ -48,6 +48,11 @@ pub(crate) trait Dialect {
     /// instead of waiting for them (empty where a single writer makes waiting impossible).
     const BATCH_LOCK: &'static str;
 
+    /// Taken first by `issue_mail_token` (`$1`: a key made from the user id) so that of two
+    /// concurrent issuers for one user the second reads the first's mail as sent; `None` where
+    /// the transaction's write lock already serialises them.
+    const LOCK_USER_MAIL: Option<&'static str>;
+
     fn pools(&self) -> &Pools<Self::Db>;
 }
 
@@ -134,10 +139,11 @@ macro_rules! sql_store {
             use velro_core::domain::{
                 AccountChange, AdminUserChange, AvatarUrl, Credentials, DisplayName, Email,
                 EmailChangeRedeemed, FlowState, FlowStateId, Incident, IncidentId, IncidentStatus,
-                IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, Metadata, MetadataWrite, NewEmailChange,
-                NewFlowState, NewIncident, NewIncidentUpdate, NewMailToken, NewUser, PasswordHash,
-                ProfileChange, RedeemedMailToken, Role, SessionId, SessionRecord, StateMinutes,
-                StatusSample, UnixMinute, User, UserId, UserPage, UserQuery,
+                IssuedAuthCode, MailPurpose, MailState, MailTokenIssued, Metadata, MetadataWrite,
+                NewEmailChange, NewFlowState, NewIncident, NewIncidentUpdate, NewMailToken,
+                NewUser, PasswordHash, ProfileChange, RedeemedMailToken, Role, SessionId,
+                SessionRecord, StateMinutes, StatusSample, UnixMinute, User, UserId, UserPage,
+                UserQuery,
             };
             use velro_core::store::{
                 AccountUpdate, ConsoleSessionRecord, FlagChange, MetadataField, NewSession,
@@ -1104,16 +1110,37 @@ macro_rules! sql_store {
                     token: NewMailToken,
                 ) -> Result<MailTokenIssued, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
-                        sqlx::query_as(sql::FIND_MAIL_SENT)
+                    if let Some(lock) = <$store as Dialect>::LOCK_USER_MAIL {
+                        let (high, _) = token.user_id.0.as_u64_pair();
+                        sqlx::query(lock)
+                            .bind(i64::from_ne_bytes(high.to_ne_bytes()))
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                    }
+                    let last = if token.purpose == MailPurpose::Recovery {
+                        // GoTrue's `recovery_sent_at`: the newest recovery token's issue time
+                        // (v1 resets, /recover and magic links all mail one).
+                        let newest: Option<(StoredTime,)> = sqlx::query_as(sql::FIND_RECOVERY_SENT)
                             .bind(token.user_id.0)
                             .fetch_optional(&mut *tx)
                             .await
                             .db()?;
-                    let (confirmation, email_change) = sent.unwrap_or_default();
-                    let last = match token.purpose {
-                        MailPurpose::EmailChange | MailPurpose::EmailChangeCurrent => email_change,
-                        MailPurpose::Confirmation | MailPurpose::Recovery => confirmation,
+                        newest.map(|(sent,)| sent)
+                    } else {
+                        let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
+                            sqlx::query_as(sql::FIND_MAIL_SENT)
+                                .bind(token.user_id.0)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .db()?;
+                        let (confirmation, email_change) = sent.unwrap_or_default();
+                        match token.purpose {
+                            MailPurpose::EmailChange | MailPurpose::EmailChangeCurrent => {
+                                email_change
+                            }
+                            MailPurpose::Confirmation | MailPurpose::Recovery => confirmation,
+                        }
                     };
                     if let Some(issued) = too_soon(last, token.min_interval, token.now) {
                         return Ok(issued);
@@ -1146,7 +1173,9 @@ macro_rules! sql_store {
                                 .await
                                 .db()?;
                         }
-                        MailPurpose::Confirmation | MailPurpose::Recovery => {
+                        // Its tokens are the record.
+                        MailPurpose::Recovery => {}
+                        MailPurpose::Confirmation => {
                             sqlx::query(sql::RECORD_CONFIRMATION_SENT)
                                 .bind(token.user_id.0)
                                 .bind(StoredTime(token.now))
@@ -1284,6 +1313,16 @@ macro_rules! sql_store {
                     change: NewEmailChange,
                 ) -> Result<MailTokenIssued, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
+                    // As in `issue_mail_token`: two requests for one user wait their turn, so
+                    // the interval holds on PostgreSQL too.
+                    if let Some(lock) = <$store as Dialect>::LOCK_USER_MAIL {
+                        let (high, _) = change.user_id.0.as_u64_pair();
+                        sqlx::query(lock)
+                            .bind(i64::from_ne_bytes(high.to_ne_bytes()))
+                            .execute(&mut *tx)
+                            .await
+                            .db()?;
+                    }
                     let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
                         sqlx::query_as(sql::FIND_MAIL_SENT)
                             .bind(change.user_id.0)

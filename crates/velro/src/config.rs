@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
-use velro_core::limits::{LimitSettings, LoginProtection, Policy, Quota};
+use velro_core::limits::{EmailRate, GoDuration, LimitSettings, LoginProtection, Policy, Quota};
 use velro_core::service::PurgeSettings;
 use velro_core::tokens::SigningAlgorithm;
 use velro_core::Secret;
@@ -101,6 +101,12 @@ pub struct Config {
     pub rate_limit_password_reset_account: Quota,
     pub rate_limit_change_password_ip: Quota,
     pub rate_limit_change_password_account: Quota,
+    /// GoTrue's `RATE_LIMIT_EMAIL_SENT`: the mails /auth/v1 may send, all together, in
+    /// GoTrue's format (`30` an hour, `10/1m` a burst of 10 and one more a minute, `0` none).
+    pub rate_limit_email_sent: EmailRate,
+    /// GoTrue's `SMTP_MAX_FREQUENCY`: the shortest time between two mails of one kind to one
+    /// user (a Go duration like `60s`, or seconds; zero means GoTrue's 60 s).
+    pub smtp_max_frequency: GoDuration,
     /// Failures of one (account, IP) pair before exponential back-off.
     pub login_backoff_after: u32,
     pub login_backoff_max_secs: u64,
@@ -246,6 +252,8 @@ impl Default for Config {
             rate_limit_password_reset_account: Policy::PasswordResetAccount.default_quota(),
             rate_limit_change_password_ip: Policy::ChangePasswordIp.default_quota(),
             rate_limit_change_password_account: Policy::ChangePasswordAccount.default_quota(),
+            rate_limit_email_sent: EmailRate::default(),
+            smtp_max_frequency: GoDuration(std::time::Duration::from_secs(60)),
             login_backoff_after: 5,
             login_backoff_max_secs: 900,
             login_account_slow_after: 20,
@@ -313,7 +321,7 @@ const UNPREFIXED: [&str; 2] = ["database_url", "redis_url"];
 
 /// GoTrue's variables, each read when its setting's own `VELRO_*` variable is unset, so that a
 /// self-hosted Supabase `.env` works as it is.
-const GOTRUE_FALLBACKS: [(&str, &str); 13] = [
+const GOTRUE_FALLBACKS: [(&str, &str); 15] = [
     ("GOTRUE_SITE_URL", "site_url"),
     ("GOTRUE_URI_ALLOW_LIST", "uri_allow_list"),
     ("GOTRUE_MAILER_AUTOCONFIRM", "mailer_autoconfirm"),
@@ -333,6 +341,8 @@ const GOTRUE_FALLBACKS: [(&str, &str); 13] = [
     ("GOTRUE_JWT_SECRET", "jwt_secret"),
     ("GOTRUE_JWT_EXP", "access_token_ttl_secs"),
     ("GOTRUE_API_EXTERNAL_URL", "api_external_url"),
+    ("GOTRUE_RATE_LIMIT_EMAIL_SENT", "rate_limit_email_sent"),
+    ("GOTRUE_SMTP_MAX_FREQUENCY", "smtp_max_frequency"),
 ];
 
 /// Settings taken as the exact text of their variable: figment would otherwise read
@@ -424,7 +434,9 @@ pub fn settings_help() -> String {
         "log_format" => " (human|json)",
         "cache" | "rate_limits" => " (on|off)",
         "supabase_api_keys" => " (off|required)",
-        "rate_limit_login_ip" => " (e.g. 30/1m, as every VELRO_RATE_LIMIT_*)",
+        "rate_limit_login_ip" => " (e.g. 30/1m, as the other VELRO_RATE_LIMIT_*)",
+        "rate_limit_email_sent" => " (GoTrue's: 30 an hour, or 10/1m)",
+        "smtp_max_frequency" => " (e.g. 60s)",
         _ => "",
     };
     let mut text = String::from(
@@ -683,7 +695,10 @@ impl Config {
     /// The rate limits as the services apply them.
     pub fn limit_settings(&self) -> LimitSettings {
         if self.rate_limits == Switch::Off {
-            return LimitSettings::off();
+            // `RATE_LIMIT_EMAIL_SENT=0` still stops every mail.
+            let mut off = LimitSettings::off();
+            off.set_email_rate(self.rate_limit_email_sent);
+            return off;
         }
         let mut settings = LimitSettings::default();
         let quotas = [
@@ -711,6 +726,7 @@ impl Config {
         for (policy, quota) in quotas {
             settings.set(policy, quota);
         }
+        settings.set_email_rate(self.rate_limit_email_sent);
         settings.login = LoginProtection {
             backoff_after: self.login_backoff_after,
             max_backoff: std::time::Duration::from_secs(self.login_backoff_max_secs),
@@ -820,6 +836,61 @@ mod tests {
         let (config, used) = layered(&[]);
         assert!(used.is_empty());
         assert_eq!(config.password_min_length, 8);
+    }
+
+    #[test]
+    fn gotrues_mail_limits_are_read_in_gotrues_formats() {
+        let hour = std::time::Duration::from_secs(3_600);
+        let (config, used) = layered(&[
+            ("GOTRUE_RATE_LIMIT_EMAIL_SENT", "10/1m"),
+            ("GOTRUE_SMTP_MAX_FREQUENCY", "1m30s"),
+        ]);
+        assert_eq!(
+            used,
+            ["GOTRUE_RATE_LIMIT_EMAIL_SENT", "GOTRUE_SMTP_MAX_FREQUENCY"]
+        );
+        let burst = Quota {
+            max: 10,
+            period: std::time::Duration::from_secs(600),
+        };
+        assert_eq!(config.rate_limit_email_sent, EmailRate::Every(burst));
+        assert_eq!(config.limit_settings().quota(Policy::MailSent), burst);
+        assert_eq!(
+            config
+                .supabase_settings()
+                .expect("valid")
+                .smtp_max_frequency,
+            time::Duration::seconds(90)
+        );
+        // A bare number, as figment reads it from the environment: mails an hour; seconds.
+        let (config, _) = layered(&[
+            ("GOTRUE_RATE_LIMIT_EMAIL_SENT", "30"),
+            ("GOTRUE_SMTP_MAX_FREQUENCY", "0"),
+        ]);
+        assert_eq!(
+            config.rate_limit_email_sent,
+            EmailRate::Every(Quota {
+                max: 30,
+                period: hour
+            })
+        );
+        assert_eq!(
+            config
+                .supabase_settings()
+                .expect("valid")
+                .smtp_max_frequency,
+            time::Duration::seconds(60),
+            "zero is GoTrue's default"
+        );
+        let (config, _) = layered(&[]);
+        assert_eq!(config.rate_limit_email_sent, EmailRate::default());
+        assert_eq!(
+            config.limit_settings().quota(Policy::MailSent),
+            Quota {
+                max: 30,
+                period: hour
+            }
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use velro_cache::{Cache, CacheConfig, CachedStore};
 use velro_core::cache::CacheControl;
 use velro_core::domain::PasswordRules;
 use velro_core::hashing::{HashingConfig, PasswordHasher};
-use velro_core::limits::{Limits, Policy};
+use velro_core::limits::{Limits, Policy, Unlimited};
 use velro_core::mail::Mailer;
 use velro_core::service::{
     AdminService, AuthService, AuthSettings, ConsoleService, Dependencies, PurgeService,
@@ -388,7 +388,8 @@ fn rate_limits(config: &Config, cache: &Cache) -> Limits {
     let settings = config.limit_settings();
     if !settings.enabled {
         tracing::warn!("VELRO_RATE_LIMITS=off: RATE LIMITS AND BRUTE-FORCE PROTECTION ARE OFF (load tests only)");
-        return Limits::off();
+        // Nothing counted; `RATE_LIMIT_EMAIL_SENT=0` still stops every mail.
+        return Limits::new(Arc::new(Unlimited), settings);
     }
     if config.rate_limit_scale > 1 {
         tracing::warn!(

@@ -1,12 +1,12 @@
 //! The Supabase Auth compatibility settings (`VELRO_API_EXTERNAL_URL`, `VELRO_JWT_AUD`,
 //! `VELRO_JWT_ADMIN_ROLES`, `VELRO_SITE_URL`, `VELRO_URI_ALLOW_LIST`, `VELRO_MAILER_TEMPLATES_DIR`,
-//! `VELRO_MAILER_AUTOCONFIRM`, `VELRO_MAILER_SECURE_EMAIL_CHANGE_ENABLED`,
+//! `VELRO_MAILER_AUTOCONFIRM`, `VELRO_MAILER_SECURE_EMAIL_CHANGE_ENABLED`, `VELRO_SMTP_MAX_FREQUENCY`,
 //! `VELRO_DISABLE_SIGNUP`, `VELRO_SUPABASE_AT_ROOT`): their checks and the services' settings made from them.
 
 use anyhow::bail;
 use velro_core::mail_templates::{MailTemplate, MailTemplates};
 use velro_core::redirect::{RedirectConfigError, RedirectPolicy};
-use velro_core::service::SupabaseSettings;
+use velro_core::service::{SupabaseSettings, DEFAULT_SMTP_MAX_FREQUENCY};
 use velro_core::tokens::SupabaseTokenProfile;
 
 use crate::config::Config;
@@ -78,7 +78,17 @@ impl Config {
             redirects: self.redirect_policy()?,
             templates: self.mail_templates()?,
             secure_email_change: self.mailer_secure_email_change_enabled,
+            smtp_max_frequency: self.mail_frequency(),
         })
+    }
+
+    /// `VELRO_SMTP_MAX_FREQUENCY`, zero standing for GoTrue's default as in GoTrue.
+    fn mail_frequency(&self) -> time::Duration {
+        let frequency = self.smtp_max_frequency.0;
+        if frequency.is_zero() {
+            return DEFAULT_SMTP_MAX_FREQUENCY;
+        }
+        time::Duration::try_from(frequency).unwrap_or(DEFAULT_SMTP_MAX_FREQUENCY)
     }
 
     /// The compiled-in templates, each replaced by its file in `VELRO_MAILER_TEMPLATES_DIR`

@@ -91,6 +91,14 @@ def limited_server():
 
 
 @pytest.fixture(scope="session")
+def budget_server():
+    # The other limits at their defaults; the mail budget through GoTrue's own variable.
+    started = Server({"GOTRUE_RATE_LIMIT_EMAIL_SENT": "2/1h"})
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
 def unconfirmed_server():
     # GoTrue's MAILER_AUTOCONFIRM=false: sign-up mails a confirmation.
     started = Server({"VELRO_RATE_LIMITS": "off", "VELRO_MAILER_AUTOCONFIRM": "false"})

@@ -83,11 +83,51 @@ def test_a_second_sign_up_is_user_already_registered(server):
     assert raised.value.message == "User already registered"
 
 
-def test_a_short_password_is_a_weak_password_error_with_its_reason(server):
+def test_a_short_password_is_a_weak_password_error_with_every_reason(server):
+    # "short" is too short and a common password: GoTrue lists every reason that applies.
     with pytest.raises(AuthWeakPasswordError) as raised:
         client(server).sign_up({"email": email(), "password": "short"})
     assert raised.value.status == 422
-    assert raised.value.reasons == ["length"]
+    assert raised.value.code == "weak_password"
+    assert raised.value.reasons == ["length", "pwned"]
+
+
+def test_a_password_over_72_bytes_is_validation_failed_where_it_is_set(server):
+    too_long = "é" * 36 + "x"  # 73 bytes, 37 characters
+    with pytest.raises(AuthApiError) as raised:
+        client(server).sign_up({"email": email(), "password": too_long})
+    assert (raised.value.status, raised.value.code) == (400, "validation_failed")
+    assert raised.value.message == "Password cannot be longer than 72 characters"
+    auth = client(server)
+    auth.sign_up({"email": email(), "password": PASSWORD})
+    with pytest.raises(AuthApiError) as raised:
+        auth.update_user({"password": too_long})
+    assert (raised.value.status, raised.value.code) == (400, "validation_failed")
+
+
+def test_the_mail_budget_answers_429_over_email_send_rate_limit(budget_server):
+    # GOTRUE_RATE_LIMIT_EMAIL_SENT=2/1h, read as GoTrue reads it: two mails, then none.
+    auth = client(budget_server)
+    auth.reset_password_for_email(email())
+    auth.reset_password_for_email(email())
+    with pytest.raises(AuthApiError) as raised:
+        auth.reset_password_for_email(email())
+    assert (raised.value.status, raised.value.code) == (429, "over_email_send_rate_limit")
+    assert raised.value.message == "email rate limit exceeded"
+
+
+def test_a_second_magic_link_within_the_minute_is_over_email_send_rate_limit(server):
+    address = email()
+    auth = client(server)
+    auth.sign_up({"email": address, "password": PASSWORD})
+    auth.sign_in_with_otp({"email": address})
+    with pytest.raises(AuthApiError) as raised:
+        auth.sign_in_with_otp({"email": address})
+    assert (raised.value.status, raised.value.code) == (429, "over_email_send_rate_limit")
+    assert re.fullmatch(
+        r"For security purposes, you can only request this after (59|60) seconds\.",
+        raised.value.message,
+    )
 
 
 def test_an_invalid_address_is_refused_in_gotrue_words(server):

@@ -62,7 +62,8 @@ pub struct MailState {
 #[derive(Debug, Clone)]
 pub struct NewMailToken {
     pub user_id: UserId,
-    /// `Confirmation` or `EmailChange`; recovery tokens keep `create_reset_token`.
+    /// Any purpose; `Recovery` here is the /auth/v1 recovery and magic-link mail (the v1
+    /// reset keeps `create_reset_token`).
     pub purpose: MailPurpose,
     pub link: TokenHash,
     pub code: TokenHash,

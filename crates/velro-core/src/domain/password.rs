@@ -174,17 +174,28 @@ impl PasswordPolicy {
         &self.rules
     }
 
-    /// Checks the parts that need only the password itself.
+    /// Checks the parts that need only the password itself; the first violation, in the
+    /// order of [`Self::violations`].
     pub fn check(&self, password: &str) -> Result<NewPassword, PasswordViolation> {
+        match self.violations(password).into_iter().next() {
+            Some(violation) => Err(violation),
+            None => Ok(NewPassword(Secret::new(password.to_string()))),
+        }
+    }
+
+    /// Every rule `password` breaks (of those that need only the password), in a fixed order:
+    /// length, required characters, common passwords. GoTrue lists all its reasons at once.
+    pub fn violations(&self, password: &str) -> Vec<PasswordViolation> {
+        let mut found = Vec::new();
         // Unicode scalar values, not bytes, per the contract.
         let chars = password.chars().count();
         if chars < self.rules.min_chars {
-            return Err(PasswordViolation::TooShort {
+            found.push(PasswordViolation::TooShort {
                 min: self.rules.min_chars,
             });
         }
         if chars > MAX_CHARS {
-            return Err(PasswordViolation::TooLong);
+            found.push(PasswordViolation::TooLong);
         }
         let lacks_a_set = self
             .rules
@@ -192,14 +203,14 @@ impl PasswordPolicy {
             .iter()
             .any(|set| !password.chars().any(|c| set.contains(c)));
         if lacks_a_set {
-            return Err(PasswordViolation::MissingCharacters {
+            found.push(PasswordViolation::MissingCharacters {
                 sets: self.sets.clone(),
             });
         }
         if self.common.contains(&password.to_lowercase()) {
-            return Err(PasswordViolation::TooCommon);
+            found.push(PasswordViolation::TooCommon);
         }
-        Ok(NewPassword(Secret::new(password.to_string())))
+        found
     }
 
     /// The whole policy, for when the account's email is known.
@@ -259,6 +270,32 @@ mod tests {
             policy.check(&"x".repeat(129)).err(),
             Some(PasswordViolation::TooLong)
         );
+    }
+
+    #[test]
+    fn violations_lists_every_broken_rule_and_check_reports_the_first() {
+        let policy = PasswordPolicy::with_rules(PasswordRules {
+            min_chars: 10,
+            required_characters: vec!["0123456789".into(), "!?".into()],
+        });
+        let sets: Arc<str> = "0123456789, !?".into();
+        assert_eq!(
+            policy.violations("password"),
+            [
+                PasswordViolation::TooShort { min: 10 },
+                PasswordViolation::MissingCharacters { sets: sets.clone() },
+                PasswordViolation::TooCommon,
+            ]
+        );
+        assert_eq!(
+            policy.check("password").err(),
+            Some(PasswordViolation::TooShort { min: 10 })
+        );
+        assert_eq!(
+            policy.violations("long enough but plain"),
+            [PasswordViolation::MissingCharacters { sets }]
+        );
+        assert!(policy.violations("long enough 4 sure!").is_empty());
     }
 
     #[test]

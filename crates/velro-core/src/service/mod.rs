@@ -10,6 +10,7 @@ mod session;
 mod status;
 mod supabase;
 mod supabase_admin;
+mod supabase_limits;
 mod supabase_mail;
 mod supabase_pkce;
 
@@ -32,6 +33,7 @@ pub use supabase::{
 pub use supabase_admin::{
     parse_metadata, take_profile, AdminCreate, AdminPassword, AdminUpdate, SupabaseAdmin,
 };
+pub use supabase_limits::DEFAULT_SMTP_MAX_FREQUENCY;
 pub use supabase_mail::{
     GeneratedLink, LinkRequest, LinkType, MailUser, PendingProfile, ResendKind, SignUp,
 };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::supabase_mail::{MailUser, PendingProfile, SignUp};
 use super::supabase_pkce::{link_method, link_token_shape, new_link_token, LinkLanding};
@@ -16,8 +16,8 @@ use super::{
     AuthService, Authenticated, ClientInfo, IssuedSession, Login, LogoutScope, Registration,
 };
 use crate::domain::{
-    CodeChallenge, Email, EmailChangeRedeemed, FlowMethod, MailPurpose, Metadata, NewPassword,
-    SessionId, User,
+    CodeChallenge, Email, EmailChangeRedeemed, FlowMethod, MailPurpose, MailTokenIssued, Metadata,
+    NewMailToken, NewPassword, SessionId, User,
 };
 use crate::limits::Policy;
 use crate::mail_templates::{MailTemplate, MailTemplates, TemplateValues};
@@ -40,6 +40,9 @@ pub struct SupabaseSettings {
     /// `SITE_URL` and `URI_ALLOW_LIST`: where mail links may send the browser.
     pub redirects: RedirectPolicy,
     pub templates: MailTemplates,
+    /// GoTrue's `SMTP_MAX_FREQUENCY`: the shortest time between two mails of one kind to one
+    /// user (60 s by default).
+    pub smtp_max_frequency: Duration,
     /// GoTrue's `MAILER_SECURE_EMAIL_CHANGE_ENABLED`: an email change waits for a mail to the
     /// current address as well as one to the new address.
     pub secure_email_change: bool,
@@ -169,6 +172,9 @@ pub enum SupabaseError {
     /// The previous mail of this kind to this user is younger than GoTrue's frequency limit.
     #[error("a mail was sent to this user moments ago")]
     MailTooSoon { retry_after_secs: u64 },
+    /// The deployment's mail budget (GoTrue's `RATE_LIMIT_EMAIL_SENT`) is spent.
+    #[error("the mail budget is spent")]
+    MailBudgetSpent,
     /// An admin link that needs an account, for an address without one.
     #[error("no user has this email address")]
     LinkUserNotFound,
@@ -418,16 +424,45 @@ impl SupabaseAuth {
 
     /// `POST /recover`: answers the same whether or not the address has an account (the
     /// lookup and the mail happen after the answer), under the v1 password-reset limits.
-    /// `redirect_to` is kept only if the redirect policy allows it.
+    /// `redirect_to` is kept only if the redirect policy allows it. The mail budget is spent
+    /// for every address, so that its 429 tells nothing either; a mail within
+    /// `SMTP_MAX_FREQUENCY` of the previous one is not sent, silently (GoTrue answers 429,
+    /// which tells that the address has an account; see SECURITY.md).
     pub async fn recover(
         &self,
         email: Email,
         redirect_to: Option<&str>,
         pkce: Option<&CodeChallenge>,
         client: ClientInfo,
-    ) -> Result<(), AuthError> {
-        self.send_one_time_link(OtpKind::Recovery, email, redirect_to, pkce, client)
-            .await
+    ) -> Result<(), SupabaseError> {
+        self.check_one_time_link_limits(&email, &client).await?;
+        self.spend_mail_budget().await?;
+        let redirect = self.settings.redirects.resolve(redirect_to);
+        let service = self.clone();
+        let pkce = pkce.cloned();
+        let task = async move {
+            let kind = OtpKind::Recovery;
+            match service
+                .mail_one_time_link(kind, &email, &redirect, pkce.as_ref(), false)
+                .await
+            {
+                Ok(()) => {}
+                Err(SupabaseError::MailTooSoon { retry_after_secs }) => {
+                    tracing::info!(
+                        retry_after_secs,
+                        "recovery mail not sent: one went out moments ago"
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, kind = kind.as_str(), "one-time link mail not sent");
+                }
+            }
+        };
+        tokio::spawn(tracing::Instrument::instrument(
+            task,
+            tracing::Span::current(),
+        ));
+        Ok(())
     }
 
     /// `POST /otp` by email: a magic link and code. An address without an account gets one
@@ -487,18 +522,19 @@ impl SupabaseAuth {
                     .map_err(AuthError::from)?;
             }
         }
-        self.send_one_time_link(OtpKind::MagicLink, email, redirect_to, pkce, client)
-            .await?;
-        Ok(())
+        // GoTrue's answer to the address itself: 429 within `SMTP_MAX_FREQUENCY` of its last
+        // mail. Here it tells nothing new: a known address answers `otp_disabled` when it may
+        // not sign up, and a new one is registered by the first request.
+        self.check_one_time_link_limits(&email, &client).await?;
+        let redirect = self.settings.redirects.resolve(redirect_to);
+        self.mail_one_time_link(OtpKind::MagicLink, &email, &redirect, pkce, true)
+            .await
     }
 
-    async fn send_one_time_link(
+    async fn check_one_time_link_limits(
         &self,
-        kind: OtpKind,
-        email: Email,
-        redirect_to: Option<&str>,
-        pkce: Option<&CodeChallenge>,
-        client: ClientInfo,
+        email: &Email,
+        client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let limits = &self.auth.deps().limits;
         limits
@@ -506,42 +542,58 @@ impl SupabaseAuth {
             .await?;
         limits
             .check(Policy::PasswordResetAccount, email.as_str())
-            .await?;
-        let redirect = self.settings.redirects.resolve(redirect_to);
-        let service = self.clone();
-        let pkce = pkce.cloned();
-        let task = async move {
-            let mailed = service
-                .mail_one_time_link(kind, &email, &redirect, pkce.as_ref())
-                .await;
-            if let Err(error) = mailed {
-                tracing::warn!(error = %error, kind = kind.as_str(), "one-time link mail not sent");
-            }
-        };
-        tokio::spawn(tracing::Instrument::instrument(
-            task,
-            tracing::Span::current(),
-        ));
-        Ok(())
+            .await
     }
 
-    /// One mail, two ways in: a link token (256 bits) and a six-digit code, each stored hashed
-    /// as a reset token with the reset lifetime; redeeming either spends both. With `pkce`, a
-    /// flow state is stored first and the link token is a PKCE one.
+    /// One mail, two ways in: a link token (256 bits) and a six-digit code, stored hashed as
+    /// recovery tokens with the reset lifetime; redeeming either spends both, and a new mail
+    /// spends the earlier ones. With `pkce`, the link token is a PKCE one and a flow state is
+    /// stored with it. Nothing for an unknown or refused account; `MailTooSoon`
+    /// within `SMTP_MAX_FREQUENCY` of the previous recovery or magic-link mail. `spend_budget`
+    /// is false where the caller spent it already.
     async fn mail_one_time_link(
         &self,
         kind: OtpKind,
         email: &Email,
         redirect: &str,
         pkce: Option<&CodeChallenge>,
-    ) -> Result<(), AuthError> {
+        spend_budget: bool,
+    ) -> Result<(), SupabaseError> {
         let deps = self.auth.deps();
-        let Some(credentials) = deps.store.find_credentials_by_email(email).await? else {
+        let Some(credentials) = deps
+            .store
+            .find_credentials_by_email(email)
+            .await
+            .map_err(AuthError::from)?
+        else {
             return Ok(());
         };
         let user = credentials.user;
         if user.is_refused(deps.clock.now()) {
             return Ok(());
+        }
+        if spend_budget {
+            self.spend_mail_budget().await?;
+        }
+        let now = deps.clock.now();
+        let link_token = new_link_token(pkce.is_some());
+        let code = six_digit_code();
+        let issued = deps
+            .store
+            .issue_mail_token(NewMailToken {
+                user_id: user.id,
+                purpose: MailPurpose::Recovery,
+                link: hash_token(link_token.expose()),
+                code: code_key(&user.email, &code),
+                new_email: None,
+                expires_at: now + deps.settings.reset_token_lifetime,
+                min_interval: self.mail_frequency(),
+                now,
+            })
+            .await
+            .map_err(AuthError::from)?;
+        if let MailTokenIssued::TooSoon { retry_after_secs } = issued {
+            return Err(SupabaseError::MailTooSoon { retry_after_secs });
         }
         if let Some(challenge) = pkce {
             let method = match kind {
@@ -550,16 +602,6 @@ impl SupabaseAuth {
             };
             self.start_flow(user.id, method, challenge).await?;
         }
-        let now = deps.clock.now();
-        let expires_at = now + deps.settings.reset_token_lifetime;
-        let link_token = new_link_token(pkce.is_some());
-        let code = six_digit_code();
-        deps.store
-            .create_reset_token(user.id, hash_token(link_token.expose()), expires_at, now)
-            .await?;
-        deps.store
-            .create_reset_token(user.id, code_key(&user.email, &code), expires_at, now)
-            .await?;
         let mut link = url::Url::parse(&format!("{}/verify", self.settings.tokens.issuer))
             .map_err(AuthError::internal)?;
         link.query_pairs_mut()

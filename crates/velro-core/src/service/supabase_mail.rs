@@ -23,9 +23,6 @@ use crate::mail_templates::{MailTemplate, TemplateValues};
 use crate::tokens::{default_app_metadata, hash_token, signup_metadata, AdminToken};
 use crate::{AuthError, Secret, StoreError};
 
-/// GoTrue's `SMTP_MAX_FREQUENCY`: one mail of a kind per user per minute.
-const MAIL_FREQUENCY: Duration = Duration::seconds(60);
-
 /// A user with GoTrue's mail-flow fields, as the Supabase answers show it.
 #[derive(Debug, Clone)]
 pub struct MailUser {
@@ -188,8 +185,14 @@ impl SupabaseAuth {
         if !state.awaiting_confirmation {
             return Ok(self.stand_in(registration.email, registration.display_name));
         }
-        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY, pkce)
-            .await?;
+        self.send_confirmation(
+            &user,
+            OtpKind::Signup,
+            &redirect,
+            self.mail_frequency(),
+            pkce,
+        )
+        .await?;
         tracing::info!(user_id = %user.id, "sign-up awaiting confirmation");
         Ok(self.with_mail_state(user).await?)
     }
@@ -249,8 +252,14 @@ impl SupabaseAuth {
             Err(error) => return Err(error),
         };
         let redirect = self.settings().redirects.resolve(redirect_to);
-        self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY, pkce)
-            .await
+        self.send_confirmation(
+            &user,
+            OtpKind::Signup,
+            &redirect,
+            self.mail_frequency(),
+            pkce,
+        )
+        .await
     }
 
     /// `POST /resend`: the pending confirmation or email change mailed again. An unknown
@@ -294,8 +303,14 @@ impl SupabaseAuth {
                 if !state.awaiting_confirmation || user.email_confirmed {
                     return Ok(());
                 }
-                self.send_confirmation(&user, OtpKind::Signup, &redirect, MAIL_FREQUENCY, pkce)
-                    .await
+                self.send_confirmation(
+                    &user,
+                    OtpKind::Signup,
+                    &redirect,
+                    self.mail_frequency(),
+                    pkce,
+                )
+                .await
             }
             ResendKind::EmailChange => {
                 let Some(new_email) = state.new_email else {
@@ -587,6 +602,7 @@ impl SupabaseAuth {
         min_interval: Duration,
         pkce: Option<&CodeChallenge>,
     ) -> Result<(), SupabaseError> {
+        self.spend_mail_budget().await?;
         let method = match kind {
             OtpKind::Invite => FlowMethod::Invite,
             _ => FlowMethod::Signup,
@@ -623,6 +639,7 @@ impl SupabaseAuth {
         redirect: &str,
         pkce: Option<&CodeChallenge>,
     ) -> Result<(), SupabaseError> {
+        self.spend_mail_budget().await?;
         let (to_new, to_current) = self
             .issue_email_change_links(user, new_email, redirect, pkce)
             .await?;
@@ -667,7 +684,7 @@ impl SupabaseAuth {
             confirmations: if secure { 2 } else { 1 },
             replace_all: true,
             expires_at: self.mail_token_expiry(),
-            min_interval: MAIL_FREQUENCY,
+            min_interval: self.mail_frequency(),
             now: self.auth().deps().clock.now(),
         })
         .await?;

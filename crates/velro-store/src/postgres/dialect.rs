@@ -42,6 +42,10 @@ impl Dialect for PgStore {
 
     const BATCH_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
 
+    /// A lock of its own, not the user's row: `redeem_mail_token` locks token rows before the
+    /// user's, and a user-row lock taken first here could meet it in a deadlock.
+    const LOCK_USER_MAIL: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
+
     fn pools(&self) -> &Pools<Postgres> {
         &self.pools
     }

@@ -39,6 +39,9 @@ impl Dialect for SqliteStore {
 
     const BATCH_LOCK: &'static str = "";
 
+    /// BEGIN IMMEDIATE serialises issuers already.
+    const LOCK_USER_MAIL: Option<&'static str> = None;
+
     fn pools(&self) -> &Pools<Sqlite> {
         &self.pools
     }

@@ -122,6 +122,23 @@ impl TestApp {
         .await
     }
 
+    /// A second instance of the same deployment: the same settings, PostgreSQL database and
+    /// Redis namespace, a data folder (and a clock) of its own. On SQLite, whose file is in
+    /// the data folder, the database is its own too.
+    pub async fn another_instance(&self) -> Self {
+        let shared = self.config.clone();
+        let database_url = shared
+            .database_url
+            .as_ref()
+            .map(|url| url.expose().to_string());
+        Self::spawn(database_url, move |config| {
+            let data_dir = config.data_dir.clone();
+            *config = shared;
+            config.data_dir = data_dir;
+        })
+        .await
+    }
+
     /// The app's store, opened a second time, for what the API cannot do (importing a hash).
     pub async fn store(&self) -> Arc<dyn Store> {
         let database = velro::database::Database::open(&self.config)

@@ -28,6 +28,7 @@ mod supabase_attacks;
 mod supabase_confirm;
 mod supabase_email_change;
 mod supabase_keys;
+mod supabase_limits;
 mod supabase_mail;
 mod supabase_pkce;
 mod supabase_users;

@@ -29,7 +29,7 @@ pub(crate) struct GotrueError {
     code: &'static str,
     message: Cow<'static, str>,
     /// Only on `weak_password`, where the clients require it.
-    weak_password: Option<&'static str>,
+    weak_password: Option<Vec<&'static str>>,
 }
 
 impl GotrueError {
@@ -62,37 +62,64 @@ impl GotrueError {
         )
     }
 
-    /// The password policy's refusal, in GoTrue's words and reasons. The policy is Velro's
-    /// (one per deployment, for both surfaces).
-    pub(crate) fn weak_password(violation: PasswordViolation) -> Self {
-        let (message, reason) = match violation {
-            PasswordViolation::TooShort { min } => (
-                format!("Password should be at least {min} characters."),
-                "length",
-            ),
-            PasswordViolation::TooLong => {
-                return Self::validation("Password cannot be longer than 128 characters")
+    /// The password policy's refusal, in GoTrue's words and reasons: every broken rule, its
+    /// sentences joined by a space, each reason once (as GoTrue's `WeakPasswordError`). The
+    /// policy is Velro's (one per deployment, for both surfaces).
+    pub(crate) fn weak_password(violations: impl IntoIterator<Item = PasswordViolation>) -> Self {
+        let mut messages = Vec::new();
+        let mut reasons: Vec<&'static str> = Vec::new();
+        for violation in violations {
+            let (message, reason) = match violation {
+                PasswordViolation::TooShort { min } => (
+                    format!("Password should be at least {min} characters."),
+                    "length",
+                ),
+                PasswordViolation::TooLong => {
+                    return Self::validation("Password cannot be longer than 128 characters")
+                }
+                PasswordViolation::MissingCharacters { sets } => (
+                    format!("Password should contain at least one character of each: {sets}."),
+                    "characters",
+                ),
+                PasswordViolation::TooCommon => (
+                    "Password is known to be weak and easy to guess, please choose a different one."
+                        .to_string(),
+                    "pwned",
+                ),
+                PasswordViolation::ContainsEmail => (
+                    "Password should not be the email address or its local part.".to_string(),
+                    "pwned",
+                ),
+            };
+            messages.push(message);
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
             }
-            PasswordViolation::MissingCharacters { sets } => (
-                format!("Password should contain at least one character of each: {sets}."),
-                "characters",
-            ),
-            PasswordViolation::TooCommon => (
-                "Password is known to be weak and easy to guess, please choose a different one."
-                    .to_string(),
-                "pwned",
-            ),
-            PasswordViolation::ContainsEmail => (
-                "Password should not be the email address or its local part.".to_string(),
-                "pwned",
-            ),
-        };
+        }
+        if reasons.is_empty() {
+            return Self::validation("Invalid password");
+        }
         Self {
-            weak_password: Some(reason),
-            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "weak_password", message)
+            weak_password: Some(reasons),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "weak_password",
+                messages.join(" "),
+            )
         }
     }
+
+    /// GoTrue's ceiling on a new password, in bytes (bcrypt's input limit), which it applies
+    /// before the policy wherever a password is set; sign-in does not look.
+    pub(crate) fn password_too_long() -> Self {
+        Self::validation(format!(
+            "Password cannot be longer than {MAX_PASSWORD_BYTES} characters"
+        ))
+    }
 }
+
+/// GoTrue's `MaxPasswordLength`: 72 bytes, though its message says characters.
+pub(crate) const MAX_PASSWORD_BYTES: usize = 72;
 
 fn log_cause(error: &(dyn std::error::Error + 'static)) {
     let mut chain = error.to_string();
@@ -122,7 +149,7 @@ impl From<AuthError> for GotrueError {
                         .starts_with(PasswordViolation::ContainsEmail.code())
                 }) =>
             {
-                Self::weak_password(PasswordViolation::ContainsEmail)
+                Self::weak_password([PasswordViolation::ContainsEmail])
             }
             E::Validation(fields) => Self::validation(
                 fields
@@ -282,6 +309,11 @@ impl From<SupabaseError> for GotrueError {
                 "flow_state_not_found",
                 "No associated flow state found. 422: No valid flow state found for user.",
             ),
+            SupabaseError::MailBudgetSpent => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "over_email_send_rate_limit",
+                "email rate limit exceeded",
+            ),
             SupabaseError::OtpInvalid { link } => Self::new(
                 StatusCode::FORBIDDEN,
                 "otp_expired",
@@ -361,7 +393,7 @@ fn dated_version(headers: &HeaderMap) -> bool {
 #[schema(as = WeakPassword)]
 struct WeakPasswordBody {
     #[schema(value_type = Vec<String>, min_items = 1)]
-    reasons: [&'static str; 1],
+    reasons: Vec<&'static str>,
 }
 
 /// `{code, message}`: the body for clients that send `X-Supabase-Api-Version: 2024-01-01`
@@ -426,7 +458,7 @@ pub(crate) async fn render(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| by_status(status));
     let weak_password = error
         .weak_password
-        .map(|reason| WeakPasswordBody { reasons: [reason] });
+        .map(|reasons| WeakPasswordBody { reasons });
     let body = if dated {
         serde_json::to_vec(&DatedBody {
             code: error.code,

@@ -364,16 +364,19 @@ fn registration(state: &AppState, body: SignUpBody) -> Result<Registration, Gotr
     })
 }
 
-/// A new password under the deployment's policy, refused GoTrue's way (422 `weak_password`).
+/// A new password under the deployment's policy, refused GoTrue's way: over 72 bytes 400
+/// `validation_failed` before anything else, then 422 `weak_password` naming every broken rule.
 pub(super) fn checked_password(
     state: &AppState,
     password: &str,
 ) -> Result<NewPassword, GotrueError> {
-    state
-        .auth
-        .password_policy()
+    if password.len() > error::MAX_PASSWORD_BYTES {
+        return Err(GotrueError::password_too_long());
+    }
+    let policy = state.auth.password_policy();
+    policy
         .check(password)
-        .map_err(GotrueError::weak_password)
+        .map_err(|_| GotrueError::weak_password(policy.violations(password)))
 }
 
 /// `data` as a metadata object; absent or `null` is none.
