@@ -3,21 +3,35 @@
 //! request may do once its head is in (body size, deadline) is the router's business. A closed
 //! connection lingers briefly, so that an answer given before the request was read to its end
 //! (a 413 during an upload) reaches the client instead of being lost to a reset.
+//!
+//! An idle keep-alive connection holds no hyper state. hyper keeps a connection's read and write
+//! buffers (8 KiB each) and its dispatcher for as long as the connection lives, and has no call to
+//! give them back; with thousands of idle clients that is most of the server's memory. So each
+//! HTTP/1 connection is a loop: wait until the socket is readable, holding only the socket, then
+//! serve with a fresh hyper connection; once its answer is out and hyper is waiting for the next
+//! request with nothing read, take the socket back (`graceful_shutdown` on an idle connection plus
+//! `into_parts`), replay whatever hyper had read ahead, and wait again. HTTP/2 (prior knowledge) is
+//! recognised by its preface and served by hyper's HTTP/2 connection as before.
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body as AxumBody;
+use axum::http::{header, HeaderMap, Request, Response, StatusCode, Version};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tower::Service as _;
+use tokio::sync::watch;
+use tower::{Service, ServiceExt as _};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionSettings {
@@ -35,6 +49,13 @@ pub enum Drain {
     GraceExpired,
 }
 
+/// What every connection task shares: the protocol settings, built once.
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    idle_timeout: Duration,
+}
+
 /// Serves `router` until `shutdown` resolves, then stops accepting and waits up to the grace
 /// period for open connections to finish their requests.
 pub async fn serve(
@@ -43,13 +64,20 @@ pub async fn serve(
     settings: ConnectionSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Drain {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
+    let protocols = Arc::new(Protocols {
+        http1,
+        http2,
+        idle_timeout: settings.header_read_timeout,
+    });
+    // `true` once shutdown has begun; the drain is over when every connection has dropped its
+    // receiver.
+    let (draining, drain_watch) = watch::channel(false);
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::pin!(shutdown);
     loop {
@@ -66,26 +94,468 @@ pub async fn serve(
         // Small JSON answers go out in one write; Nagle would only hold them back.
         let _ = stream.set_nodelay(true);
         let Ok(service) = make_service.call(remote).await;
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(LingeringClose(Some(stream))),
-                TowerToHyperService::new(service),
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A client that hangs up, sends garbage or trickles its head ends here; it is the
-            // client's doing, not the server's, so it is not logged as an error.
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "connection closed with an error");
-            }
-        });
+        tokio::spawn(connection(
+            stream,
+            service,
+            Arc::clone(&protocols),
+            drain_watch.clone(),
+        ));
     }
     drop(listener);
+    drop(drain_watch);
     tracing::info!("shutting down: no new connections; draining in-flight requests");
-    match tokio::time::timeout(settings.shutdown_grace, graceful.shutdown()).await {
+    let _ = draining.send(true);
+    match tokio::time::timeout(settings.shutdown_grace, draining.closed()).await {
         Ok(()) => Drain::Complete,
         Err(_) => Drain::GraceExpired,
+    }
+}
+
+/// What a client sends first on an HTTP/2 connection with prior knowledge.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// One connection, from accept to close.
+async fn connection<S>(
+    mut stream: TcpStream,
+    service: S,
+    protocols: Arc<Protocols>,
+    mut drain: watch::Receiver<bool>,
+) where
+    S: Service<Request<AxumBody>, Response = Response<AxumBody>, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + 'static,
+{
+    if !wait_for_data(&stream, protocols.idle_timeout, &mut drain).await {
+        return;
+    }
+    let Some((first, http2)) = sniff(&mut stream, protocols.idle_timeout).await else {
+        return;
+    };
+    if http2 {
+        serve_http2(stream, first, service, &protocols, drain).await;
+        return;
+    }
+    let mut replay = first;
+    loop {
+        let Some((released, read_ahead)) =
+            serve_http1(stream, replay, &service, &protocols, &mut drain).await
+        else {
+            return;
+        };
+        stream = released;
+        replay = read_ahead;
+        // Bytes hyper had read ahead are the start of the next request: no wait for those.
+        if replay.is_empty() && !wait_for_data(&stream, protocols.idle_timeout, &mut drain).await {
+            return;
+        }
+    }
+}
+
+/// Waits, holding nothing but the socket, until the client sends something. `false` when the
+/// connection is to close instead: idle for the whole idle limit, or shutdown has begun (an idle
+/// connection has nothing to finish).
+async fn wait_for_data(
+    stream: &TcpStream,
+    idle_limit: Duration,
+    drain: &mut watch::Receiver<bool>,
+) -> bool {
+    if *drain.borrow() {
+        return false;
+    }
+    tokio::select! {
+        ready = tokio::time::timeout(idle_limit, stream.readable()) => matches!(ready, Ok(Ok(()))),
+        _ = drain.changed() => false,
+    }
+}
+
+/// Reads the first bytes of a connection, as few as tell HTTP/2's preface from an HTTP/1
+/// request line, within the head's time limit. Returns them (to be replayed) and whether the
+/// connection speaks HTTP/2; `None` when the client closed or stalled.
+async fn sniff(stream: &mut TcpStream, limit: Duration) -> Option<(Bytes, bool)> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut head = [0_u8; H2_PREFACE.len()];
+    let mut filled = 0;
+    while filled < head.len() {
+        let read = match tokio::time::timeout_at(deadline, stream.read(&mut head[filled..])).await {
+            Ok(Ok(read)) if read > 0 => read,
+            _ => return None,
+        };
+        filled += read;
+        if head[..filled] != H2_PREFACE[..filled] {
+            return Some((Bytes::copy_from_slice(&head[..filled]), false));
+        }
+    }
+    Some((Bytes::copy_from_slice(&head), true))
+}
+
+/// Serves HTTP/1 requests with a fresh hyper connection until it goes idle. Returns the socket
+/// and the bytes hyper read past its last request when the connection is to wait for more;
+/// `None` when it has closed (the client's wish, an error, hyper's own judgement, or shutdown).
+async fn serve_http1<S>(
+    stream: TcpStream,
+    replay: Bytes,
+    service: &S,
+    protocols: &Protocols,
+    drain: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, Bytes)>
+where
+    S: Service<Request<AxumBody>, Response = Response<AxumBody>, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let cycle = Arc::new(Cycle::new());
+    let io = TokioIo::new(Watched {
+        replay,
+        stream: LingeringClose(Some(stream)),
+        cycle: Arc::clone(&cycle),
+    });
+    let answering = Answering {
+        service: service.clone(),
+        cycle: Arc::clone(&cycle),
+    };
+    // Boxed so that the connection's task, which lives as long as the client stays, is small
+    // while it waits.
+    let mut conn = Box::new(protocols.http1.serve_connection(io, answering));
+    let mut shutting = *drain.borrow();
+    if shutting {
+        Pin::new(&mut *conn).graceful_shutdown();
+    }
+    let mut released = false;
+    let result = loop {
+        tokio::select! {
+            result = poll_fn(|cx| {
+                let poll = conn.poll_without_shutdown(cx);
+                if poll.is_pending() && !released && !shutting && cycle.is_idle() {
+                    // Idle: hyper closes its side at once and hands the socket back.
+                    released = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                    return conn.poll_without_shutdown(cx);
+                }
+                poll
+            }) => break result,
+            _ = drain.changed(), if !shutting => {
+                // An in-flight request finishes (its answer says `Connection: close`); an idle
+                // connection closes now.
+                shutting = true;
+                Pin::new(&mut *conn).graceful_shutdown();
+            }
+        }
+    };
+    match result {
+        Ok(()) if released && !shutting => {
+            let parts = conn.into_parts();
+            let Watched {
+                replay: unread,
+                stream,
+                ..
+            } = parts.io.into_inner();
+            let stream = stream.into_inner()?;
+            let read_ahead = if unread.is_empty() {
+                parts.read_buf
+            } else {
+                [parts.read_buf, unread].concat().into()
+            };
+            Some((stream, read_ahead))
+        }
+        // hyper closed the connection by its own rules (dropping it lingers, see below).
+        Ok(()) => None,
+        Err(error) => {
+            // A client that hangs up, sends garbage or trickles its head ends here; it is the
+            // client's doing, not the server's, so it is not logged as an error.
+            tracing::debug!(error = %error, "connection closed with an error");
+            None
+        }
+    }
+}
+
+async fn serve_http2<S>(
+    stream: TcpStream,
+    preface: Bytes,
+    service: S,
+    protocols: &Protocols,
+    mut drain: watch::Receiver<bool>,
+) where
+    S: Service<Request<AxumBody>, Response = Response<AxumBody>, Error = Infallible>
+        + Clone
+        + Send
+        + Unpin
+        + 'static,
+    S::Future: Send + 'static,
+{
+    // The cycle's bookkeeping is unused here: an HTTP/2 connection keeps hyper's state.
+    let cycle = Arc::new(Cycle::new());
+    let io = TokioIo::new(Watched {
+        replay: preface,
+        stream: LingeringClose(Some(stream)),
+        cycle: Arc::clone(&cycle),
+    });
+    let answering = Answering { service, cycle };
+    let mut conn = Box::pin(protocols.http2.serve_connection(io, answering));
+    let mut shutting = *drain.borrow();
+    if shutting {
+        conn.as_mut().graceful_shutdown();
+    }
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            _ = drain.changed(), if !shutting => {
+                shutting = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(error = %error, "connection closed with an error");
+    }
+}
+
+/// What one hyper HTTP/1 connection has done, kept by its service, its request and response
+/// bodies and its socket, to tell when it is idle: every answer sent, every request body read to
+/// its end, and hyper found the socket empty after the last answer (it only reads then when it
+/// is waiting for a new request or watching for the client's hang-up).
+struct Cycle {
+    in_flight: AtomicUsize,
+    answered: AtomicUsize,
+    /// `answered` when a read last found the socket empty (`usize::MAX`: never).
+    drained_at: AtomicUsize,
+    unread_bodies: AtomicUsize,
+    /// Something this connection did is left to hyper's own rules: a request body not read to
+    /// its end (hyper drains or closes), or a connection that is to close (HTTP/1.0, `Connection:
+    /// close`, a protocol switch). hyper then keeps the connection as it always did.
+    leave_to_hyper: AtomicBool,
+}
+
+impl Cycle {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            answered: AtomicUsize::new(0),
+            drained_at: AtomicUsize::new(usize::MAX),
+            unread_bodies: AtomicUsize::new(0),
+            leave_to_hyper: AtomicBool::new(false),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        // One task polls the connection, its service and its bodies: no ordering to keep.
+        let answered = self.answered.load(Ordering::Relaxed);
+        answered > 0
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.drained_at.load(Ordering::Relaxed) == answered
+            && self.unread_bodies.load(Ordering::Relaxed) == 0
+            && !self.leave_to_hyper.load(Ordering::Relaxed)
+    }
+}
+
+/// The router as hyper's service, keeping the cycle's accounts.
+struct Answering<S> {
+    service: S,
+    cycle: Arc<Cycle>,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for Answering<S>
+where
+    S: Service<Request<AxumBody>, Response = Response<AxumBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Answered>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Answered>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let turn = Turn::start(Arc::clone(&self.cycle));
+        if request.version() < Version::HTTP_11 || says_close(request.headers()) {
+            self.cycle.leave_to_hyper.store(true, Ordering::Relaxed);
+        }
+        let cycle = Arc::clone(&self.cycle);
+        let request = request.map(|body| {
+            let ended = body.is_end_stream();
+            if !ended {
+                cycle.unread_bodies.fetch_add(1, Ordering::Relaxed);
+            }
+            AxumBody::new(ReadToEnd { body, cycle, ended })
+        });
+        let service = self.service.clone();
+        Box::pin(async move {
+            let Ok(response) = service.oneshot(request).await;
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS
+                || says_close(response.headers())
+            {
+                turn.0.leave_to_hyper.store(true, Ordering::Relaxed);
+            }
+            Ok(response.map(|body| Answered { body, _turn: turn }))
+        })
+    }
+}
+
+fn says_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("close"))
+}
+
+/// One request from its head to the end of its answer (hyper drops the answer's body once it
+/// has written all of it, or gives up on it).
+struct Turn(Arc<Cycle>);
+
+impl Turn {
+    fn start(cycle: Arc<Cycle>) -> Self {
+        cycle.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(cycle)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.answered.fetch_add(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Answered {
+    body: AxumBody,
+    _turn: Turn,
+}
+
+impl Body for Answered {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request body that tells its cycle whether it was read to its end.
+struct ReadToEnd {
+    body: Incoming,
+    cycle: Arc<Cycle>,
+    ended: bool,
+}
+
+impl ReadToEnd {
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.cycle.unread_bodies.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Body for ReadToEnd {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let poll = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(poll, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.end();
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for ReadToEnd {
+    fn drop(&mut self) {
+        if self.body.is_end_stream() {
+            self.end();
+        } else if !self.ended {
+            self.cycle.leave_to_hyper.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The socket as hyper sees it: first the bytes already read (the sniffed start, or what the
+/// previous hyper connection had read ahead), then the socket; a read that finds the socket
+/// empty is noted in the cycle.
+struct Watched {
+    replay: Bytes,
+    stream: LingeringClose,
+    cycle: Arc<Cycle>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            let chunk = self.replay.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        let poll = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if poll.is_pending() {
+            let answered = self.cycle.answered.load(Ordering::Relaxed);
+            self.cycle.drained_at.store(answered, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -103,6 +573,13 @@ const LINGER_BYTES: usize = 16 * 1024 * 1024;
 /// the answer) and what the client still sends is read and discarded, within bounds, until it
 /// closes its side.
 struct LingeringClose(Option<TcpStream>);
+
+impl LingeringClose {
+    /// The socket back, without the lingering close: the connection goes on.
+    fn into_inner(mut self) -> Option<TcpStream> {
+        self.0.take()
+    }
+}
 
 fn released() -> io::Error {
     io::Error::from(io::ErrorKind::NotConnected)

@@ -125,13 +125,18 @@ impl Running {
         panic!("the server never said it was listening:\n{}", self.logs());
     }
 
-    /// SIGTERM, then the exit status and the whole output once the process has ended.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    /// Sends SIGTERM and returns at once: the server drains meanwhile.
+    pub fn terminate(&self) {
         let signalled = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(signalled.success());
+    }
+
+    /// SIGTERM, then the exit status and the whole output once the process has ended.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        self.terminate();
         let started = Instant::now();
         let exit = loop {
             if let Some(exit) = self.child.try_wait().expect("waits") {

@@ -11,6 +11,7 @@ mod admin_cli;
 mod attacks;
 mod browser;
 mod concurrency;
+mod connections;
 mod console;
 mod dashboards;
 mod http_rules;

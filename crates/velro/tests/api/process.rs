@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::binary::{output_within, serve, status_within, velro, Running};
-use crate::helpers::unique_email;
+use crate::helpers::{unique_email, PASSWORD};
 
 #[test]
 fn help_explains_the_commands() {
@@ -115,6 +115,74 @@ fn sigterm_stops_the_server_gracefully() {
     let (exit, logs) = server.stop();
     assert!(exit.success(), "exit status {exit}:\n{logs}");
     assert!(dir.path().join("jwt-keys.json").exists());
+}
+
+/// SIGTERM closes an idle keep-alive connection at once and lets a request in flight finish:
+/// a sign-up whose head is in and whose body is not (the server has said `100 Continue`, so it
+/// is in the handler, reading the body) gets its whole answer after the signal, with
+/// `Connection: close`, and the server then exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_connections_and_lets_a_request_in_flight_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+        let mut read = Vec::new();
+        let mut buffer = [0_u8; 4096];
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while !done(&String::from_utf8_lossy(&read)) {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read.extend_from_slice(&buffer[..n]),
+                }
+            }
+        })
+        .await
+        .expect("the server answered or closed in time");
+        String::from_utf8_lossy(&read).to_string()
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Running::start(serve(dir.path()));
+    let address = server.base.trim_start_matches("http://").to_string();
+
+    let mut idle = TcpStream::connect(&address).await.expect("connects");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("sent");
+    let answer = read_until(&mut idle, |read| read.contains("\"status\":\"ok\"")).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    let body = json!({"email": unique_email("drain"), "password": PASSWORD}).to_string();
+    let mut busy = TcpStream::connect(&address).await.expect("connects");
+    busy.write_all(
+        format!(
+            "POST /api/v1/auth/register HTTP/1.1\r\nHost: test\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\
+             Expect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("sent");
+    let continued = read_until(&mut busy, |read| read.contains("\r\n\r\n")).await;
+    assert!(continued.starts_with("HTTP/1.1 100 "), "{continued}");
+
+    server.terminate();
+    // The idle connection is closed without waiting for the in-flight request.
+    let closed = read_until(&mut idle, |_| false).await;
+    assert_eq!(closed, "", "the idle connection got more than its close");
+
+    busy.write_all(body.as_bytes()).await.expect("sent");
+    let answer = read_until(&mut busy, |read| read.contains("access_token")).await;
+    assert!(answer.starts_with("HTTP/1.1 201 "), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    let (exit, logs) = server.stop();
+    assert!(exit.success(), "exit status {exit}:\n{logs}");
 }
 
 #[test]
