@@ -479,9 +479,20 @@ async fn a_pkce_email_change_lands_with_a_code_for_the_moved_account(app: TestAp
     )
     .await;
     assert_eq!(user["new_email"], new_email.to_lowercase());
-    let (link, _) = mailed(&app, &new_email, 0).await;
-    assert_eq!(query(&link, "type"), "email_change");
-    let code = code_from(&app, &link, "https://app.example.com").await;
+    // The secure change: the first half lands with GoTrue's message (in the query too, for a
+    // PKCE client) and no code; the second with the code.
+    let (to_new, _) = mailed(&app, &new_email, 0).await;
+    assert_eq!(query(&to_new, "type"), "email_change");
+    assert!(query(&to_new, "token").starts_with("pkce_"), "{to_new}");
+    let (status, landing) = open_link(&app, &to_new).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(query(&landing, "code").is_empty(), "{landing}");
+    assert!(
+        query(&landing, "message").starts_with("Confirmation link accepted"),
+        "{landing}"
+    );
+    let (to_current, _) = mailed(&app, &email, 0).await;
+    let code = code_from(&app, &to_current, "https://app.example.com").await;
     let session = expect_json(exchange(&app, &code, VERIFIER).await, StatusCode::OK).await;
     assert_eq!(session["user"]["email"], new_email.to_lowercase());
     assert_eq!(amr_method(&session), "email_change");
