@@ -58,7 +58,8 @@ pub enum Verified {
     OtherAddressAwaited,
 }
 
-/// What spending a mail token did.
+/// What spending a mail token did. Lives only between two calls, so the user is not boxed.
+#[allow(clippy::large_enum_variant)]
 enum Spent {
     /// The token's holder, who may sign in, and what the token was for.
     Holder(User, MailPurpose),
