@@ -1110,14 +1110,7 @@ macro_rules! sql_store {
                     token: NewMailToken,
                 ) -> Result<MailTokenIssued, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    if let Some(lock) = <$store as Dialect>::LOCK_USER_MAIL {
-                        let (high, _) = token.user_id.0.as_u64_pair();
-                        sqlx::query(lock)
-                            .bind(i64::from_ne_bytes(high.to_ne_bytes()))
-                            .execute(&mut *tx)
-                            .await
-                            .db()?;
-                    }
+                    lock_user_mail(&mut tx, token.user_id).await?;
                     let last = if token.purpose == MailPurpose::Recovery {
                         // GoTrue's `recovery_sent_at`: the newest recovery token's issue time
                         // (v1 resets, /recover and magic links all mail one).
@@ -1313,16 +1306,7 @@ macro_rules! sql_store {
                     change: NewEmailChange,
                 ) -> Result<MailTokenIssued, StoreError> {
                     let mut tx = self.pools().begin(<$store as Dialect>::BEGIN).await?;
-                    // As in `issue_mail_token`: two requests for one user wait their turn, so
-                    // the interval holds on PostgreSQL too.
-                    if let Some(lock) = <$store as Dialect>::LOCK_USER_MAIL {
-                        let (high, _) = change.user_id.0.as_u64_pair();
-                        sqlx::query(lock)
-                            .bind(i64::from_ne_bytes(high.to_ne_bytes()))
-                            .execute(&mut *tx)
-                            .await
-                            .db()?;
-                    }
+                    lock_user_mail(&mut tx, change.user_id).await?;
                     let sent: Option<(Option<StoredTime>, Option<StoredTime>)> =
                         sqlx::query_as(sql::FIND_MAIL_SENT)
                             .bind(change.user_id.0)
@@ -1456,6 +1440,24 @@ macro_rules! sql_store {
                 Some(MailTokenIssued::TooSoon {
                     retry_after_secs: u64::try_from(seconds).unwrap_or(1),
                 })
+            }
+
+            /// Serialises the mail-token writes of one user, so that two requests cannot both pass
+            /// the interval check: an advisory lock on PostgreSQL (not the user's row, which
+            /// redeeming a token also locks); SQLite's write transaction already does it.
+            async fn lock_user_mail(
+                tx: &mut Transaction<'static, Db>,
+                user_id: UserId,
+            ) -> Result<(), StoreError> {
+                if let Some(lock) = <$store as Dialect>::LOCK_USER_MAIL {
+                    let (high, _) = user_id.0.as_u64_pair();
+                    sqlx::query(lock)
+                        .bind(i64::from_ne_bytes(high.to_ne_bytes()))
+                        .execute(&mut **tx)
+                        .await
+                        .db()?;
+                }
+                Ok(())
             }
 
             async fn insert_incident_update(

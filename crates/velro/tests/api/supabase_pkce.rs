@@ -2,13 +2,12 @@
 //! links, which land with `?code=`, and `POST /token?grant_type=pkce` exchanges the code and its
 //! verifier, once, within the flow-state lifetime (the test clock, never a sleep).
 
-use std::time::Duration;
-
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::both_stores;
 use crate::helpers::{expect_json, jwt_claims, unique_email, TestApp, NEW_PASSWORD, PASSWORD};
+use crate::supabase_confirm::{mailed, query};
 
 const VERSION: &str = "2024-01-01";
 
@@ -63,37 +62,6 @@ fn with(mut body: Value, extra: Value) -> Value {
         body.extend(extra.clone());
     }
     body
-}
-
-/// The newest message to `to` once more than `earlier` have arrived: its link and its code.
-async fn mailed(app: &TestApp, to: &str, earlier: usize) -> (url::Url, String) {
-    // The one-time-link mails go out after the answer; this waits for the file, not a time.
-    for _ in 0..500 {
-        let messages = app.mail_to(to);
-        if messages.len() > earlier {
-            let body = messages.last().cloned().unwrap_or_default();
-            let link = body
-                .lines()
-                .map(str::trim)
-                .find(|line| line.starts_with("http") && line.contains("/verify?"))
-                .expect("the message carries a link");
-            let code = body
-                .split("code: ")
-                .nth(1)
-                .map(|rest| rest.chars().take(6).collect::<String>())
-                .expect("the message carries a code");
-            return (url::Url::parse(link).expect("a URL"), code);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no message for {to} arrived");
-}
-
-fn query(url: &url::Url, name: &str) -> String {
-    url.query_pairs()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
 }
 
 fn fragment_value(location: &url::Url, key: &str) -> String {
