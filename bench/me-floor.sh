@@ -13,6 +13,8 @@
 #                          written to a file here)
 #   FLOOR_SERVER_CPUS / FLOOR_WRK_CPUS   taskset CPU lists (default: no pinning)
 #   FLOOR_PERF=1           also `perf record -g` the server for FLOOR_SECS; report in the output dir
+#   FLOOR_PERF_ARGS='-F 999 -g'   perf record's sampling options ('-F 199 --call-graph dwarf' attributes
+#                          time to Rust callers, which carry no frame pointers)
 #   FLOOR_OUT=<dir>        keep logs and the perf report there (default: a temporary folder)
 #   FLOOR_NO_BUILD=1       use target/release/velro and target/release/velro-floor as they are
 #   FLOOR_SERVER_BIN / FLOOR_FLOOR_BIN   other binaries (an A/B of two builds)
@@ -118,7 +120,7 @@ printf '%5s %12.0f %12.0f %7.3f\n' mean "$(echo "$sum_me / $ROUNDS" | bc -l)" \
 echo "server peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"
 
 if [[ "${FLOOR_PERF:-0}" == 1 ]]; then
-  perf record -F 999 -g -p "$SERVER_PID" -o "$OUT/perf.data" -- sleep "$SECS" \
+  perf record ${FLOOR_PERF_ARGS:--F 999 -g} -p "$SERVER_PID" -o "$OUT/perf.data" -- sleep "$SECS" \
     >/dev/null 2>"$OUT/perf-record.log" &
   PERF_PID=$!
   sleep 0.3

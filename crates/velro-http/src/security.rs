@@ -2,15 +2,14 @@
 //! request headers, and CORS for the configured origins. Authentication and rate limits are not
 //! here.
 
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::{AppState, HttpSettings};
+use crate::HttpSettings;
 
 /// Set on every response that does not set its own value, so that a page served later (an API
 /// reference at /docs) can send its own `Content-Security-Policy` and caching.
@@ -27,39 +26,50 @@ const DEFAULT_HEADERS: [(HeaderName, &str); 5] = [
     ),
 ];
 
-pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+/// Sets [`DEFAULT_HEADERS`] where the response did not set its own.
+pub(crate) fn add_default_headers(headers: &mut HeaderMap) {
     for (name, value) in DEFAULT_HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    response
+}
+
+/// Counts what is written to it: the request target's length without building it.
+struct Length(usize);
+
+impl fmt::Write for Length {
+    fn write_str(&mut self, part: &str) -> fmt::Result {
+        self.0 += part.len();
+        Ok(())
+    }
 }
 
 /// The request line's target and every header line, as a server reads them.
-fn header_bytes(request: &Request) -> usize {
-    let target = request.uri().to_string().len();
+fn header_bytes<B>(request: &Request<B>) -> usize {
+    let mut target = Length(0);
+    let _ = write!(target, "{}", request.uri());
     request
         .headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>()
-        + target
+        + target.0
 }
 
-/// 431 for a request whose headers (and target) exceed the configured bound, before anything
-/// reads them.
-pub(crate) async fn limit_headers(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if header_bytes(&request) > state.settings.max_header_bytes {
-        return StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+/// The check of `ValidateRequestHeaderLayer`: 431 for a request whose headers (and target)
+/// exceed `max_bytes`, before anything reads them.
+// The error is the response itself, as the layer's interface wants it.
+#[allow(clippy::result_large_err)]
+pub(crate) fn headers_within<B>(
+    max_bytes: usize,
+) -> impl FnMut(&mut Request<B>) -> Result<(), Response> + Clone + Send + Sync + 'static {
+    move |request: &mut Request<B>| {
+        if header_bytes(request) > max_bytes {
+            return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response());
+        }
+        Ok(())
     }
-    next.run(request).await
 }
 
 /// CORS for the configured origins; `None` (no CORS headers at all) when there are none. `*`

@@ -8,8 +8,8 @@
 //! buffers (8 KiB each) and its dispatcher for as long as the connection lives, and has no call to
 //! give them back; with thousands of idle clients that is most of the server's memory. So each
 //! HTTP/1 connection is a loop: wait until the socket is readable, holding only the socket, then
-//! serve with a fresh hyper connection; once its answer is out and hyper is waiting for the next
-//! request with nothing read, take the socket back (`graceful_shutdown` on an idle connection plus
+//! serve with a fresh hyper connection; once its answer is out and hyper has waited `KEEP_WARM`
+//! for the next request with nothing read, take the socket back (`graceful_shutdown` on an idle connection plus
 //! `into_parts`), replay whatever hyper had read ahead, and wait again. HTTP/2 (prior knowledge) is
 //! recognised by its preface and served by hyper's HTTP/2 connection as before.
 
@@ -227,11 +227,17 @@ where
         Pin::new(&mut *conn).graceful_shutdown();
     }
     let mut released = false;
+    let mut warm = Warm::default();
     let result = loop {
         tokio::select! {
             result = poll_fn(|cx| {
                 let poll = conn.poll_without_shutdown(cx);
-                if poll.is_pending() && !released && !shutting && cycle.is_idle() {
+                if poll.is_pending()
+                    && !released
+                    && !shutting
+                    && cycle.is_idle()
+                    && warm.cooled(cx, cycle.answered.load(Ordering::Relaxed))
+                {
                     // Idle: hyper closes its side at once and hands the socket back.
                     released = true;
                     Pin::new(&mut *conn).graceful_shutdown();
@@ -312,6 +318,49 @@ async fn serve_http2<S>(
     };
     if let Err(error) = result {
         tracing::debug!(error = %error, "connection closed with an error");
+    }
+}
+
+/// How long a connection keeps its hyper state after its last answer before giving it back. A
+/// busy client's next request usually comes within a round trip; building a fresh hyper
+/// connection for each one costs more than the buffers it frees, so only a connection that has
+/// stayed idle this long (up to twice this long) is released.
+const KEEP_WARM: Duration = Duration::from_millis(50);
+
+/// The idle timer of one hyper connection: set the first time the connection goes idle, and
+/// checked only while it is idle, so that a busy connection costs one timer per `KEEP_WARM`
+/// rather than one per request.
+#[derive(Default)]
+struct Warm {
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Answers given when the timer was last set.
+    answered_then: usize,
+}
+
+impl Warm {
+    /// Whether a connection idle now, having given `answered` answers, has given none for a
+    /// whole period; when `false`, `cx` is woken by the timer.
+    fn cooled(&mut self, cx: &mut Context<'_>, answered: usize) -> bool {
+        let timer = match &mut self.timer {
+            Some(timer) => timer,
+            None => {
+                self.answered_then = answered;
+                self.timer.insert(Box::pin(tokio::time::sleep(KEEP_WARM)))
+            }
+        };
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if answered == self.answered_then {
+                return true;
+            }
+            // Busy since the timer was set: one more period.
+            self.answered_then = answered;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + KEEP_WARM);
+        }
     }
 }
 

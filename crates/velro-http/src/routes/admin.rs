@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use axum::{middleware, Json, Router};
+use axum::{Json, Router};
+use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 use velro_core::domain::{AdminUserChange, Role, UserCursor, UserId, UserQuery};
 
@@ -24,7 +25,7 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/users/{id}/sessions", delete(revoke_sessions))
         .route("/flags", get(get_flags).put(put_flags))
-        .route_layer(middleware::from_fn(crate::middleware::bearer_challenge))
+        .route_layer(MapResponseLayer::new(crate::middleware::bearer_challenge))
 }
 
 fn user_query(query: &QueryParams) -> Result<UserQuery, ApiError> {

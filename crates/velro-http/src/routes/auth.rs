@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
-use axum::{middleware, Json, Router};
+use axum::{Json, Router};
+use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 use velro_core::domain::{AvatarUrl, DisplayName, Email, NewPassword, ProfileChange, SessionId};
 use velro_core::service::{Login, LogoutScope, Registration};
@@ -26,7 +27,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/change-password", post(change_password))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(revoke_session))
-        .route_layer(middleware::from_fn(crate::middleware::bearer_challenge));
+        .route_layer(MapResponseLayer::new(crate::middleware::bearer_challenge));
     Router::new()
         .route("/register", post(register))
         .route("/login", post(login))

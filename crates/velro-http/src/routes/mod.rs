@@ -10,10 +10,15 @@ pub(crate) mod openapi;
 pub(crate) mod status;
 mod supabase;
 
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::{middleware, Router};
-use tower_http::limit::RequestBodyLimitLayer;
+use axum::http::Response;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::limit::{RequestBodyLimitLayer, ResponseBody};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
+use crate::middleware::ObserveLayer;
 use crate::{ApiError, AppState};
 
 /// /auth/v1's OpenAPI document (served at `GET /auth/v1/openapi.json`).
@@ -38,26 +43,22 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
-    let router = router
+    // One stack around every route, outermost first: the request's id, deadline, log line and
+    // security headers; CORS (which answers preflights itself, inside those); the bound on
+    // headers; the bound on the body, by Content-Length before reading (a 10 MB body costs
+    // nothing) and while reading.
+    let layers = ServiceBuilder::new()
+        .layer(ObserveLayer::new(state.clone()))
+        .option_layer(cors)
+        .layer(ValidateRequestHeaderLayer::custom(
+            crate::security::headers_within(state.settings.max_header_bytes),
+        ))
+        .map_response(|response: Response<ResponseBody<Body>>| response.map(Body::new))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(DefaultBodyLimit::max(max_body));
+    router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body))
-        // Refuses by Content-Length before reading, so a 10 MB body costs nothing.
-        .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::security::limit_headers,
-        ));
-    // CORS answers preflights itself, inside the log line and the security headers.
-    let router = match cors {
-        Some(cors) => router.layer(cors),
-        None => router,
-    };
-    router
-        .layer(middleware::from_fn(crate::security::security_headers))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::middleware::observe,
-        ))
+        .layer(layers)
         .with_state(state)
 }

@@ -14,8 +14,10 @@ use crate::helpers::{unique_email, TestApp, PASSWORD};
 /// Long enough for any answer on a loaded machine; only a guard against a hang.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// A short pause between the pieces of a request, so that each arrives in its own read.
-const PAUSE: Duration = Duration::from_millis(30);
+/// A pause between the pieces of a request, so that each arrives in its own read, and between
+/// requests, so that the server gives the connection's hyper state back in between: longer than
+/// it keeps an idle connection's state (serve.rs's `KEEP_WARM`, 50 ms, at most twice that).
+const PAUSE: Duration = Duration::from_millis(150);
 
 struct Answer {
     status: u16,
@@ -130,14 +132,18 @@ fn register_body() -> String {
     json!({"email": unique_email("conn"), "password": PASSWORD}).to_string()
 }
 
-/// Sixty requests on one connection, waiting for each answer (so the connection goes idle
-/// between them), with sign-ups (bodies read) among them and a pipelined pair in one write
-/// every tenth round: each answer is the right one, in order, on the same connection.
+/// Sixty requests on one connection, waiting for each answer, with sign-ups (bodies read) among
+/// them, a pipelined pair in one write every tenth round, and a pause long enough for the
+/// server to release the connection every sixth: each answer is the right one, in order, on
+/// the same connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_keep_alive_connection_serves_many_requests_and_pipelined_pairs() {
     let app = TestApp::sqlite().await;
     let mut client = Client::connect(&app).await;
     for round in 0..60 {
+        if round % 6 == 5 {
+            tokio::time::sleep(PAUSE).await;
+        }
         if round % 10 == 9 {
             let (first, second) = (format!("pair-a-{round}"), format!("pair-b-{round}"));
             client
@@ -180,6 +186,7 @@ async fn a_request_sent_in_pieces_with_pauses_is_served() {
     }
     let answer = client.answer().await;
     assert_eq!(answer.status, 201, "{}", answer.head);
+    tokio::time::sleep(PAUSE).await;
 
     let request = health("pieces-2");
     for piece in [&request[..1], &request[1..9], &request[9..]] {
@@ -225,6 +232,7 @@ async fn a_request_whose_body_is_not_read_leaves_the_connection_usable() {
         .await;
     let answer = client.answer().await;
     assert_eq!(answer.status, 405, "{}", answer.head);
+    tokio::time::sleep(PAUSE).await;
     client.send(health("after-unread").as_bytes()).await;
     let answer = client.answer().await;
     assert_eq!(answer.status, 200, "{}", answer.head);
