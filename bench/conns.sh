@@ -6,7 +6,8 @@
 # them CONNS_SECS, and counts every refused, reset or closed connection and every non-200.
 # The server's memory is read from /proc: VmRSS and smaps_rollup's Rss/Anonymous before any
 # connection, with every connection open (printed by velro-load as `HOLD open=`) and at the end;
-# per connection = (open - before) / connections.
+# per connection = (open - before) / connections; once more CONNS_SETTLE_SECS (12) later, with
+# the connections still open, to see that waiting connections do not grow.
 #
 # Open files: the server raises its soft RLIMIT_NOFILE to the hard limit at start-up, and so
 # does velro-load; the script sets the hard limit itself with `ulimit -Hn` when it may (root),
@@ -14,6 +15,7 @@
 #
 # Settings (environment):
 #   CONNS_N=10000  CONNS_ACTIVE=1000  CONNS_RATE=1000  CONNS_SECS=30  CONNS_CONNECT_RATE=2000
+#   CONNS_SETTLE_SECS=12  (the second reading; taken only when CONNS_SECS is longer)
 #   CONNS_SERVER_CPUS / CONNS_LOAD_CPUS   taskset CPU lists (default: no pinning)
 #   CONNS_NO_BUILD=1      use target/release/velro and target/release/velro-load as they are
 #   CONNS_SERVER_BIN      another server binary; CONNS_ENV: extra "NAME=value ..." for the server
@@ -25,6 +27,7 @@ ACTIVE=${CONNS_ACTIVE:-1000}
 RATE=${CONNS_RATE:-1000}
 SECS=${CONNS_SECS:-30}
 CONNECT_RATE=${CONNS_CONNECT_RATE:-2000}
+SETTLE=${CONNS_SETTLE_SECS:-12}
 TMP=$(mktemp -d /tmp/velro-conns.XXXXXX)
 PIDS=()
 
@@ -100,6 +103,12 @@ for _ in $(seq 1200); do grep -q '^HOLD' "$TMP/hold.err" && break; sleep 0.1; do
 sleep 0.5
 read -r rss1 rssr1 anon1 <<<"$(memory "$SERVER_PID")"
 fds=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+# Once more with the connections still open, a while later.
+rss3=$rss1 anon3=$anon1 rssr3=$rssr1
+if (( SECS > SETTLE + 2 )); then
+  sleep "$SETTLE"
+  read -r rss3 rssr3 anon3 <<<"$(memory "$SERVER_PID")"
+fi
 wait "$LOAD_PID" || true
 read -r rss2 rssr2 anon2 <<<"$(memory "$SERVER_PID")"
 cat "$TMP/hold.err" "$TMP/hold.txt"
@@ -107,8 +116,11 @@ echo "server: $fds open descriptors with the connections open"
 printf '%-28s %10s %10s %10s\n' "server memory (KiB)" VmRSS Rss Anonymous
 printf '%-28s %10s %10s %10s\n' "before" "$rss0" "$rssr0" "$anon0"
 printf '%-28s %10s %10s %10s\n' "all connections open" "$rss1" "$rssr1" "$anon1"
+printf '%-28s %10s %10s %10s\n' "open, ${SETTLE} s later" "$rss3" "$rssr3" "$anon3"
 printf '%-28s %10s %10s %10s\n' "end of the hold" "$rss2" "$rssr2" "$anon2"
 echo "per connection (open - before) / $N: VmRSS $(( (rss1 - rss0) * 1024 / N )) B," \
   "Anonymous $(( (anon1 - anon0) * 1024 / N )) B"
+echo "per connection ${SETTLE} s later (settled - before) / $N: VmRSS $(( (rss3 - rss0) * 1024 / N )) B," \
+  "Anonymous $(( (anon3 - anon0) * 1024 / N )) B"
 echo "server peak RSS (VmHWM): $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER_PID/status")"
 grep -Ei 'warn|error' "$TMP/server.log" | grep -v 'RATE LIMITS' | head -5 || true
