@@ -57,6 +57,14 @@ ARGON2_MEMORY=${SOAK_ARGON2_MEMORY_KIB:-1024}
 ARGON2_ITERATIONS=${SOAK_ARGON2_ITERATIONS:-1}
 # The retention must cover an access token's lifetime plus the leeway (5 s).
 ACCESS_TTL=$(( RETENTION > 10 ? RETENTION - 5 : 5 ))
+# The token-check scenario signs in once per segment and checks that one access token until the
+# segment ends: a segment longer than the token's life would count expired tokens' 401s.
+if (( ME_RATE > 0 && SEGMENT > ACCESS_TTL )); then
+  echo "soak: SOAK_SEGMENT_SECS=$SEGMENT is longer than the access tokens' ${ACCESS_TTL} s" \
+    "(SOAK_PURGE_RETENTION_SECS - 5) while SOAK_ME_RATE is on; shorten the segments or raise" \
+    "the retention" >&2
+  exit 2
+fi
 TMP=$(mktemp -d /tmp/velro-soak.XXXXXX)
 OUT=${SOAK_OUT:-$TMP/out}
 mkdir -p "$OUT"
