@@ -9,9 +9,10 @@
 //! give them back; with thousands of idle clients that is most of the server's memory. So each
 //! HTTP/1 connection is a loop: wait until the socket is readable, holding only the socket, then
 //! serve with a fresh hyper connection; once its answer is out and hyper has waited `KEEP_WARM`
-//! for the next request with nothing read, take the socket back (`graceful_shutdown` on an idle connection plus
-//! `into_parts`), replay whatever hyper had read ahead, and wait again. HTTP/2 (prior knowledge) is
-//! recognised by its preface and served by hyper's HTTP/2 connection as before.
+//! for the next request with nothing read, take the socket back (`graceful_shutdown` on an idle
+//! connection plus `into_parts`), replay whatever hyper had read ahead, and wait again. HTTP/2
+//! (prior knowledge) is recognised by its preface and served by hyper's HTTP/2 connection as
+//! before.
 
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
