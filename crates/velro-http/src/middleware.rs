@@ -9,24 +9,26 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::BoxError;
+use metrics::{Counter, Histogram};
 use tower::{Layer, Service};
 use tracing::Instrument;
 use velro_core::domain::UserId;
+use velro_core::service::Surface;
 
 use crate::error::{ApiError, BEARER_CHALLENGE};
 use crate::monitor::RequestSeen;
 use crate::AppState;
 
-const REQUEST_ID: &str = "x-request-id";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Filled in by the authentication extractors, read back for the log line.
 #[derive(Clone, Default)]
@@ -38,22 +40,126 @@ impl UserSlot {
     }
 }
 
-/// 1 to 128 visible ASCII characters, or a fresh one.
-fn request_id(headers: &HeaderMap) -> String {
+/// 1 to 128 visible ASCII characters, or a fresh one. Kept as the header value it is sent back
+/// in, so the client's id is not copied and a fresh one is encoded once.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers
-        .get(REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(fresh_request_id, str::to_string)
+        .get(&REQUEST_ID)
+        .filter(|id| {
+            (1..=128).contains(&id.len()) && id.as_bytes().iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(fresh_request_id)
 }
 
 /// A random (v4) UUID from the thread's generator: `Uuid::new_v4` asks the kernel for every
 /// one, a system call per request for an id that needs to be unique, not secret.
-fn fresh_request_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
+fn fresh_request_id() -> HeaderValue {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let id = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
-        .to_string()
+        .hyphenated()
+        .encode_lower(&mut buffer);
+    // A hyphenated UUID is always a valid header value.
+    HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
 }
+
+/// What one kind of request (method, route, status) is counted under: its metric handles, its
+/// dashboard row and its status-page surface. Made on the first such request and kept by the
+/// route's layer: building them per request (three label strings, a registry lookup, a
+/// `format!`) was most of what counting cost (BENCHMARKS.md).
+struct Tally {
+    method: Method,
+    route: Option<MatchedPath>,
+    status: StatusCode,
+    requests: Counter,
+    duration: Histogram,
+    /// `METHOD route`, the dashboard's row.
+    key: String,
+    surface: Option<Surface>,
+}
+
+/// More kinds than one route ever sees (a few methods times a few statuses); past it a kind is
+/// counted without being kept, so nothing grows without bound.
+const TALLIES_KEPT: usize = 64;
+
+impl Tally {
+    fn new(method: &Method, route: Option<&MatchedPath>, status: StatusCode) -> Self {
+        let route_name = route.map_or(UNMATCHED, MatchedPath::as_str);
+        let method_name = method_label(method);
+        let labels = [
+            ("method", method_name.to_string()),
+            ("route", route_name.to_string()),
+            ("status", status.as_u16().to_string()),
+        ];
+        Self {
+            method: method.clone(),
+            route: route.cloned(),
+            status,
+            requests: metrics::counter!("velro_http_requests_total", &labels),
+            duration: metrics::histogram!("velro_http_request_duration_seconds", &labels),
+            key: format!("{method_name} {route_name}"),
+            surface: crate::routes::status::surface(route_name),
+        }
+    }
+
+    fn is_for(&self, method: &Method, route: Option<&MatchedPath>, status: StatusCode) -> bool {
+        self.status == status
+            && self.method == method
+            && self.route.as_ref().map(MatchedPath::as_str) == route.map(MatchedPath::as_str)
+    }
+}
+
+/// The tallies of one route's layer.
+#[derive(Default)]
+struct Tallies(RwLock<Vec<Arc<Tally>>>);
+
+impl Tallies {
+    fn get(&self, method: &Method, route: Option<&MatchedPath>, status: StatusCode) -> Arc<Tally> {
+        let found = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|tally| tally.is_for(method, route, status))
+            .cloned();
+        found.unwrap_or_else(|| {
+            let mut kept = self.0.write().unwrap_or_else(PoisonError::into_inner);
+            // Another request may have made it meanwhile.
+            if let Some(tally) = kept
+                .iter()
+                .find(|tally| tally.is_for(method, route, status))
+            {
+                return Arc::clone(tally);
+            }
+            let tally = Arc::new(Tally::new(method, route, status));
+            if kept.len() < TALLIES_KEPT {
+                kept.push(Arc::clone(&tally));
+            }
+            tally
+        })
+    }
+}
+
+/// The method as metrics and the dashboard name it: the standard ones, and `other` for any
+/// extension method a client makes up, so that clients cannot add series without end.
+fn method_label(method: &Method) -> &str {
+    match *method {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::OPTIONS
+        | Method::TRACE
+        | Method::CONNECT => method.as_str(),
+        _ => "other",
+    }
+}
+
+/// The route of a request no route matched, in metrics, the dashboard and the log.
+const UNMATCHED: &str = "unmatched";
 
 /// Wraps every route in [`Observe`].
 #[derive(Clone)]
@@ -74,14 +180,18 @@ impl<S> Layer<S> for ObserveLayer {
         Observe {
             inner,
             state: self.state.clone(),
+            tallies: Arc::default(),
         }
     }
 }
 
+/// `Router::layer` wraps each route (and each fallback) in its own `Observe`, so its tallies
+/// hold one route's few kinds of request.
 #[derive(Clone)]
 pub(crate) struct Observe<S> {
     inner: S,
     state: AppState,
+    tallies: Arc<Tallies>,
 }
 
 impl<S, B> Service<Request> for Observe<S>
@@ -105,16 +215,15 @@ where
         let user = UserSlot::default();
         request.extensions_mut().insert(user.clone());
         let method = request.method().clone();
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+        let route = request.extensions().get::<MatchedPath>().cloned();
         // The service that was made ready is the one that serves; a fresh clone waits its turn.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let state = self.state.clone();
+        let tallies = Arc::clone(&self.tallies);
         Box::pin(async move {
-            let span = tracing::info_span!("request", %request_id);
+            let request_id_text = request_id.to_str().unwrap_or_default();
+            let span = tracing::info_span!("request", request_id = request_id_text);
             let deadline = state.settings.request_timeout;
             let handled = tokio::time::timeout(deadline, inner.call(request))
                 .instrument(span.clone())
@@ -125,18 +234,15 @@ where
                 Ok(Err(never)) => match never {},
                 Err(_) => ApiError::Timeout.into_response(),
             };
-            let mut response = crate::error::render(response, &request_id);
+            let mut response = crate::error::render(response, request_id_text);
             let headers = response.headers_mut();
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                headers.insert(REQUEST_ID, value);
-            }
             crate::security::add_default_headers(headers);
+            headers.insert(REQUEST_ID, request_id.clone());
+            let status = response.status();
             let finished = Finished {
-                method: method.as_str(),
-                route: &route,
-                status: response.status(),
+                tally: &tallies.get(&method, route.as_ref(), status),
                 elapsed_secs: started.elapsed().as_secs_f64(),
-                request_id: &request_id,
+                request_id: request_id_text,
                 timed_out,
                 user: &user,
             };
@@ -148,9 +254,7 @@ where
 
 /// A request as counted once its answer is ready.
 struct Finished<'a> {
-    method: &'a str,
-    route: &'a str,
-    status: StatusCode,
+    tally: &'a Tally,
     elapsed_secs: f64,
     request_id: &'a str,
     timed_out: bool,
@@ -158,27 +262,23 @@ struct Finished<'a> {
 }
 
 impl Finished<'_> {
-    /// The metrics, the status page's and the dashboard's tallies, and the access log line.
     fn record(&self, state: &AppState) {
-        let status = self.status.as_u16();
+        let tally = self.tally;
+        let status = tally.status.as_u16();
         let duration_ms = self.elapsed_secs * 1000.0;
-        if let Some(surface) = crate::routes::status::surface(self.route) {
+        let route = tally.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        if let Some(surface) = tally.surface {
             state
                 .status
-                .record_request(surface, self.status.is_server_error());
+                .record_request(surface, tally.status.is_server_error());
         }
-        let labels = [
-            ("method", self.method.to_string()),
-            ("route", self.route.to_string()),
-            ("status", status.to_string()),
-        ];
-        metrics::counter!("velro_http_requests_total", &labels).increment(1);
-        metrics::histogram!("velro_http_request_duration_seconds", &labels)
-            .record(self.elapsed_secs);
+        tally.requests.increment(1);
+        tally.duration.record(self.elapsed_secs);
         state.monitor.record(
             RequestSeen {
-                method: self.method,
-                route: self.route,
+                key: &tally.key,
+                method: tally.method.as_str(),
+                route,
                 status,
                 duration_ms,
                 request_id: self.request_id,
@@ -188,8 +288,8 @@ impl Finished<'_> {
         let user_id = self.user.0.get();
         tracing::info!(
             target: "velro::access",
-            method = self.method,
-            route = self.route,
+            method = tally.method.as_str(),
+            route,
             status,
             duration_ms = (duration_ms * 1000.0).round() / 1000.0,
             user_id = %user_id.map_or_else(|| "-".to_string(), ToString::to_string),
@@ -229,7 +329,45 @@ mod tests {
             );
             let id = request_id(&headers);
             assert_ne!(id, bad);
-            assert!(Uuid::parse_str(&id).is_ok());
+            assert!(Uuid::parse_str(id.to_str().expect("ascii")).is_ok());
         }
+    }
+
+    #[test]
+    fn a_kind_of_request_is_tallied_once_and_the_tallies_are_bounded() {
+        let tallies = Tallies::default();
+        let ok = tallies.get(&Method::GET, None, StatusCode::OK);
+        assert!(Arc::ptr_eq(
+            &ok,
+            &tallies.get(&Method::GET, None, StatusCode::OK)
+        ));
+        assert_eq!(ok.key, "GET unmatched");
+        let other = tallies.get(&Method::GET, None, StatusCode::UNAUTHORIZED);
+        assert!(!Arc::ptr_eq(&ok, &other));
+        assert!(!Arc::ptr_eq(
+            &ok,
+            &tallies.get(&Method::POST, None, StatusCode::OK)
+        ));
+        for code in 300..400 {
+            let status = StatusCode::from_u16(code).expect("a status");
+            tallies.get(&Method::GET, None, status);
+        }
+        assert_eq!(tallies.0.read().expect("not poisoned").len(), TALLIES_KEPT);
+    }
+
+    #[test]
+    fn made_up_methods_share_one_series() {
+        let tallies = Tallies::default();
+        let made_up = Method::from_bytes(b"BREW").expect("an extension method");
+        assert_eq!(
+            tallies
+                .get(&made_up, None, StatusCode::METHOD_NOT_ALLOWED)
+                .key,
+            "other unmatched"
+        );
+        assert_eq!(
+            tallies.get(&Method::PATCH, None, StatusCode::OK).key,
+            "PATCH unmatched"
+        );
     }
 }

@@ -52,6 +52,8 @@ pub struct RouteSample {
 /// counted, so the owned [`RequestNote`] is made only for those the lists keep.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestSeen<'a> {
+    /// `METHOD route`, the dashboard's row: made once per route by the caller, not per request.
+    pub key: &'a str,
     pub method: &'a str,
     pub route: &'a str,
     pub status: u16,
@@ -77,6 +79,15 @@ impl RequestSeen<'_> {
 struct RouteTally {
     count: u64,
     durations: Vec<f64>,
+}
+
+impl RouteTally {
+    fn add(&mut self, duration_ms: f64) {
+        self.count += 1;
+        if self.durations.len() < DURATIONS_KEPT {
+            self.durations.push(duration_ms);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -125,12 +136,14 @@ impl Monitor {
 
     /// Counts one finished request.
     pub fn record(&self, note: RequestSeen<'_>, timed_out: bool) {
-        let key = format!("{} {}", note.method, note.route);
         let mut inner = self.lock();
-        let tally = inner.current.routes.entry(key).or_default();
-        tally.count += 1;
-        if tally.durations.len() < DURATIONS_KEPT {
-            tally.durations.push(note.duration_ms);
+        let routes = &mut inner.current.routes;
+        if let Some(tally) = routes.get_mut(note.key) {
+            tally.add(note.duration_ms);
+        } else {
+            let mut tally = RouteTally::default();
+            tally.add(note.duration_ms);
+            routes.insert(note.key.to_string(), tally);
         }
         let statuses = &mut inner.current.statuses;
         match note.status {
@@ -349,9 +362,11 @@ fn derive(
 mod tests {
     use super::*;
 
-    fn note(route: &str, status: u16, duration_ms: f64) -> RequestSeen<'_> {
+    fn note(key: &str, status: u16, duration_ms: f64) -> RequestSeen<'_> {
+        let (method, route) = key.split_once(' ').expect("METHOD route");
         RequestSeen {
-            method: "GET",
+            key,
+            method,
             route,
             status,
             duration_ms,
@@ -372,7 +387,7 @@ mod tests {
     fn the_slowest_list_keeps_the_slowest_in_order_and_is_bounded() {
         let monitor = Monitor::default();
         for ms in 0..100 {
-            monitor.record(note("/a", 200, f64::from(ms)), false);
+            monitor.record(note("GET /a", 200, f64::from(ms)), false);
         }
         let slowest = monitor.slowest();
         assert_eq!(slowest.len(), SLOWEST_KEPT);
@@ -384,9 +399,9 @@ mod tests {
     fn errors_are_listed_newest_first_and_bounded() {
         let monitor = Monitor::default();
         for i in 0..(NOTES_KEPT + 5) {
-            monitor.record(note(&format!("/e{i}"), 500, 1.0), false);
+            monitor.record(note(&format!("GET /e{i}"), 500, 1.0), false);
         }
-        monitor.record(note("/ok", 200, 1.0), false);
+        monitor.record(note("GET /ok", 200, 1.0), false);
         let errors = monitor.recent_errors();
         assert_eq!(errors.len(), NOTES_KEPT);
         assert_eq!(errors[0].route, format!("/e{}", NOTES_KEPT + 4));
@@ -412,7 +427,7 @@ mod tests {
     #[test]
     fn the_open_interval_shows_traffic_before_any_sample() {
         let monitor = Monitor::default();
-        monitor.record(note("/a", 503, 12.0), true);
+        monitor.record(note("GET /a", 503, 12.0), true);
         let series = monitor.series(OffsetDateTime::UNIX_EPOCH);
         let open = series.last().expect("the open interval");
         assert!(open.routes["GET /a"].rate > 0.0);

@@ -13,25 +13,31 @@ use crate::HttpSettings;
 
 /// Set on every response that does not set its own value, so that a page served later (an API
 /// reference at /docs) can send its own `Content-Security-Policy` and caching.
-const DEFAULT_HEADERS: [(HeaderName, &str); 5] = [
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+const DEFAULT_HEADERS: [(HeaderName, HeaderValue); 5] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
     // Tokens and profiles must not sit in shared or browser caches.
-    (header::CACHE_CONTROL, "no-store"),
-    (header::REFERRER_POLICY, "no-referrer"),
-    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     // JSON needs no scripts, styles, frames or anything else a browser might load from it.
     (
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; frame-ancestors 'none'",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     ),
 ];
 
-/// Sets [`DEFAULT_HEADERS`] where the response did not set its own.
+/// Sets [`DEFAULT_HEADERS`] where the response did not set its own. The values are checked once,
+/// at compile time, and the map grows once for all of them (and the request id).
 pub(crate) fn add_default_headers(headers: &mut HeaderMap) {
+    headers.reserve(DEFAULT_HEADERS.len() + 1);
     for (name, value) in DEFAULT_HEADERS {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
+        headers.entry(name).or_insert(value);
     }
 }
 

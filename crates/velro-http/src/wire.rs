@@ -14,9 +14,64 @@ const RFC3339_UTC: &[FormatItem<'static>] =
 
 /// RFC 3339 in UTC, whole seconds, as the contract's examples show.
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    let mut text = [0; RFC3339_LEN];
+    match write_rfc3339(t, &mut text) {
+        Some(text) => text.to_string(),
+        None => rfc3339_by_time(t),
+    }
+}
+
+fn rfc3339_by_time(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(RFC3339_UTC)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+const RFC3339_LEN: usize = "2026-01-31T23:59:59Z".len();
+
+/// [`rfc3339`] written by hand into `out` for the years 0 to 9999: every user answer carries
+/// two of these, and `time`'s general formatter was a tenth of a cached `GET /me`. `None` for
+/// other years, which `time` writes (with a sign or more digits).
+fn write_rfc3339(t: OffsetDateTime, out: &mut [u8; RFC3339_LEN]) -> Option<&str> {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let year = u16::try_from(t.year()).ok().filter(|year| *year <= 9999)?;
+    let mut put = |at: usize, value: u16, digits: u32| {
+        for place in 0..digits {
+            let digit = (value / 10_u16.pow(digits - 1 - place)) % 10;
+            out[at + place as usize] = b'0' + digit as u8;
+        }
+    };
+    put(0, year, 4);
+    put(5, u16::from(u8::from(t.month())), 2);
+    put(8, u16::from(t.day()), 2);
+    put(11, u16::from(t.hour()), 2);
+    put(14, u16::from(t.minute()), 2);
+    put(17, u16::from(t.second()), 2);
+    for (at, separator) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ] {
+        out[at] = separator;
+    }
+    std::str::from_utf8(out).ok()
+}
+
+/// A moment as [`rfc3339`] writes it, serialised without building a `String`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timestamp(pub OffsetDateTime);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut text = [0; RFC3339_LEN];
+        match write_rfc3339(self.0, &mut text) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.serialize_str(&rfc3339_by_time(self.0)),
+        }
+    }
 }
 
 /// One of the roles a user can have.
@@ -49,24 +104,24 @@ pub(crate) struct UserResponse {
     credits_balance: i64,
     role: RoleName,
     email_confirmed: bool,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: Timestamp,
 }
 
 impl From<User> for UserResponse {
     fn from(user: User) -> Self {
         Self {
             id: user.id.0,
-            email: user.email.as_str().to_string(),
+            email: user.email.into_string(),
             display_name: user.display_name,
             avatar_url: user.avatar_url,
             credits_balance: user.credits_balance,
             role: user.role.into(),
             email_confirmed: user.email_confirmed,
-            created_at: rfc3339(user.created_at),
-            updated_at: rfc3339(user.updated_at),
+            created_at: Timestamp(user.created_at),
+            updated_at: Timestamp(user.updated_at),
         }
     }
 }
@@ -188,6 +243,36 @@ mod tests {
             rfc3339(datetime!(2026-11-28 12:00:00 +02:00)),
             "2026-11-28T10:00:00Z"
         );
+    }
+
+    #[test]
+    fn years_the_hand_written_form_cannot_hold_are_written_by_time() {
+        let early = datetime!(-0001-12-31 23:59:59 UTC);
+        assert_eq!(rfc3339(early), rfc3339_by_time(early));
+        assert_eq!(
+            serde_json::to_string(&Timestamp(early)).expect("serialises"),
+            format!("\"{}\"", rfc3339_by_time(early))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_hand_written_form_matches_time_s(
+            seconds in -62_167_219_200_i64..253_402_300_800,
+            nanos in 0_u32..1_000_000_000,
+            offset_minutes in -1_439_i32..1_440,
+        ) {
+            let utc = OffsetDateTime::from_unix_timestamp(seconds).expect("in range")
+                + time::Duration::nanoseconds(i64::from(nanos));
+            let offset = time::UtcOffset::from_whole_seconds(offset_minutes * 60).expect("valid");
+            let t = utc.to_offset(offset);
+            let expected = rfc3339_by_time(t);
+            proptest::prop_assert_eq!(rfc3339(t), expected.clone());
+            proptest::prop_assert_eq!(
+                serde_json::to_string(&Timestamp(t)).expect("serialises"),
+                format!("\"{expected}\"")
+            );
+        }
     }
 }
 

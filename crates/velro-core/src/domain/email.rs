@@ -38,6 +38,11 @@ impl Email {
         &self.0
     }
 
+    /// The address, without a copy.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
     pub fn local_part(&self) -> &str {
         self.0.split('@').next().unwrap_or_default()
     }

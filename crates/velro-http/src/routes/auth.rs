@@ -19,21 +19,31 @@ use crate::wire::{
 };
 use crate::{ApiError, AppState};
 
+/// `/api/v1/auth/...`: the routes carry their whole path rather than being nested, because a
+/// nested route rebuilds the request's URI without its prefix on every request, a cost the
+/// token checks (`/me`) would pay for nothing.
+macro_rules! at {
+    ($path:literal) => {
+        concat!("/api/v1/auth", $path)
+    };
+}
+
+/// The v1 auth API, at its whole paths (merged, not nested).
 pub(super) fn router() -> Router<AppState> {
     let with_bearer = Router::new()
-        .route("/me", get(get_me))
-        .route("/profile", put(update_profile))
-        .route("/logout", post(logout))
-        .route("/change-password", post(change_password))
-        .route("/sessions", get(list_sessions))
-        .route("/sessions/{id}", delete(revoke_session))
+        .route(at!("/me"), get(get_me))
+        .route(at!("/profile"), put(update_profile))
+        .route(at!("/logout"), post(logout))
+        .route(at!("/change-password"), post(change_password))
+        .route(at!("/sessions"), get(list_sessions))
+        .route(at!("/sessions/{id}"), delete(revoke_session))
         .route_layer(MapResponseLayer::new(crate::middleware::bearer_challenge));
     Router::new()
-        .route("/register", post(register))
-        .route("/login", post(login))
-        .route("/refresh", post(refresh))
-        .route("/password-reset", post(request_password_reset))
-        .route("/password-reset-confirm", post(confirm_password_reset))
+        .route(at!("/register"), post(register))
+        .route(at!("/login"), post(login))
+        .route(at!("/refresh"), post(refresh))
+        .route(at!("/password-reset"), post(request_password_reset))
+        .route(at!("/password-reset-confirm"), post(confirm_password_reset))
         .merge(with_bearer)
 }
 

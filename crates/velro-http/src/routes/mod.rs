@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
     let cors = crate::security::cors(&state.settings);
     let router = Router::new()
-        .nest("/api/v1/auth", auth::router())
+        .merge(auth::router())
         .nest("/api/v1/admin", admin::router().merge(incidents::router()))
         .nest("/auth/v1", supabase::router(&state))
         .merge(health::router())
