@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use metrics::Counter;
 use time::OffsetDateTime;
 use tokio::sync::{watch, OnceCell};
 use tokio::task::JoinHandle;
@@ -36,6 +37,28 @@ pub struct CachedStore {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// The loads (L2, then the store) in progress, one per session id; see [`Self::lookup`].
     flights: Mutex<HashMap<Uuid, Flight>>,
+    lookups: LookupCounters,
+}
+
+/// `velro_cache_lookups_total`'s four series, registered once: `counter!` with labels builds
+/// the key and looks the series up on every call, and an L1 hit is every token check's path.
+struct LookupCounters {
+    l1_hit: Counter,
+    l1_miss: Counter,
+    l2_hit: Counter,
+    l2_miss: Counter,
+}
+
+impl LookupCounters {
+    fn register() -> Self {
+        let series = |layer: &'static str, result: &'static str| metrics::counter!("velro_cache_lookups_total", "layer" => layer, "result" => result);
+        Self {
+            l1_hit: series("l1", "hit"),
+            l1_miss: series("l1", "miss"),
+            l2_hit: series("l2", "hit"),
+            l2_miss: series("l2", "miss"),
+        }
+    }
 }
 
 /// What a load ends with. The error is shared by every lookup that waited for the load.
@@ -97,6 +120,7 @@ impl CachedStore {
             shutdown,
             tasks: Mutex::new(tasks),
             flights: Mutex::new(HashMap::new()),
+            lookups: LookupCounters::register(),
         }
     }
 
@@ -144,10 +168,10 @@ impl CachedStore {
     async fn lookup(&self, session_id: SessionId) -> Result<Option<SessionWithUser>, StoreError> {
         let local = &self.shared.local;
         if let Some(hit) = local.get(session_id.0).await {
-            count_lookup("l1", "hit");
+            self.lookups.l1_hit.increment(1);
             return Ok(Some(SessionWithUser::clone(&hit)));
         }
-        count_lookup("l1", "miss");
+        self.lookups.l1_miss.increment(1);
         // Before any read below: a fill is skipped if an invalidation ran since.
         let epoch = local.epoch();
         let seat = self.board(session_id.0, epoch);
@@ -203,11 +227,11 @@ impl CachedStore {
         if let Some(redis) = &self.shared.redis {
             match redis.get_session(session_id.0).await {
                 Lookup::Hit(live) => {
-                    count_lookup("l2", "hit");
+                    self.lookups.l2_hit.increment(1);
                     local.fill(epoch, live.clone(), still_on).await;
                     return Ok(Some(live));
                 }
-                Lookup::Miss => count_lookup("l2", "miss"),
+                Lookup::Miss => self.lookups.l2_miss.increment(1),
                 Lookup::Unavailable => {}
             }
         }
@@ -303,11 +327,6 @@ impl std::error::Error for SharedCause {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.cause().and_then(|cause| cause.source())
     }
-}
-
-fn count_lookup(layer: &'static str, result: &'static str) {
-    metrics::counter!("velro_cache_lookups_total", "layer" => layer, "result" => result)
-        .increment(1);
 }
 
 velro_core::impl_store! {

@@ -216,16 +216,19 @@ where
         request.extensions_mut().insert(user.clone());
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
-        // The service that was made ready is the one that serves; a fresh clone waits its turn.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let span = tracing::info_span!(
+            "request",
+            request_id = request_id.to_str().unwrap_or_default()
+        );
+        // Called here, on the service that was made ready, so that only its future moves into
+        // the answer: no clone of the route's stack per request.
+        let handling = span.in_scope(|| self.inner.call(request));
         let state = self.state.clone();
         let tallies = Arc::clone(&self.tallies);
         Box::pin(async move {
             let request_id_text = request_id.to_str().unwrap_or_default();
-            let span = tracing::info_span!("request", request_id = request_id_text);
             let deadline = state.settings.request_timeout;
-            let handled = tokio::time::timeout(deadline, inner.call(request))
+            let handled = tokio::time::timeout(deadline, handling)
                 .instrument(span.clone())
                 .await;
             let timed_out = handled.is_err();

@@ -1,6 +1,9 @@
 //! Response bodies as the contract spells them. Domain types are never serialised directly, so
 //! nothing (a password hash, say) can reach a client by accident.
 
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use time::format_description::FormatItem;
 use time::macros::format_description;
@@ -11,6 +14,34 @@ use velro_core::service::IssuedSession;
 
 const RFC3339_UTC: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// A JSON answer. Unlike `axum::Json` (a 128-byte buffer and an empty header map), it starts
+/// with room for a session's answer (tokens and user) and for the headers every answer gets
+/// (`middleware::Observe`), so that neither grows while the answer is made.
+pub(crate) struct Json<T>(pub T);
+
+const JSON_BODY_CAPACITY: usize = 1024;
+/// Content type, the request id, the five security headers, and a challenge or `Retry-After`.
+const JSON_HEADERS_CAPACITY: usize = 9;
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(JSON_BODY_CAPACITY);
+        if let Err(error) = serde_json::to_writer(&mut body, &self.0) {
+            // Only a type that cannot be JSON fails here; the surface's renderer writes the 500.
+            tracing::error!(error = %error, "an answer could not be written as JSON");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        let mut headers = HeaderMap::with_capacity(JSON_HEADERS_CAPACITY);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let mut response = Response::new(Body::from(body));
+        *response.headers_mut() = headers;
+        response
+    }
+}
 
 /// RFC 3339 in UTC, whole seconds, as the contract's examples show.
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {

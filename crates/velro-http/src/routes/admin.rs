@@ -1,9 +1,10 @@
 //! `/api/v1/admin`: user administration behind the service key.
 
+use crate::wire::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Router;
 use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 use velro_core::domain::{AdminUserChange, Role, UserCursor, UserId, UserQuery};

@@ -1,11 +1,12 @@
 //! `/api/v1/auth`: the user-facing endpoints. Each handler parses, calls one service method, and
 //! shapes the answer.
 
+use crate::wire::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::Router;
 use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 use velro_core::domain::{AvatarUrl, DisplayName, Email, NewPassword, ProfileChange, SessionId};

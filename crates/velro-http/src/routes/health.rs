@@ -2,11 +2,12 @@
 
 use std::time::Instant;
 
+use crate::wire::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Serialize;
 use utoipa::ToSchema;
 use velro_core::cache::CacheHealth;

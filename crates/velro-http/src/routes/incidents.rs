@@ -1,10 +1,11 @@
 //! `/api/v1/admin/incidents`: operators open, update and list the incidents the status page
 //! shows, behind the service key like the rest of the admin API.
 
+use crate::wire::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Router;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tower::util::MapResponseLayer;

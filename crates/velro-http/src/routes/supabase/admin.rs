@@ -2,10 +2,10 @@
 //! `GET/PUT/DELETE /admin/users/{id}`. Each handler parses its body into the core's types and
 //! makes one call into `SupabaseAdmin`; the rules (metadata, roles, bans, deletes) live there.
 
+use crate::wire::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};

@@ -4,11 +4,11 @@
 //! parameter, except the routes Kong leaves open and CORS preflights. Off by default: behind a
 //! gateway the gateway checks, and GoTrue itself never reads `apikey`.
 
+use crate::wire::Json;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::error::BodyIsFinal;

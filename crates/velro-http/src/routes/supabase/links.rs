@@ -2,9 +2,9 @@
 //! `POST /admin/generate_link`, each one call into `SupabaseAuth`. Sign-up, `PUT /user` and
 //! `verify` stay in the parent module.
 
+use crate::wire::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# GET /api/v1/auth/me against its floor, counted in user-space instructions per request rather
+# than requests per second (issue 11, "Less overhead per request"). Each server runs under
+# valgrind's callgrind; after a warm-up the counters are zeroed, wrk sends requests for
+# INSN_SECS, the counters are dumped, and the script prints instructions per request for
+# `velro serve` (SQLite, cache on) and `velro-floor`, and their ratio. The counts do not depend
+# on the machine's speed or on other load, so two builds compare exactly where me-floor.sh's
+# req/s scatter by ±0.07; they leave out the kernel (the socket's system calls), which both
+# servers share, and say nothing about how fast the instructions run.
+#
+# Needs valgrind (apt-get install -y valgrind). Settings (environment):
+#   INSN_SECS=5  INSN_CONNS=20
+#   INSN_SERVER_BIN / INSN_FLOOR_BIN   the binaries (default target/release/velro and
+#                          target/release/velro-floor; build them with
+#                          `cargo build --release -p velro --bins`)
+#   INSN_OUT=<dir>         keep the callgrind files there (callgrind_annotate --inclusive=yes
+#                          FILE lists where the instructions go); default a temporary folder
+# Both servers listen on free 127.0.0.1 ports and are stopped by PID on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SECS=${INSN_SECS:-5}
+CONNS=${INSN_CONNS:-20}
+SERVER_BIN=${INSN_SERVER_BIN:-$ROOT/target/release/velro}
+FLOOR_BIN=${INSN_FLOOR_BIN:-$ROOT/target/release/velro-floor}
+TMP=$(mktemp -d /tmp/velro-insn.XXXXXX)
+OUT=${INSN_OUT:-$TMP}
+mkdir -p "$OUT"
+PIDS=()
+
+cleanup() {
+  local status=$? pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for tool in valgrind callgrind_control callgrind_annotate wrk; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y valgrind wrk)" >&2; exit 1; }
+done
+for bin in "$SERVER_BIN" "$FLOOR_BIN"; do
+  [[ -x $bin ]] || { echo "no binary at $bin: cargo build --release -p velro --bins" >&2; exit 1; }
+done
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+wait_me() { # PORT: until /me answers 200 (valgrind starts slowly)
+  for _ in $(seq 600); do
+    curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" \
+      "http://127.0.0.1:$1/api/v1/auth/me" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "no answer from port $1" >&2; return 1
+}
+
+# A user and a token from a native server on the same data folder, which both servers read.
+DATA=$TMP/data
+mkdir -p "$DATA"
+export VELRO_DATA_DIR=$DATA VELRO_RATE_LIMITS=off VELRO_LOG_LEVEL=warn
+PORT=$(free_port)
+VELRO_BIND="127.0.0.1:$PORT" "$SERVER_BIN" serve >"$OUT/setup.log" 2>&1 &
+SETUP_PID=$!
+PIDS+=("$SETUP_PID")
+for _ in $(seq 300); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null && break; sleep 0.1; done
+TOKEN=$(curl -fsS -H 'content-type: application/json' \
+  -d '{"email":"insn@example.com","password":"instruction bench passphrase 42"}' \
+  "http://127.0.0.1:$PORT/api/v1/auth/register" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+kill -TERM "$SETUP_PID"
+wait "$SETUP_PID" || true
+
+count() { # NAME COMMAND...: prints instructions per request
+  local name=$1 port pid requests total
+  shift
+  port=$(free_port)
+  VELRO_BIND="127.0.0.1:$port" valgrind --tool=callgrind \
+    --callgrind-out-file="$OUT/$name.callgrind" "$@" >"$OUT/$name.log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  wait_me "$port"
+  wrk -t1 -c"$CONNS" -d3s -H "authorization: Bearer $TOKEN" \
+    "http://127.0.0.1:$port/api/v1/auth/me" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  requests=$(wrk -t1 -c"$CONNS" -d"${SECS}s" -H "authorization: Bearer $TOKEN" \
+    "http://127.0.0.1:$port/api/v1/auth/me" | awk '/requests in/ {print $1}')
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill -TERM "$pid"
+  wait "$pid" || true
+  total=$(callgrind_annotate "$(ls -t "$OUT/$name.callgrind".* | head -1)" 2>/dev/null \
+    | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo $((total / requests))
+}
+
+floor=$(count floor "$FLOOR_BIN")
+me=$(count me "$SERVER_BIN" serve)
+printf '%-8s %14s\n' server 'instr/request'
+printf '%-8s %14d\n' me "$me" floor "$floor"
+printf 'ratio floor/me: %.3f\n' "$(echo "$floor / $me" | bc -l)"
