@@ -10,6 +10,7 @@ mod routes;
 mod security;
 mod state;
 pub mod status_page;
+mod tally;
 mod wire;
 
 pub use error::ApiError;
