@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -21,27 +21,12 @@ use axum::response::{IntoResponse, Response};
 use axum::BoxError;
 use tower::{Layer, Service};
 use tracing::Instrument;
-use velro_core::domain::UserId;
 
 use crate::error::{ApiError, BEARER_CHALLENGE};
-use crate::tally::{Finished, Tallies};
+use crate::tally::{Finished, Tallies, UserSlot};
 use crate::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Filled in by the authentication extractors, read back for the log line.
-#[derive(Clone, Default)]
-pub(crate) struct UserSlot(Arc<OnceLock<UserId>>);
-
-impl UserSlot {
-    pub(crate) fn set(&self, user_id: UserId) {
-        let _ = self.0.set(user_id);
-    }
-
-    pub(crate) fn get(&self) -> Option<UserId> {
-        self.0.get().copied()
-    }
-}
 
 /// 1 to 128 visible ASCII characters, or a fresh one. Kept as the header value it is sent back
 /// in, so the client's id is not copied and a fresh one is encoded once.

@@ -2,16 +2,30 @@
 //! status page's minute counters and the access log line. The request layer (`middleware`) hands
 //! each answer over; nothing here changes a response.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode};
 use metrics::{Counter, Histogram};
+use velro_core::domain::UserId;
 use velro_core::service::Surface;
 
-use crate::middleware::UserSlot;
 use crate::monitor::RequestSeen;
 use crate::AppState;
+
+/// Filled in by the authentication extractors, read back for the log line.
+#[derive(Clone, Default)]
+pub(crate) struct UserSlot(Arc<OnceLock<UserId>>);
+
+impl UserSlot {
+    pub(crate) fn set(&self, user_id: UserId) {
+        let _ = self.0.set(user_id);
+    }
+
+    pub(crate) fn get(&self) -> Option<UserId> {
+        self.0.get().copied()
+    }
+}
 
 /// What one kind of request (method, route, status) is counted under: its metric handles, its
 /// dashboard row and its status-page surface. Made on the first such request and kept by the

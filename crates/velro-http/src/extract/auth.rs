@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use velro_core::service::Authenticated;
 use velro_core::AuthError;
 
-use crate::middleware::UserSlot;
+use crate::tally::UserSlot;
 use crate::{ApiError, AppState};
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is matched

@@ -33,7 +33,7 @@ use velro_core::tokens::AdminToken;
 use velro_core::Secret;
 
 use crate::extract::{bearer_token, Client};
-use crate::middleware::UserSlot;
+use crate::tally::UserSlot;
 use crate::AppState;
 
 use error::{ErrorBody, GotrueError};
