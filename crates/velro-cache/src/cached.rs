@@ -51,7 +51,13 @@ struct LookupCounters {
 
 impl LookupCounters {
     fn register() -> Self {
-        let series = |layer: &'static str, result: &'static str| metrics::counter!("velro_cache_lookups_total", "layer" => layer, "result" => result);
+        let series = |layer: &'static str, result: &'static str| {
+            metrics::counter!(
+                "velro_cache_lookups_total",
+                "layer" => layer,
+                "result" => result
+            )
+        };
         Self {
             l1_hit: series("l1", "hit"),
             l1_miss: series("l1", "miss"),
