@@ -44,7 +44,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 for tool in valgrind callgrind_control callgrind_annotate wrk; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y valgrind wrk)" >&2; exit 1; }
+  if ! command -v "$tool" >/dev/null; then
+    echo "needs $tool (apt-get install -y valgrind wrk)" >&2
+    exit 1
+  fi
 done
 for bin in "$SERVER_BIN" "$FLOOR_BIN"; do
   [[ -x $bin ]] || { echo "no binary at $bin: cargo build --release -p velro --bins" >&2; exit 1; }
@@ -70,7 +73,10 @@ PORT=$(free_port)
 VELRO_BIND="127.0.0.1:$PORT" "$SERVER_BIN" serve >"$OUT/setup.log" 2>&1 &
 SETUP_PID=$!
 PIDS+=("$SETUP_PID")
-for _ in $(seq 300); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null && break
+  sleep 0.1
+done
 TOKEN=$(curl -fsS -H 'content-type: application/json' \
   -d '{"email":"insn@example.com","password":"instruction bench passphrase 42"}' \
   "http://127.0.0.1:$PORT/api/v1/auth/register" \
