@@ -28,26 +28,10 @@ RATE=${CONNS_RATE:-1000}
 SECS=${CONNS_SECS:-30}
 CONNECT_RATE=${CONNS_CONNECT_RATE:-2000}
 SETTLE=${CONNS_SETTLE_SECS:-12}
-TMP=$(mktemp -d /tmp/velro-conns.XXXXXX)
-PIDS=()
+BENCH_NAME=conns
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-cleanup() {
-  local status=$? pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-pin() { local cpus=$1; shift; if [[ -n $cpus ]]; then taskset -c "$cpus" "$@"; else "$@"; fi; }
 memory() { # PID: "VmRSS KiB, Rss KiB, Anonymous KiB"
   printf '%s %s %s' "$(awk '/^VmRSS/ {print $2}' "/proc/$1/status")" \
     "$(awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup")" \

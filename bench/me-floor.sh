@@ -27,36 +27,15 @@ SECS=${FLOOR_SECS:-8}
 CONNS=${FLOOR_CONNS:-50}
 THREADS=${FLOOR_THREADS:-1}
 LEVEL=${FLOOR_LOG_LEVEL:-warn}
-TMP=$(mktemp -d /tmp/velro-floor.XXXXXX)
+BENCH_NAME=floor
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 OUT=${FLOOR_OUT:-$TMP}
 mkdir -p "$OUT"
-PIDS=()
 
-cleanup() {
-  local status=$? pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 wait_http() {
   for _ in $(seq 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "no answer from $1" >&2; return 1
-}
-pin() { # CPUS COMMAND...: taskset when CPUS is set
-  local cpus=$1; shift
-  if [[ -n $cpus ]]; then taskset -c "$cpus" "$@"; else "$@"; fi
 }
 
 if [[ "${FLOOR_NO_BUILD:-0}" != 1 && -z "${FLOOR_SERVER_BIN:-}" ]]; then

@@ -23,25 +23,11 @@ SECS=${INSN_SECS:-5}
 CONNS=${INSN_CONNS:-20}
 SERVER_BIN=${INSN_SERVER_BIN:-$ROOT/target/release/velro}
 FLOOR_BIN=${INSN_FLOOR_BIN:-$ROOT/target/release/velro-floor}
-TMP=$(mktemp -d /tmp/velro-insn.XXXXXX)
+BENCH_NAME=insn
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 OUT=${INSN_OUT:-$TMP}
 mkdir -p "$OUT"
-PIDS=()
-
-cleanup() {
-  local status=$? pid
-  for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 for tool in valgrind callgrind_control callgrind_annotate wrk; do
   if ! command -v "$tool" >/dev/null; then
@@ -53,9 +39,6 @@ for bin in "$SERVER_BIN" "$FLOOR_BIN"; do
   [[ -x $bin ]] || { echo "no binary at $bin: cargo build --release -p velro --bins" >&2; exit 1; }
 done
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 wait_me() { # PORT: until /me answers 200 (valgrind starts slowly)
   for _ in $(seq 600); do
     curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" \
