@@ -23,7 +23,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::error::{ApiError, BEARER_CHALLENGE};
-use crate::tally::{Finished, Tallies, UserSlot};
+use crate::tally::{CallerSlot, Finished, Tallies};
 use crate::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -103,8 +103,8 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
         let request_id = request_id(request.headers());
-        let user = UserSlot::default();
-        request.extensions_mut().insert(user.clone());
+        let caller = CallerSlot::default();
+        request.extensions_mut().insert(caller.clone());
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
         let span = tracing::info_span!(
@@ -129,6 +129,9 @@ where
                 Err(_) => ApiError::Timeout.into_response(),
             };
             let mut response = crate::error::render(response, request_id_text);
+            if response.status() == StatusCode::UNAUTHORIZED && caller.takes_bearer() {
+                bearer_challenge(response.headers_mut());
+            }
             let headers = response.headers_mut();
             crate::security::add_default_headers(headers);
             headers.insert(REQUEST_ID, request_id.clone());
@@ -138,7 +141,7 @@ where
                 elapsed_secs: started.elapsed().as_secs_f64(),
                 request_id: request_id_text,
                 timed_out,
-                user: &user,
+                user: &caller,
             };
             span.in_scope(|| finished.record(&state));
             Ok(response)
@@ -146,18 +149,15 @@ where
     }
 }
 
-/// On endpoints that take a Bearer token, every 401 names the scheme (a `MapResponseLayer`
-/// around those routes).
-pub(crate) fn bearer_challenge(mut response: Response) -> Response {
-    if response.status() == StatusCode::UNAUTHORIZED
-        && !response.headers().contains_key(header::WWW_AUTHENTICATE)
-    {
-        response.headers_mut().insert(
+/// A 401 of an endpoint that takes a Bearer token names the scheme, unless the error already
+/// gave the fuller `invalid_token` challenge.
+fn bearer_challenge(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::WWW_AUTHENTICATE) {
+        headers.insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(BEARER_CHALLENGE),
         );
     }
-    response
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! status page's minute counters and the access log line. The request layer (`middleware`) hands
 //! each answer over; nothing here changes a response.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use axum::extract::MatchedPath;
@@ -13,17 +14,37 @@ use velro_core::service::Surface;
 use crate::monitor::RequestSeen;
 use crate::AppState;
 
-/// Filled in by the authentication extractors, read back for the log line.
+/// What the authentication extractors learn about the caller, read back once the answer is made:
+/// the user, for the log line, and whether the endpoint takes a Bearer token, for the challenge
+/// its 401s carry (contract: "401 responses of endpoints that take a Bearer token carry
+/// `WWW-Authenticate: Bearer`"). Marked by the extractor rather than by a layer around those
+/// routes: a route layer is one more boxed clone of the route and one more boxed future on every
+/// request, token checks included.
 #[derive(Clone, Default)]
-pub(crate) struct UserSlot(Arc<OnceLock<UserId>>);
+pub(crate) struct CallerSlot(Arc<CallerSeen>);
 
-impl UserSlot {
-    pub(crate) fn set(&self, user_id: UserId) {
-        let _ = self.0.set(user_id);
+#[derive(Default)]
+struct CallerSeen {
+    user: OnceLock<UserId>,
+    takes_bearer: AtomicBool,
+}
+
+impl CallerSlot {
+    pub(crate) fn set_user(&self, user_id: UserId) {
+        let _ = self.0.user.set(user_id);
     }
 
-    pub(crate) fn get(&self) -> Option<UserId> {
-        self.0.get().copied()
+    pub(crate) fn user(&self) -> Option<UserId> {
+        self.0.user.get().copied()
+    }
+
+    /// Called by a Bearer extractor before it checks anything, so that its own 401s count.
+    pub(crate) fn set_takes_bearer(&self) {
+        self.0.takes_bearer.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn takes_bearer(&self) -> bool {
+        self.0.takes_bearer.load(Ordering::Relaxed)
     }
 }
 
@@ -135,7 +156,7 @@ pub(crate) struct Finished<'a> {
     pub elapsed_secs: f64,
     pub request_id: &'a str,
     pub timed_out: bool,
-    pub user: &'a UserSlot,
+    pub user: &'a CallerSlot,
 }
 
 impl Finished<'_> {
@@ -162,7 +183,7 @@ impl Finished<'_> {
             },
             self.timed_out,
         );
-        let user_id = self.user.get();
+        let user_id = self.user.user();
         tracing::info!(
             target: "velro::access",
             method = tally.method.as_str(),

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use velro_core::service::Authenticated;
 use velro_core::AuthError;
 
-use crate::tally::UserSlot;
+use crate::tally::CallerSlot;
 use crate::{ApiError, AppState};
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is matched
@@ -33,10 +33,14 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let slot = parts.extensions.get::<CallerSlot>();
+        if let Some(slot) = slot {
+            slot.set_takes_bearer();
+        }
         let token = bearer_token(parts).ok_or(AuthError::TokenMissing)?;
         let caller = state.auth.authenticate(token).await?;
-        if let Some(slot) = parts.extensions.get::<UserSlot>() {
-            slot.set(caller.user.id);
+        if let Some(slot) = slot {
+            slot.set_user(caller.user.id);
         }
         Ok(Self(caller))
     }
@@ -52,6 +56,9 @@ impl FromRequestParts<AppState> for AdminCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.set_takes_bearer();
+        }
         state.admin.authorize(bearer_token(parts)).await?;
         Ok(Self)
     }

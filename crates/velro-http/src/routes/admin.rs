@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::Router;
-use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 use velro_core::domain::{AdminUserChange, Role, UserCursor, UserId, UserQuery};
 
@@ -26,7 +25,6 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/users/{id}/sessions", delete(revoke_sessions))
         .route("/flags", get(get_flags).put(put_flags))
-        .route_layer(MapResponseLayer::new(crate::middleware::bearer_challenge))
 }
 
 fn user_query(query: &QueryParams) -> Result<UserQuery, ApiError> {

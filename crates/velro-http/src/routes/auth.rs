@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
-use tower::util::MapResponseLayer;
 use utoipa::ToSchema;
 use velro_core::domain::{AvatarUrl, DisplayName, Email, NewPassword, ProfileChange, SessionId};
 use velro_core::service::{Login, LogoutScope, Registration};
@@ -29,23 +28,21 @@ macro_rules! at {
     };
 }
 
-/// The v1 auth API, at its whole paths (merged, not nested).
+/// The v1 auth API, at its whole paths (merged, not nested). The endpoints that take a Bearer
+/// token say so through their extractor (`Caller`), which gives their 401s the challenge.
 pub(super) fn router() -> Router<AppState> {
-    let with_bearer = Router::new()
-        .route(at!("/me"), get(get_me))
-        .route(at!("/profile"), put(update_profile))
-        .route(at!("/logout"), post(logout))
-        .route(at!("/change-password"), post(change_password))
-        .route(at!("/sessions"), get(list_sessions))
-        .route(at!("/sessions/{id}"), delete(revoke_session))
-        .route_layer(MapResponseLayer::new(crate::middleware::bearer_challenge));
     Router::new()
         .route(at!("/register"), post(register))
         .route(at!("/login"), post(login))
         .route(at!("/refresh"), post(refresh))
         .route(at!("/password-reset"), post(request_password_reset))
         .route(at!("/password-reset-confirm"), post(confirm_password_reset))
-        .merge(with_bearer)
+        .route(at!("/me"), get(get_me))
+        .route(at!("/profile"), put(update_profile))
+        .route(at!("/logout"), post(logout))
+        .route(at!("/change-password"), post(change_password))
+        .route(at!("/sessions"), get(list_sessions))
+        .route(at!("/sessions/{id}"), delete(revoke_session))
 }
 
 fn email(fields: &mut Fields) -> Option<Email> {

@@ -364,6 +364,8 @@ async fn login_answers_unknown_email_and_wrong_password_identically(app: TestApp
         names
     };
     assert_eq!(names(&wrong_headers), names(&unknown_headers));
+    // Login takes no Bearer token, so its 401 names no scheme to retry with.
+    assert!(!wrong_headers.contains_key(reqwest::header::WWW_AUTHENTICATE));
 }
 
 async fn login_refuses_a_disabled_account_only_after_the_password(app: TestApp) {

@@ -33,7 +33,7 @@ use velro_core::tokens::AdminToken;
 use velro_core::Secret;
 
 use crate::extract::{bearer_token, Client};
-use crate::tally::UserSlot;
+use crate::tally::CallerSlot;
 use crate::AppState;
 
 use error::{ErrorBody, GotrueError};
@@ -171,8 +171,8 @@ impl FromRequestParts<AppState> for SupabaseCaller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or_else(GotrueError::no_authorization)?;
         let caller = state.supabase.authenticate(token).await?;
-        if let Some(slot) = parts.extensions.get::<UserSlot>() {
-            slot.set(caller.user.id);
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.set_user(caller.user.id);
         }
         Ok(Self(caller))
     }
