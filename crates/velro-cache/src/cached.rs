@@ -171,11 +171,14 @@ impl CachedStore {
     /// A `None` or an error goes to every rider of the flight and is not kept: the flight leaves
     /// the board with its result. If the loader is cancelled (a request deadline), the next rider
     /// runs the load itself (`OnceCell::get_or_init`).
-    async fn lookup(&self, session_id: SessionId) -> Result<Option<SessionWithUser>, StoreError> {
+    async fn lookup(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<Arc<SessionWithUser>>, StoreError> {
         let local = &self.shared.local;
         if let Some(hit) = local.get(session_id.0).await {
             self.lookups.l1_hit.increment(1);
-            return Ok(Some(SessionWithUser::clone(&hit)));
+            return Ok(Some(hit));
         }
         self.lookups.l1_miss.increment(1);
         // Before any read below: a fill is skipped if an invalidation ran since.
@@ -193,7 +196,7 @@ impl CachedStore {
             metrics::counter!("velro_cache_coalesced_total").increment(1);
         }
         match loaded {
-            Ok(live) => Ok(live.as_deref().cloned()),
+            Ok(live) => Ok(live.clone()),
             Err(e) => Err(shared_error(e)),
         }
     }
@@ -249,7 +252,6 @@ impl CachedStore {
         else {
             return Ok(None);
         };
-        let live = Arc::new(live);
         let current = local.fill(epoch, live.clone(), still_on).await;
         if let Some(redis) = &self.shared.redis {
             // Without the feed, a peer's invalidation would not reach the epoch, and this write
@@ -363,7 +365,7 @@ velro_core::impl_store! {
     async fn find_live_session(
         &self,
         session_id: SessionId,
-    ) -> Result<Option<SessionWithUser>, StoreError> {
+    ) -> Result<Option<Arc<SessionWithUser>>, StoreError> {
         if !self.enabled() {
             return self.inner.find_live_session(session_id).await;
         }

@@ -1,6 +1,8 @@
 //! The storage port. Each method is one use case's worth of work and atomic inside; transactions
 //! never leak through it. Implementations live in velro-store.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
@@ -201,11 +203,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
 
-    /// The session if it is not revoked and its user exists and is not disabled.
+    /// The session if it is not revoked and its user exists and is not disabled. Shared, so
+    /// that a cache hands out the entry it holds instead of copying it for every token check.
     async fn find_live_session(
         &self,
         session_id: SessionId,
-    ) -> Result<Option<SessionWithUser>, StoreError>;
+    ) -> Result<Option<Arc<SessionWithUser>>, StoreError>;
 
     /// Spends `presented` and records `successor` as the session's current token, or reports why
     /// not; see [`Rotation`]. Atomic: of concurrent calls with one token, exactly one rotates.
@@ -607,7 +610,7 @@ macro_rules! __store_signature {
     (find_live_session, $($k:tt)*) => {
         $crate::impl_store!(@push { find_live_session (
             [session_id: $crate::domain::SessionId]
-        ) (Option<$crate::store::SessionWithUser>) } $($k)*);
+        ) (Option<::std::sync::Arc<$crate::store::SessionWithUser>>) } $($k)*);
     };
     (rotate_refresh_token, $($k:tt)*) => {
         $crate::impl_store!(@push { rotate_refresh_token (

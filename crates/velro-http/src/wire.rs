@@ -1,6 +1,8 @@
 //! Response bodies as the contract spells them. Domain types are never serialised directly, so
 //! nothing (a password hash, say) can reach a client by accident.
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -128,14 +130,18 @@ impl From<Role> for RoleName {
     }
 }
 
+/// Borrowed from a user that outlives the answer (`GET /me`'s, the session's shared snapshot),
+/// or owning the strings of one that does not.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = User)]
-pub(crate) struct UserResponse {
+pub(crate) struct UserResponse<'a> {
     id: Uuid,
-    #[schema(example = "ada@example.com")]
-    email: String,
-    display_name: Option<String>,
-    avatar_url: Option<String>,
+    #[schema(example = "ada@example.com", value_type = String)]
+    email: Cow<'a, str>,
+    #[schema(value_type = Option<String>)]
+    display_name: Option<Cow<'a, str>>,
+    #[schema(value_type = Option<String>)]
+    avatar_url: Option<Cow<'a, str>>,
     credits_balance: i64,
     role: RoleName,
     email_confirmed: bool,
@@ -145,13 +151,29 @@ pub(crate) struct UserResponse {
     updated_at: Timestamp,
 }
 
-impl From<User> for UserResponse {
+impl From<User> for UserResponse<'static> {
     fn from(user: User) -> Self {
         Self {
             id: user.id.0,
-            email: user.email.into_string(),
-            display_name: user.display_name,
-            avatar_url: user.avatar_url,
+            email: Cow::Owned(user.email.into_string()),
+            display_name: user.display_name.map(Cow::Owned),
+            avatar_url: user.avatar_url.map(Cow::Owned),
+            credits_balance: user.credits_balance,
+            role: user.role.into(),
+            email_confirmed: user.email_confirmed,
+            created_at: Timestamp(user.created_at),
+            updated_at: Timestamp(user.updated_at),
+        }
+    }
+}
+
+impl<'a> From<&'a User> for UserResponse<'a> {
+    fn from(user: &'a User) -> Self {
+        Self {
+            id: user.id.0,
+            email: Cow::Borrowed(user.email.as_str()),
+            display_name: user.display_name.as_deref().map(Cow::Borrowed),
+            avatar_url: user.avatar_url.as_deref().map(Cow::Borrowed),
             credits_balance: user.credits_balance,
             role: user.role.into(),
             email_confirmed: user.email_confirmed,
@@ -166,7 +188,7 @@ impl From<User> for UserResponse {
 #[schema(as = AdminUser)]
 pub(crate) struct AdminUserResponse {
     #[serde(flatten)]
-    user: UserResponse,
+    user: UserResponse<'static>,
     disabled: bool,
 }
 
@@ -200,7 +222,7 @@ pub(crate) struct SessionResponse {
     /// The access token's expiry in unix seconds.
     expires_at: i64,
     refresh_token: String,
-    user: UserResponse,
+    user: UserResponse<'static>,
 }
 
 impl From<IssuedSession> for SessionResponse {

@@ -247,7 +247,7 @@ macro_rules! sql_store {
                 async fn find_live_session(
                     &self,
                     session_id: SessionId,
-                ) -> Result<Option<SessionWithUser>, StoreError> {
+                ) -> Result<Option<::std::sync::Arc<SessionWithUser>>, StoreError> {
                     let row: Option<LiveSessionRow> = sqlx::query_as(sql::FIND_LIVE_SESSION)
                         .bind(session_id.0)
                         .fetch_optional(&mut *self.pools().read().await?)
@@ -257,7 +257,10 @@ macro_rules! sql_store {
                         return Ok(None);
                     };
                     let (session, user) = row.into_parts().db()?;
-                    Ok(Some(SessionWithUser { session, user }))
+                    Ok(Some(::std::sync::Arc::new(SessionWithUser {
+                        session,
+                        user,
+                    })))
                 }
 
                 async fn rotate_refresh_token(

@@ -83,7 +83,7 @@ impl Instance {
         self.cache.store.as_ref()
     }
 
-    pub async fn live(&self, session: SessionId) -> Option<SessionWithUser> {
+    pub async fn live(&self, session: SessionId) -> Option<Arc<SessionWithUser>> {
         self.store()
             .find_live_session(session)
             .await
@@ -253,7 +253,7 @@ velro_core::impl_store! {
     async fn find_live_session(
         &self,
         session_id: SessionId,
-    ) -> Result<Option<SessionWithUser>, StoreError> {
+    ) -> Result<Option<Arc<SessionWithUser>>, StoreError> {
         let mut gate = self.gate.subscribe();
         let answer = self.inner.find_live_session(session_id).await;
         self.lookups.fetch_add(1, Ordering::SeqCst);

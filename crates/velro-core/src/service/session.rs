@@ -1,11 +1,13 @@
 //! Sessions: checking access tokens, refresh-token rotation, logout and session management.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use super::{AuthService, ClientInfo, IssuedSession};
 use crate::domain::{SessionId, SessionRecord, User};
 use crate::limits::Policy;
-use crate::store::Rotation;
+use crate::store::{Rotation, SessionWithUser};
 use crate::tokens::{hash_token, VerifiedAccess};
 use crate::{AuthError, Secret};
 
@@ -13,11 +15,17 @@ use crate::{AuthError, Secret};
 /// rotated this often within ten seconds is not a browser's doing.
 const MAX_SUCCESSOR_STEPS: u32 = 64;
 
-/// The caller behind a valid access token whose session is live.
+/// The caller behind a valid access token whose session is live: the store's (or the cache's)
+/// shared snapshot, read through `Deref` (`caller.user`, `caller.session`), not a copy of it.
 #[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user: User,
-    pub session: SessionRecord,
+pub struct Authenticated(Arc<SessionWithUser>);
+
+impl std::ops::Deref for Authenticated {
+    type Target = SessionWithUser;
+
+    fn deref(&self) -> &SessionWithUser {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +56,7 @@ impl AuthService {
             .await?
             .filter(|live| live.user.id == verified.user_id)
             .ok_or(AuthError::SessionRevoked)?;
-        Ok(Authenticated {
-            user: live.user,
-            session: live.session,
-        })
+        Ok(Authenticated(live))
     }
 
     pub(super) fn issue(

@@ -4,7 +4,7 @@
 use crate::wire::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use utoipa::ToSchema;
@@ -211,8 +211,9 @@ async fn login(
     ),
     security(("bearer_jwt" = [])),
 )]
-async fn get_me(Caller(caller): Caller) -> Json<UserResponse> {
-    Json(caller.user.into())
+async fn get_me(Caller(caller): Caller) -> Response {
+    // Written from the session's shared snapshot (the cache's entry on a hit), not a copy of it.
+    Json(UserResponse::from(&caller.user)).into_response()
 }
 
 /// An absent field stays as it is; `null` clears it.
@@ -269,7 +270,7 @@ async fn update_profile(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ValidJson(request): ValidJson<ProfileRequest>,
-) -> Result<Json<UserResponse>, ApiError> {
+) -> Result<Json<UserResponse<'static>>, ApiError> {
     let change = ProfileChange {
         display_name: request.full_name,
         avatar_url: request.avatar_url,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use velro_core::domain::AdminUserChange;
-use velro_core::store::{Rotation, SessionWithUser};
+use velro_core::store::Rotation;
 
 use crate::fixture::{is_live, new_session, policy, register, secs, t0, token, Fixture};
 
@@ -41,14 +41,12 @@ async fn a_live_refresh_token_rotates_to_its_successor(fx: &Fixture) {
     assert!(!session.remember_me);
     assert_eq!(user, ada.user);
 
-    let SessionWithUser {
-        session: stored, ..
-    } = store
+    let stored = store
         .find_live_session(ada.session)
         .await
         .expect("find_live_session")
         .expect("still live");
-    assert_eq!(stored, session);
+    assert_eq!(stored.session, session);
 
     // The successor is the session's current token and rotates in turn.
     let second = token();

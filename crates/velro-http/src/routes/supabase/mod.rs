@@ -566,7 +566,7 @@ async fn get_user(
     State(state): State<AppState>,
     SupabaseCaller(caller): SupabaseCaller,
 ) -> Result<Json<SupabaseUser>, GotrueError> {
-    let user = state.supabase.with_mail_state(caller.user).await?;
+    let user = state.supabase.with_mail_state(caller.user.clone()).await?;
     Ok(Json(SupabaseUser::with_mail(&user, audience(&state))))
 }
 
