@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, St
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::HttpSettings;
+use crate::{ApiError, HttpSettings};
 
 /// Set on every response that does not set its own value, so that a page served later (an API
 /// reference at /docs) can send its own `Content-Security-Policy` and caching.
@@ -63,19 +63,39 @@ fn header_bytes<B>(request: &Request<B>) -> usize {
         + target.0
 }
 
-/// The check of `ValidateRequestHeaderLayer`: 431 for a request whose headers (and target)
-/// exceed `max_bytes`, before anything reads them.
+/// The check of `ValidateRequestHeaderLayer`, before anything reads the body: 431 for a request
+/// whose headers (and target) exceed `max_header_bytes`, then 413 for one that declares a body
+/// over `max_body_bytes` in its `Content-Length`, read or not (a GET declaring 10 MB too). A body
+/// without a length is bounded while it is read (`DefaultBodyLimit`, which every body extractor
+/// honours). Checked here rather than by `tower_http`'s `RequestBodyLimitLayer`, which also
+/// boxes every request's and every answer's body, token checks included.
 // The error is the response itself, as the layer's interface wants it.
 #[allow(clippy::result_large_err)]
-pub(crate) fn headers_within<B>(
-    max_bytes: usize,
+pub(crate) fn within_bounds<B>(
+    max_header_bytes: usize,
+    max_body_bytes: usize,
 ) -> impl FnMut(&mut Request<B>) -> Result<(), Response> + Clone + Send + Sync + 'static {
     move |request: &mut Request<B>| {
-        if header_bytes(request) > max_bytes {
+        if header_bytes(request) > max_header_bytes {
             return Err(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response());
+        }
+        if declared_body_bytes(request).is_some_and(|length| length > max_body_bytes as u64) {
+            return Err(ApiError::PayloadTooLarge.into_response());
         }
         Ok(())
     }
+}
+
+/// The body's length as `Content-Length` declares it (hyper has refused a malformed or
+/// conflicting one before the request gets here).
+fn declared_body_bytes<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// CORS for the configured origins; `None` (no CORS headers at all) when there are none. `*`
@@ -146,6 +166,32 @@ mod tests {
             .body(Body::empty())
             .expect("request");
         assert_eq!(header_bytes(&request), "/api/v1/auth/me".len() + 3 + 5 + 4);
+    }
+
+    #[test]
+    fn the_declared_body_is_bounded_after_the_headers() {
+        let mut check = within_bounds(64, 100);
+        let request = |length: Option<&str>, padding: usize| {
+            let mut builder = Request::builder()
+                .uri("/api/v1/auth/me")
+                .header("x-pad", "p".repeat(padding));
+            if let Some(length) = length {
+                builder = builder.header(header::CONTENT_LENGTH, length);
+            }
+            builder.body(Body::empty()).expect("request")
+        };
+        let status = |result: Result<(), Response>| result.err().map(|r| r.status());
+        assert_eq!(status(check(&mut request(None, 0))), None);
+        assert_eq!(status(check(&mut request(Some("100"), 0))), None);
+        assert_eq!(
+            status(check(&mut request(Some("101"), 0))),
+            Some(StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        // Headers over their bound are 431 whatever the body declares, as before anything else.
+        assert_eq!(
+            status(check(&mut request(Some("101"), 64))),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
     }
 
     #[test]

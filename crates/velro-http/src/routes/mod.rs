@@ -10,12 +10,9 @@ pub(crate) mod openapi;
 pub(crate) mod status;
 mod supabase;
 
-use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Response;
 use axum::Router;
 use tower::ServiceBuilder;
-use tower_http::limit::{RequestBodyLimitLayer, ResponseBody};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::middleware::ObserveLayer;
@@ -44,17 +41,15 @@ pub fn router(state: AppState) -> Router {
         router
     };
     // One stack around every route, outermost first: the request's id, deadline, log line and
-    // security headers; CORS (which answers preflights itself, inside those); the bound on
-    // headers; the bound on the body, by Content-Length before reading (a 10 MB body costs
-    // nothing) and while reading.
+    // security headers; CORS (which answers preflights itself, inside those); the bounds on the
+    // headers and on the declared body, before anything reads it (a 10 MB body costs nothing);
+    // the bound on a body while it is read.
     let layers = ServiceBuilder::new()
         .layer(ObserveLayer::new(state.clone()))
         .option_layer(cors)
         .layer(ValidateRequestHeaderLayer::custom(
-            crate::security::headers_within(state.settings.max_header_bytes),
+            crate::security::within_bounds(state.settings.max_header_bytes, max_body),
         ))
-        .map_response(|response: Response<ResponseBody<Body>>| response.map(Body::new))
-        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(DefaultBodyLimit::max(max_body));
     router
         .fallback(|| async { ApiError::NotFound })
