@@ -1,6 +1,7 @@
 //! The layer every request passes through: request id, the one deadline, the contract's error
-//! body (rendered by `error::render`), the security headers, and handing the answer to `tally`
-//! (metrics, dashboard, status page, the one log line).
+//! body (rendered by `error::render`), the Bearer challenge on the 401s of endpoints that take a
+//! token, the security headers, and handing the answer to `tally` (metrics, dashboard, status
+//! page, the one log line).
 //!
 //! It is one `tower` service rather than a stack of `middleware::from_fn` layers: each of those
 //! boxes its future and, applied with `Router::layer`, wraps every route once more (a boxed
