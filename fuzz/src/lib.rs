@@ -141,12 +141,12 @@ velro_core::impl_store! {
     async fn find_live_session(
         &self,
         id: SessionId,
-    ) -> Result<Option<SessionWithUser>, StoreError> {
+    ) -> Result<Option<Arc<SessionWithUser>>, StoreError> {
         if id != session_id() {
             return Ok(None);
         }
         let user = user();
-        Ok(Some(SessionWithUser {
+        Ok(Some(Arc::new(SessionWithUser {
             session: SessionRecord {
                 id,
                 user_id: user.id,
@@ -158,7 +158,7 @@ velro_core::impl_store! {
                 ip: None,
             },
             user,
-        }))
+        })))
     }
 }
 
