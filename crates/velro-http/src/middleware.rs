@@ -24,7 +24,8 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::error::{ApiError, BEARER_CHALLENGE};
-use crate::tally::{CallerSlot, Finished, Tallies};
+use crate::extract::CallerSlot;
+use crate::tally::{Finished, Tallies};
 use crate::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -2,51 +2,16 @@
 //! status page's minute counters and the access log line. The request layer (`middleware`) hands
 //! each answer over; nothing here changes a response.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode};
 use metrics::{Counter, Histogram};
-use velro_core::domain::UserId;
 use velro_core::service::Surface;
 
+use crate::extract::CallerSlot;
 use crate::monitor::RequestSeen;
 use crate::AppState;
-
-/// What the authentication extractors learn about the caller, read back once the answer is made:
-/// the user, for the log line, and whether the endpoint takes a Bearer token, for the challenge
-/// its 401s carry (contract: "401 responses of endpoints that take a Bearer token carry
-/// `WWW-Authenticate: Bearer`"). Marked by the extractor rather than by a layer around those
-/// routes: a route layer is one more boxed clone of the route and one more boxed future on every
-/// request, token checks included.
-#[derive(Clone, Default)]
-pub(crate) struct CallerSlot(Arc<CallerSeen>);
-
-#[derive(Default)]
-struct CallerSeen {
-    user: OnceLock<UserId>,
-    takes_bearer: AtomicBool,
-}
-
-impl CallerSlot {
-    pub(crate) fn set_user(&self, user_id: UserId) {
-        let _ = self.0.user.set(user_id);
-    }
-
-    pub(crate) fn user(&self) -> Option<UserId> {
-        self.0.user.get().copied()
-    }
-
-    /// Called by a Bearer extractor before it checks anything, so that its own 401s count.
-    pub(crate) fn set_takes_bearer(&self) {
-        self.0.takes_bearer.store(true, Ordering::Relaxed);
-    }
-
-    pub(crate) fn takes_bearer(&self) -> bool {
-        self.0.takes_bearer.load(Ordering::Relaxed)
-    }
-}
 
 /// What one kind of request (method, route, status) is counted under: its metric handles, its
 /// dashboard row and its status-page surface. Made on the first such request and kept by the

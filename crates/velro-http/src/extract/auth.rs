@@ -1,12 +1,15 @@
 //! Who is calling: a user behind a Bearer access token, or the holder of the service key.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use velro_core::domain::UserId;
 use velro_core::service::Authenticated;
 use velro_core::AuthError;
 
-use crate::tally::CallerSlot;
 use crate::{ApiError, AppState};
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is matched
@@ -21,6 +24,41 @@ pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// What the authentication extractors learn about the caller, read back by `middleware::Observe`
+/// (which puts one in every request's extensions) once the answer is made: the user, for the log
+/// line, and whether the endpoint takes a Bearer token, for the challenge its 401s carry
+/// (contract: "401 responses of endpoints that take a Bearer token carry `WWW-Authenticate:
+/// Bearer`"). Marked by the extractor rather than by a layer around those routes: a route layer
+/// is one more boxed clone of the route and one more boxed future on every request, token checks
+/// included.
+#[derive(Clone, Default)]
+pub(crate) struct CallerSlot(Arc<CallerSeen>);
+
+#[derive(Default)]
+struct CallerSeen {
+    user: OnceLock<UserId>,
+    takes_bearer: AtomicBool,
+}
+
+impl CallerSlot {
+    pub(crate) fn set_user(&self, user_id: UserId) {
+        let _ = self.0.user.set(user_id);
+    }
+
+    pub(crate) fn user(&self) -> Option<UserId> {
+        self.0.user.get().copied()
+    }
+
+    /// Called by a Bearer extractor before it checks anything, so that its own 401s count.
+    pub(crate) fn set_takes_bearer(&self) {
+        self.0.takes_bearer.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn takes_bearer(&self) -> bool {
+        self.0.takes_bearer.load(Ordering::Relaxed)
+    }
 }
 
 /// A user with a valid access token on a live session.

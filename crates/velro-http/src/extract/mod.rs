@@ -5,6 +5,6 @@ mod auth;
 mod body;
 mod params;
 
-pub(crate) use auth::{bearer_token, AdminCaller, Caller};
+pub(crate) use auth::{bearer_token, AdminCaller, Caller, CallerSlot};
 pub(crate) use body::{Fields, FromFields, ValidJson};
 pub(crate) use params::{Client, PathId, QueryParams};

@@ -32,8 +32,7 @@ use velro_core::service::{
 use velro_core::tokens::AdminToken;
 use velro_core::Secret;
 
-use crate::extract::{bearer_token, Client};
-use crate::tally::CallerSlot;
+use crate::extract::{bearer_token, CallerSlot, Client};
 use crate::AppState;
 
 use error::{ErrorBody, GotrueError};
