@@ -49,27 +49,11 @@ VELRO_BIND="127.0.0.1:${PORT[new]}" "$NEW_BIN" serve >"$TMP/new.log" 2>&1 &
 PIDS+=("$!")
 VELRO_BIND="127.0.0.1:${PORT[floor]}" "$FLOOR_BIN" >"$TMP/floor.log" 2>&1 &
 PIDS+=("$!")
-TOKEN=$(curl -fsS -H 'content-type: application/json' \
-  -d '{"email":"floor-ab@example.com","password":"floor bench passphrase 42"}' \
-  "http://127.0.0.1:${PORT[base]}/api/v1/auth/register" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-ME=/api/v1/auth/me
-for name in "${NAMES[@]}"; do
-  for _ in $(seq 300); do
-    curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" \
-      "http://127.0.0.1:${PORT[$name]}$ME" 2>/dev/null && break
-    sleep 0.1
-  done
-  curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$name]}$ME"
-done
+TOKEN=$(me_token "${PORT[base]}" floor-ab@example.com)
+for name in "${NAMES[@]}"; do wait_me "${PORT[$name]}" "$TOKEN"; done
 
 run_wrk() { # NAME SECS: prints req/s
-  wrk -t1 -c"$CONNS" -d"${2}s" -H "authorization: Bearer $TOKEN" \
-    "http://127.0.0.1:${PORT[$1]}$ME" >"$TMP/wrk.txt"
-  if grep -q 'Non-2xx\|Socket errors' "$TMP/wrk.txt"; then
-    echo "wrk saw errors against $1:" >&2; cat "$TMP/wrk.txt" >&2; return 1
-  fi
-  awk '/Requests\/sec/ {print $2}' "$TMP/wrk.txt"
+  wrk_me "${PORT[$1]}" "$TOKEN" "$2" "$CONNS" 1 "$TMP/wrk.txt"
 }
 
 echo "wrk -t1 -c$CONNS -d${SECS}s per server per round, $ROUNDS rounds; load average" \

@@ -59,26 +59,11 @@ env "${COMMON[@]}" VELRO_BIND="127.0.0.1:$FLOOR_PORT" \
   ${FLOOR_SERVER_CPUS:+taskset -c $FLOOR_SERVER_CPUS} "$FLOOR_BIN" >"$OUT/floor.log" 2>&1 &
 FLOOR_PID=$!
 PIDS+=("$FLOOR_PID")
-TOKEN=$(curl -fsS -H 'content-type: application/json' \
-  -d '{"email":"floor@example.com","password":"floor bench passphrase 42"}' \
-  "http://127.0.0.1:$SERVER_PORT/api/v1/auth/register" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-for port in "$SERVER_PORT" "$FLOOR_PORT"; do
-  for _ in $(seq 100); do
-    curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" \
-      "http://127.0.0.1:$port/api/v1/auth/me" 2>/dev/null && break
-    sleep 0.1
-  done
-  curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$port/api/v1/auth/me"
-done
+TOKEN=$(me_token "$SERVER_PORT" floor@example.com)
+for port in "$SERVER_PORT" "$FLOOR_PORT"; do wait_me "$port" "$TOKEN"; done
 
 run_wrk() { # PORT SECS: prints req/s
-  pin "${FLOOR_WRK_CPUS:-}" wrk -t"$THREADS" -c"$CONNS" -d"${2}s" \
-    -H "authorization: Bearer $TOKEN" "http://127.0.0.1:$1/api/v1/auth/me" >"$OUT/wrk.txt"
-  if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk.txt"; then
-    echo "wrk saw errors:" >&2; cat "$OUT/wrk.txt" >&2; return 1
-  fi
-  awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt"
+  wrk_me "$1" "$TOKEN" "$2" "$CONNS" "$THREADS" "$OUT/wrk.txt" "${FLOOR_WRK_CPUS:-}"
 }
 
 echo "wrk -t$THREADS -c$CONNS -d${SECS}s, log level $LEVEL, server cpus ${FLOOR_SERVER_CPUS:-any}," \

@@ -39,15 +39,6 @@ for bin in "$SERVER_BIN" "$FLOOR_BIN"; do
   [[ -x $bin ]] || { echo "no binary at $bin: cargo build --release -p velro --bins" >&2; exit 1; }
 done
 
-wait_me() { # PORT: until /me answers 200 (valgrind starts slowly)
-  for _ in $(seq 600); do
-    curl -fsS -o /dev/null -H "authorization: Bearer $TOKEN" \
-      "http://127.0.0.1:$1/api/v1/auth/me" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "no answer from port $1" >&2; return 1
-}
-
 # A user and a token from a native server on the same data folder, which both servers read.
 DATA=$TMP/data
 mkdir -p "$DATA"
@@ -60,10 +51,7 @@ for _ in $(seq 300); do
   curl -fsS -o /dev/null "http://127.0.0.1:$PORT/health" 2>/dev/null && break
   sleep 0.1
 done
-TOKEN=$(curl -fsS -H 'content-type: application/json' \
-  -d '{"email":"insn@example.com","password":"instruction bench passphrase 42"}' \
-  "http://127.0.0.1:$PORT/api/v1/auth/register" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+TOKEN=$(me_token "$PORT" insn@example.com)
 kill -TERM "$SETUP_PID"
 wait "$SETUP_PID" || true
 
@@ -75,7 +63,7 @@ count() { # NAME COMMAND...: prints instructions per request
     --callgrind-out-file="$OUT/$name.callgrind" "$@" >"$OUT/$name.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
-  wait_me "$port"
+  wait_me "$port" "$TOKEN" 600 # valgrind starts slowly
   wrk -t1 -c"$CONNS" -d3s -H "authorization: Bearer $TOKEN" \
     "http://127.0.0.1:$port/api/v1/auth/me" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
