@@ -175,12 +175,22 @@ impl CachedStore {
         &self,
         session_id: SessionId,
     ) -> Result<Option<Arc<SessionWithUser>>, StoreError> {
-        let local = &self.shared.local;
-        if let Some(hit) = local.get(session_id.0).await {
+        if let Some(hit) = self.shared.local.get(session_id.0).await {
             self.lookups.l1_hit.increment(1);
             return Ok(Some(hit));
         }
         self.lookups.l1_miss.increment(1);
+        // Boxed apart: held inline, the miss's state (L2's and the store's calls) would size
+        // every lookup's future, which is boxed and allocated on each token check, hits included.
+        Box::pin(self.coalesced_load(session_id)).await
+    }
+
+    /// [`Self::lookup`] after an L1 miss.
+    async fn coalesced_load(
+        &self,
+        session_id: SessionId,
+    ) -> Result<Option<Arc<SessionWithUser>>, StoreError> {
+        let local = &self.shared.local;
         // Before any read below: a fill is skipped if an invalidation ran since.
         let epoch = local.epoch();
         let seat = self.board(session_id.0, epoch);
