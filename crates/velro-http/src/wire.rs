@@ -14,6 +14,8 @@ use uuid::Uuid;
 use velro_core::domain::{Incident, Role, SessionRecord, User};
 use velro_core::service::IssuedSession;
 
+mod user_body;
+
 const RFC3339_UTC: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
 
@@ -33,20 +35,29 @@ const JSON_HEADERS_CAPACITY: usize = 9;
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         let mut body = Vec::with_capacity(JSON_BODY_CAPACITY);
-        if let Err(error) = serde_json::to_writer(&mut body, &self.0) {
-            // Only a type that cannot be JSON fails here; the surface's renderer writes the 500.
-            tracing::error!(error = %error, "an answer could not be written as JSON");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        match serde_json::to_writer(&mut body, &self.0) {
+            Ok(()) => json_answer(body),
+            Err(error) => unwritable(&error),
         }
-        let mut headers = HeaderMap::with_capacity(JSON_HEADERS_CAPACITY);
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        let mut response = Response::new(Body::from(body));
-        *response.headers_mut() = headers;
-        response
     }
+}
+
+/// A 200 carrying `body`, a JSON document.
+fn json_answer(body: Vec<u8>) -> Response {
+    let mut headers = HeaderMap::with_capacity(JSON_HEADERS_CAPACITY);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let mut response = Response::new(Body::from(body));
+    *response.headers_mut() = headers;
+    response
+}
+
+/// Only a type that cannot be JSON fails to be written; the surface's renderer writes the 500.
+fn unwritable(error: &serde_json::Error) -> Response {
+    tracing::error!(error = %error, "an answer could not be written as JSON");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
 /// RFC 3339 in UTC, whole seconds, as the contract's examples show.
@@ -71,19 +82,22 @@ const RFC3339_LEN: usize = "2026-01-31T23:59:59Z".len();
 /// other years, which `time` writes (with a sign or more digits).
 fn write_rfc3339(t: OffsetDateTime, out: &mut [u8; RFC3339_LEN]) -> Option<&str> {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let year = u16::try_from(t.year()).ok().filter(|year| *year <= 9999)?;
-    let mut put = |at: usize, value: u16, digits: u32| {
-        for place in 0..digits {
-            let digit = (value / 10_u16.pow(digits - 1 - place)) % 10;
-            out[at + place as usize] = b'0' + digit as u8;
-        }
-    };
-    put(0, year, 4);
-    put(5, u16::from(u8::from(t.month())), 2);
-    put(8, u16::from(t.day()), 2);
-    put(11, u16::from(t.hour()), 2);
-    put(14, u16::from(t.minute()), 2);
-    put(17, u16::from(t.second()), 2);
+    let (year, month, day) = t.to_calendar_date();
+    let year = u16::try_from(year).ok().filter(|year| *year <= 9999)?;
+    let (hour, minute, second) = t.to_hms();
+    let [century, year] = [year / 100, year % 100].map(|part| part as u8);
+    for (at, value) in [
+        (0, century),
+        (2, year),
+        (5, u8::from(month)),
+        (8, day),
+        (11, hour),
+        (14, minute),
+        (17, second),
+    ] {
+        out[at] = b'0' + value / 10;
+        out[at + 1] = b'0' + value % 10;
+    }
     for (at, separator) in [
         (4, b'-'),
         (7, b'-'),

@@ -213,7 +213,7 @@ async fn login(
 )]
 async fn get_me(Caller(caller): Caller) -> Response {
     // Written from the session's shared snapshot (the cache's entry on a hit), not a copy of it.
-    Json(UserResponse::from(&caller.user)).into_response()
+    UserResponse::from(&caller.user).into_response()
 }
 
 /// An absent field stays as it is; `null` clears it.
@@ -270,13 +270,13 @@ async fn update_profile(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ValidJson(request): ValidJson<ProfileRequest>,
-) -> Result<Json<UserResponse<'static>>, ApiError> {
+) -> Result<UserResponse<'static>, ApiError> {
     let change = ProfileChange {
         display_name: request.full_name,
         avatar_url: request.avatar_url,
     };
     let user = state.auth.update_profile(&caller, change).await?;
-    Ok(Json(user.into()))
+    Ok(user.into())
 }
 
 #[derive(ToSchema)]
