@@ -66,8 +66,8 @@ fn header_bytes<B>(request: &Request<B>) -> usize {
 /// The check of `ValidateRequestHeaderLayer`, before anything reads the body: 431 for a request
 /// whose headers (and target) exceed `max_header_bytes`, then 413 for one that declares a body
 /// over `max_body_bytes` in its `Content-Length`, read or not (a GET declaring 10 MB too). A body
-/// without a length is bounded while it is read (`DefaultBodyLimit`, which every body extractor
-/// honours). Checked here rather than by `tower_http`'s `RequestBodyLimitLayer`, which also
+/// without a length is bounded while it is read (`extract::read_body`, through which every
+/// handler reads its body). Checked here rather than by `tower_http`'s `RequestBodyLimitLayer`, which also
 /// boxes every request's and every answer's body, token checks included.
 // The error is the response itself, as the layer's interface wants it.
 #[allow(clippy::result_large_err)]

@@ -3,11 +3,50 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::header;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 use velro_core::FieldError;
 
 use crate::{ApiError, AppState};
+
+/// Why a body could not be read whole.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Longer than `max_body_bytes`.
+    TooLarge,
+    /// The client broke off or sent a malformed chunk.
+    Unreadable,
+}
+
+/// The whole body, refused past `max_body_bytes`. Every handler reads its body through here
+/// ([`ValidJson`], [`BoundedBytes`], /auth/v1's JSON): a declared length over the bound was
+/// refused with the headers (`security::within_bounds`), and this bounds one that declares none
+/// (chunked) while it is read. It stands in for axum's `DefaultBodyLimit`, a layer that puts the
+/// bound into every request's extensions, token checks included, which read no body.
+pub(crate) async fn read_body(request: Request, state: &AppState) -> Result<Bytes, BodyError> {
+    let limited = Limited::new(request.into_body(), state.settings.max_body_bytes);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Unreadable),
+    }
+}
+
+/// A body taken as it is, bounded by [`read_body`] (the console's forms).
+pub(crate) struct BoundedBytes(pub Bytes);
+
+impl FromRequest<AppState> for BoundedBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match read_body(request, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(BodyError::TooLarge) => Err(ApiError::PayloadTooLarge),
+            Err(BodyError::Unreadable) => Err(ApiError::field("body", "could not be read")),
+        }
+    }
+}
 
 /// A request type that can be read from a JSON object's fields.
 pub(crate) trait FromFields: Sized {
@@ -45,15 +84,7 @@ impl<T: FromFields> FromRequest<AppState> for ValidJson<T> {
                 return Err(ApiError::UnsupportedMediaType);
             }
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::field("body", "could not be read")
-                }
-            })?;
+        let BoundedBytes(bytes) = BoundedBytes::from_request(request, state).await?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|error| ApiError::field("body", format!("is not valid JSON ({error})")))?;
         let Value::Object(map) = value else {

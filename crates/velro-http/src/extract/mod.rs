@@ -6,5 +6,5 @@ mod body;
 mod params;
 
 pub(crate) use auth::{bearer_token, AdminCaller, Caller, CallerSlot};
-pub(crate) use body::{Fields, FromFields, ValidJson};
+pub(crate) use body::{read_body, BodyError, BoundedBytes, Fields, FromFields, ValidJson};
 pub(crate) use params::{Client, PathId, QueryParams};

@@ -10,7 +10,6 @@ pub(crate) mod openapi;
 pub(crate) mod status;
 mod supabase;
 
-use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
@@ -42,15 +41,14 @@ pub fn router(state: AppState) -> Router {
     };
     // One stack around every route, outermost first: the request's id, deadline, log line and
     // security headers; CORS (which answers preflights itself, inside those); the bounds on the
-    // headers and on the declared body, before anything reads it (a 10 MB body costs nothing);
-    // the bound on a body while it is read.
+    // headers and on the declared body, before anything reads it (a 10 MB body costs nothing).
+    // A body without a length is bounded while it is read (`extract::read_body`).
     let layers = ServiceBuilder::new()
         .layer(ObserveLayer::new(state.clone()))
         .option_layer(cors)
         .layer(ValidateRequestHeaderLayer::custom(
             crate::security::within_bounds(state.settings.max_header_bytes, max_body),
-        ))
-        .layer(DefaultBodyLimit::max(max_body));
+        ));
     router
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

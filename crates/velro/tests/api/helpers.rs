@@ -620,6 +620,9 @@ pub async fn raw_exchange(app: &TestApp, head: String, body: Vec<u8>) -> reqwest
         if writer.write_all(head.as_bytes()).await.is_ok() {
             let _ = writer.write_all(&body).await;
         }
+        // Kept until the answer is read: dropped, it would half-close the connection, and hyper
+        // (by default) drops a request whose client half-closed before its answer.
+        writer
     });
     let mut answer = Vec::new();
     let mut buffer = vec![0_u8; 64 * 1024];

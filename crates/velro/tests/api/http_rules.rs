@@ -20,6 +20,7 @@ both_stores!(
     a_body_over_16_kib_is_payload_too_large,
     a_body_just_under_16_kib_is_read,
     a_10_mb_body_is_refused_without_a_server_error,
+    a_chunked_body_is_bounded_on_every_surface,
     a_non_json_content_type_is_unsupported_media_type,
     a_body_without_content_type_is_read_as_json,
     json_media_types_with_parameters_and_suffixes_are_accepted,
@@ -277,6 +278,48 @@ async fn a_10_mb_body_is_refused_without_a_server_error(app: TestApp) {
     expect_error(me, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     // The server is still there.
     app.me_json(&tokens.access).await;
+}
+
+/// `body` in chunks, as a client that does not know its length in advance sends it.
+fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut chunked = Vec::new();
+    for chunk in body.chunks(4096) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    chunked
+}
+
+fn chunked_head(path: &str, content_type: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+}
+
+/// Without a Content-Length, each surface's body reader meets the 16 KiB bound itself: the v1
+/// API, /auth/v1 and the console's forms. A body at the bound is still read.
+async fn a_chunked_body_is_bounded_on_every_surface(app: TestApp) {
+    let at_the_bound = padded_register_body(16 * 1024).into_bytes();
+    let head = chunked_head(REGISTER, "application/json");
+    let response = raw_exchange(&app, head, chunked(&at_the_bound)).await;
+    expect_session(response, StatusCode::CREATED).await;
+
+    let over = padded_register_body(16 * 1024 + 1).into_bytes();
+    let head = chunked_head("/api/v1/auth/login", "application/json");
+    let response = raw_exchange(&app, head, chunked(&over)).await;
+    expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+
+    let head = chunked_head("/auth/v1/token?grant_type=password", "application/json");
+    let response = raw_exchange(&app, head, chunked(&over)).await;
+    let body = expect_json(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(body["error_code"], "request_entity_too_large");
+
+    let form = format!("service_key={}", "k".repeat(16 * 1024)).into_bytes();
+    let head = chunked_head("/admin/sign-in", "application/x-www-form-urlencoded");
+    let response = raw_exchange(&app, head, chunked(&form)).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
 async fn a_non_json_content_type_is_unsupported_media_type(app: TestApp) {

@@ -19,7 +19,7 @@ use velro_core::service::{ConsoleService, Login, Operator};
 use velro_core::{AuthError, Secret};
 
 use crate::error::BodyIsFinal;
-use crate::extract::{Client, QueryParams};
+use crate::extract::{BoundedBytes, Client, QueryParams};
 use crate::{ApiError, AppState};
 
 const COOKIE: &str = "velro_console";
@@ -201,7 +201,7 @@ async fn sign_in(
     State(state): State<AppState>,
     Client(client): Client,
     parts: Parts,
-    body: Bytes,
+    BoundedBytes(body): BoundedBytes,
 ) -> Result<Response, ApiError> {
     let form = Form::parse(&body);
     let outcome = match (
@@ -249,7 +249,7 @@ async fn sign_in(
 async fn sign_out(
     State(state): State<AppState>,
     parts: Parts,
-    body: Bytes,
+    BoundedBytes(body): BoundedBytes,
 ) -> Result<Response, ApiError> {
     let console = require(&state, &parts.headers).await?;
     Form::checked(&body, &console)?;
@@ -303,7 +303,7 @@ async fn requests_fragment(
 async fn set_flag(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    BoundedBytes(body): BoundedBytes,
 ) -> Result<Response, ApiError> {
     let console = require(&state, &headers).await?;
     let form = Form::checked(&body, &console)?;
@@ -353,7 +353,7 @@ async fn update_user(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    BoundedBytes(body): BoundedBytes,
 ) -> Result<Response, ApiError> {
     let console = require(&state, &headers).await?;
     let form = Form::checked(&body, &console)?;
@@ -393,7 +393,7 @@ async fn revoke_sessions(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    BoundedBytes(body): BoundedBytes,
 ) -> Result<Response, ApiError> {
     let console = require(&state, &headers).await?;
     let form = Form::checked(&body, &console)?;
