@@ -14,6 +14,7 @@ mod tally;
 mod wire;
 
 pub use error::ApiError;
+pub use extract::CallerSlot;
 pub use monitor::{Monitor, SAMPLE_EVERY};
 pub use proxies::TrustedProxies;
 /// The status page's JSON body, as GET /status.json answers it.

@@ -105,8 +105,14 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
         let request_id = request_id(request.headers());
-        let caller = CallerSlot::default();
-        request.extensions_mut().insert(caller.clone());
+        let caller = match request.extensions().get::<CallerSlot>() {
+            Some(caller) => caller.clone(),
+            None => {
+                let caller = CallerSlot::default();
+                request.extensions_mut().insert(caller.clone());
+                caller
+            }
+        };
         let method = request.method().clone();
         let route = request.extensions().get::<MatchedPath>().cloned();
         let span = tracing::info_span!(

@@ -52,8 +52,9 @@ impl TrustedProxies {
     pub(crate) fn forwarded_https(&self, parts: &axum::http::request::Parts) -> bool {
         let peer = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip());
+            .get::<crate::extract::CallerSlot>()
+            .and_then(crate::extract::CallerSlot::peer)
+            .map(|peer| peer.ip());
         if !peer.is_some_and(|peer| self.trusts(peer)) {
             return false;
         }

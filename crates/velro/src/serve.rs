@@ -33,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::{Service, ServiceExt as _};
+use velro_http::CallerSlot;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionSettings {
@@ -79,7 +80,6 @@ pub async fn serve(
     // `true` once shutdown has begun; the drain is over when every connection has dropped its
     // receiver.
     let (draining, drain_watch) = watch::channel(false);
-    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -94,10 +94,10 @@ pub async fn serve(
         };
         // Small JSON answers go out in one write; Nagle would only hold them back.
         let _ = stream.set_nodelay(true);
-        let Ok(service) = make_service.call(remote).await;
         tokio::spawn(connection(
             stream,
-            service,
+            remote,
+            router.clone(),
             Arc::clone(&protocols),
             drain_watch.clone(),
         ));
@@ -118,6 +118,7 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// One connection, from accept to close.
 async fn connection<S>(
     mut stream: TcpStream,
+    peer: SocketAddr,
     service: S,
     protocols: Arc<Protocols>,
     mut drain: watch::Receiver<bool>,
@@ -136,13 +137,13 @@ async fn connection<S>(
         return;
     };
     if http2 {
-        serve_http2(stream, first, service, &protocols, drain).await;
+        serve_http2(stream, first, peer, service, &protocols, drain).await;
         return;
     }
     let mut replay = first;
     loop {
         let Some((released, read_ahead)) =
-            serve_http1(stream, replay, &service, &protocols, &mut drain).await
+            serve_http1(stream, replay, peer, &service, &protocols, &mut drain).await
         else {
             return;
         };
@@ -198,6 +199,7 @@ async fn sniff(stream: &mut TcpStream, limit: Duration) -> Option<(Bytes, bool)>
 async fn serve_http1<S>(
     stream: TcpStream,
     replay: Bytes,
+    peer: SocketAddr,
     service: &S,
     protocols: &Protocols,
     drain: &mut watch::Receiver<bool>,
@@ -219,6 +221,7 @@ where
     let answering = Answering {
         service: service.clone(),
         cycle: Arc::clone(&cycle),
+        peer,
     };
     // Boxed so that the connection's task, which lives as long as the client stays, is small
     // while it waits.
@@ -291,6 +294,7 @@ fn detached(read_buf: Bytes, unread: Bytes) -> Bytes {
 async fn serve_http2<S>(
     stream: TcpStream,
     preface: Bytes,
+    peer: SocketAddr,
     service: S,
     protocols: &Protocols,
     mut drain: watch::Receiver<bool>,
@@ -309,7 +313,11 @@ async fn serve_http2<S>(
         stream: LingeringClose(Some(stream)),
         cycle: Arc::clone(&cycle),
     });
-    let answering = Answering { service, cycle };
+    let answering = Answering {
+        service,
+        cycle,
+        peer,
+    };
     let mut conn = Box::pin(protocols.http2.serve_connection(io, answering));
     let mut shutting = *drain.borrow();
     if shutting {
@@ -410,10 +418,12 @@ impl Cycle {
     }
 }
 
-/// The router as hyper's service, keeping the cycle's accounts.
+/// The router as hyper's service, keeping the cycle's accounts and telling the router who is
+/// on the other end.
 struct Answering<S> {
     service: S,
     cycle: Arc<Cycle>,
+    peer: SocketAddr,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for Answering<S>
@@ -434,13 +444,18 @@ where
             self.cycle.leave_to_hyper.store(true, Ordering::Relaxed);
         }
         let cycle = Arc::clone(&self.cycle);
-        let request = request.map(|body| {
+        let mut request = request.map(|body| {
             let ended = body.is_end_stream();
             if !ended {
                 cycle.unread_bodies.fetch_add(1, Ordering::Relaxed);
             }
             AxumBody::new(ReadToEnd { body, cycle, ended })
         });
+        // The one extension the router needs from the server. It is also where the router
+        // notes the caller: one insert per request, not one for the address and one for that.
+        request
+            .extensions_mut()
+            .insert(CallerSlot::for_peer(self.peer));
         let service = self.service.clone();
         Box::pin(async move {
             let Ok(response) = service.oneshot(request).await;
@@ -805,16 +820,14 @@ mod tests {
         let address = listener.local_addr().expect("address");
         let _client = TcpStream::connect(address).await.expect("connect");
         let (stream, remote) = listener.accept().await.expect("accept");
-        let mut make_service =
-            axum::Router::new().into_make_service_with_connect_info::<SocketAddr>();
-        let Ok(service) = make_service.call(remote).await;
+        let service = axum::Router::new();
         let protocols = Arc::new(Protocols {
             http1: http1::Builder::new(),
             http2: http2::Builder::new(TokioExecutor::new()),
             idle_timeout: Duration::from_secs(1),
         });
         let (_draining, drain) = watch::channel(false);
-        let task = connection(stream, service, protocols, drain);
+        let task = connection(stream, remote, service, protocols, drain);
         let size = std::mem::size_of_val(&task);
         println!("connection future: {size} bytes");
         assert!(size <= 1024, "the connection future takes {size} bytes");

@@ -1,5 +1,6 @@
 //! Who is calling: a user behind a Bearer access token, or the holder of the service key.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -26,23 +27,39 @@ pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// What the authentication extractors learn about the caller, read back by `middleware::Observe`
-/// (which puts one in every request's extensions) once the answer is made: the user, for the log
-/// line, and whether the endpoint takes a Bearer token, for the challenge its 401s carry
+/// Who is calling, as far as one request tells: the socket's peer, which the server puts in every
+/// request's extensions with this (`CallerSlot::for_peer`), and what the authentication
+/// extractors learn, read back by `middleware::Observe` once the answer is made: the user, for
+/// the log line, and whether the endpoint takes a Bearer token, for the challenge its 401s carry
 /// (contract: "401 responses of endpoints that take a Bearer token carry `WWW-Authenticate:
 /// Bearer`"). Marked by the extractor rather than by a layer around those routes: a route layer
 /// is one more boxed clone of the route and one more boxed future on every request, token checks
-/// included.
+/// included. A request that arrives without one (a test driving the router alone) gets one from
+/// `Observe`, with no peer.
 #[derive(Clone, Default)]
-pub(crate) struct CallerSlot(Arc<CallerSeen>);
+pub struct CallerSlot(Arc<CallerSeen>);
 
 #[derive(Default)]
 struct CallerSeen {
+    peer: Option<SocketAddr>,
     user: OnceLock<UserId>,
     takes_bearer: AtomicBool,
 }
 
 impl CallerSlot {
+    /// For a request that came from `peer`.
+    pub fn for_peer(peer: SocketAddr) -> Self {
+        Self(Arc::new(CallerSeen {
+            peer: Some(peer),
+            ..CallerSeen::default()
+        }))
+    }
+
+    /// The socket's peer: the client, or a proxy in front of it.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        self.0.peer
+    }
+
     pub(crate) fn set_user(&self, user_id: UserId) {
         let _ = self.0.user.set(user_id);
     }

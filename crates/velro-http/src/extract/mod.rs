@@ -5,6 +5,7 @@ mod auth;
 mod body;
 mod params;
 
-pub(crate) use auth::{bearer_token, AdminCaller, Caller, CallerSlot};
+pub use auth::CallerSlot;
+pub(crate) use auth::{bearer_token, AdminCaller, Caller};
 pub(crate) use body::{read_body, BodyError, BoundedBytes, Fields, FromFields, ValidJson};
 pub(crate) use params::{Client, PathId, QueryParams};

@@ -1,13 +1,12 @@
 //! Path ids, query strings and the client's address.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::header;
 use axum::http::request::Parts;
 use uuid::Uuid;
 use velro_core::service::ClientInfo;
 
+use crate::extract::CallerSlot;
 use crate::{ApiError, AppState, TrustedProxies};
 
 const MAX_USER_AGENT_CHARS: usize = 512;
@@ -72,8 +71,9 @@ impl FromRequestParts<AppState> for Client {
 fn client_info(parts: &Parts, trusted: &TrustedProxies) -> ClientInfo {
     let ip = parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| trusted.client_ip(addr.ip(), &parts.headers).to_string());
+        .get::<CallerSlot>()
+        .and_then(CallerSlot::peer)
+        .map(|peer| trusted.client_ip(peer.ip(), &parts.headers).to_string());
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
