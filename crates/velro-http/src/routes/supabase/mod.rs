@@ -12,8 +12,8 @@ mod wire;
 
 pub use apikey::ApiKeys;
 
-use crate::wire::Json;
 use crate::extract::{read_body, BodyError};
+use crate::wire::Json;
 use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -99,14 +99,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for GotrueJson<T> {
     type Rejection = GotrueError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(request, state).await.map_err(|error| match error {
-            BodyError::TooLarge => GotrueError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_entity_too_large",
-                "Request body too large",
-            ),
-            BodyError::Unreadable => GotrueError::bad_json("Could not read the request body"),
-        })?;
+        let bytes = read_body(request, state)
+            .await
+            .map_err(|error| match error {
+                BodyError::TooLarge => GotrueError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request_entity_too_large",
+                    "Request body too large",
+                ),
+                BodyError::Unreadable => GotrueError::bad_json("Could not read the request body"),
+            })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
